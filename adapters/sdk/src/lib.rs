@@ -1,0 +1,201 @@
+//! Guest-side SDK for agent-federation adapters.
+//!
+//! Holds the one `wit_bindgen::generate!` call for the `agent-backend` world and the
+//! plumbing every HTTP-backed adapter needs: build the wrapper's JSON body from a task,
+//! send it through the host's `outbound-http` import, and turn the reply (or the failure)
+//! into the world's typed `task-response` / `adapter-error`. An adapter crate only says
+//! who it is (`describe`) and how its framework's payload differs.
+
+pub mod bindings {
+    //! Generated bindings for `federation:agent-backend` (see `wit/agent-backend.wit`).
+    wit_bindgen::generate!({
+        world: "agent-backend",
+        path: "../../wit",
+        pub_export_macro: true,
+        default_bindings_module: "federation_adapter_sdk::bindings",
+    });
+}
+
+pub use bindings::Guest;
+pub use bindings::export;
+pub use bindings::federation::agent_backend::log::Level;
+pub use bindings::federation::agent_backend::outbound_http::{
+    self as outbound_http, HttpError, Method, Request, Response,
+};
+pub use bindings::federation::agent_backend::types::{
+    AdapterError, AdapterInfo, Task, TaskResponse, UpstreamStatus,
+};
+use serde_json::{Map, Value, json};
+
+/// Longest upstream error text carried into an `adapter-error` (bytes).
+const MAX_ERROR_EXCERPT: usize = 512;
+
+/// Writes one line to the host's log.
+pub fn log(level: Level, message: &str) {
+    bindings::federation::agent_backend::log::log(level, message);
+}
+
+/// The JSON body the agent wrapper's run routes take (`goal`, `context`, `input_data`,
+/// `federation_session_id`, `request_id`, `metadata`).
+pub fn wrapper_payload(task: &Task) -> Result<Map<String, Value>, AdapterError> {
+    let input_data: Value = serde_json::from_str(&task.input_data)
+        .map_err(|e| AdapterError::InvalidInput(format!("input_data is not JSON: {e}")))?;
+    if !input_data.is_object() {
+        return Err(AdapterError::InvalidInput(
+            "input_data must be a JSON object".into(),
+        ));
+    }
+    let metadata: Map<String, Value> = task
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let body = json!({
+        "goal": task.goal,
+        "context": task.context,
+        "input_data": input_data,
+        "federation_session_id": task.federation_session_id,
+        "request_id": task.request_id,
+        "metadata": metadata,
+    });
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => unreachable!("json! object literal"),
+    }
+}
+
+/// POSTs `body` as JSON to `{task.wrapper_url}{route}` and returns the reply object.
+///
+/// Non-2xx replies become `upstream-status` with the wrapper's message; transport
+/// failures and timeouts keep their kind so the host can pick the right gRPC code.
+pub fn post_json(
+    task: &Task,
+    route: &str,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, AdapterError> {
+    let url = format!("{}{}", task.wrapper_url.trim_end_matches('/'), route);
+    let request = Request {
+        method: Method::Post,
+        url,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        body: serde_json::to_vec(body)
+            .map_err(|e| AdapterError::Internal(format!("encoding the payload: {e}")))?,
+        timeout_ms: task
+            .deadline_ms
+            .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX)),
+    };
+    let response = outbound_http::send(&request).map_err(http_error_to_adapter_error)?;
+    if !(200..300).contains(&response.status) {
+        return Err(AdapterError::UpstreamStatus(UpstreamStatus {
+            status: response.status,
+            message: upstream_message(&response.body),
+        }));
+    }
+    match serde_json::from_slice::<Value>(&response.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(AdapterError::Internal(
+            "wrapper reply is not a JSON object".into(),
+        )),
+        Err(e) => Err(AdapterError::Internal(format!(
+            "wrapper reply is not JSON ({e}): {}",
+            excerpt(&response.body)
+        ))),
+    }
+}
+
+/// Maps the wrapper's reply to a `task-response`: `output` (string) is required,
+/// `resumed` defaults to false, and the whole reply is kept as the structured result.
+pub fn response_from_reply(
+    task: &Task,
+    reply: Map<String, Value>,
+) -> Result<TaskResponse, AdapterError> {
+    let output = match reply.get("output") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => {
+            return Err(AdapterError::Internal(
+                "wrapper reply has no `output`".into(),
+            ));
+        }
+    };
+    let resumed = reply
+        .get("resumed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let federation_session_id = reply
+        .get("federation_session_id")
+        .and_then(Value::as_str)
+        .unwrap_or(&task.federation_session_id)
+        .to_string();
+    let result_json = serde_json::to_string(&Value::Object(reply))
+        .map_err(|e| AdapterError::Internal(format!("encoding the result: {e}")))?;
+    Ok(TaskResponse {
+        output,
+        result_json,
+        federation_session_id,
+        resumed,
+    })
+}
+
+fn http_error_to_adapter_error(error: HttpError) -> AdapterError {
+    match error {
+        HttpError::Denied(why) => AdapterError::Internal(format!("outbound call denied: {why}")),
+        HttpError::InvalidRequest(why) => {
+            AdapterError::Internal(format!("invalid outbound request: {why}"))
+        }
+        HttpError::Transport(why) => AdapterError::Transport(why),
+        HttpError::Timeout(why) => AdapterError::Timeout(why),
+        HttpError::TooLarge(limit) => {
+            AdapterError::Internal(format!("wrapper reply exceeds the {limit}-byte cap"))
+        }
+    }
+}
+
+/// The wrapper's error message (`{"error": {"message": ..}}`, FastAPI's `{"detail": ..}`),
+/// or an excerpt of the raw body.
+fn upstream_message(body: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        let message = value
+            .pointer("/error/message")
+            .or_else(|| value.get("detail"))
+            .or_else(|| value.get("error"));
+        match message {
+            Some(Value::String(s)) => return truncate(s),
+            Some(other) => return truncate(&other.to_string()),
+            None => {}
+        }
+    }
+    excerpt(body)
+}
+
+fn excerpt(body: &[u8]) -> String {
+    truncate(&String::from_utf8_lossy(body))
+}
+
+fn truncate(text: &str) -> String {
+    if text.len() <= MAX_ERROR_EXCERPT {
+        return text.to_string();
+    }
+    let mut end = MAX_ERROR_EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The whole task for an adapter whose framework sits behind the agent wrapper:
+/// build the standard body, let `shape` add the framework's fields, POST it to `route`,
+/// map the reply.
+pub fn run_via_wrapper(
+    task: &Task,
+    route: &str,
+    shape: impl FnOnce(&Task, &mut Map<String, Value>),
+) -> Result<TaskResponse, AdapterError> {
+    let mut body = wrapper_payload(task)?;
+    shape(task, &mut body);
+    let reply = post_json(task, route, &body)?;
+    response_from_reply(task, reply)
+}

@@ -1,0 +1,23 @@
+//! Compiles `proto/` (the one source of the gRPC contract) with a pure-Rust protobuf
+//! compiler, so building needs no `protoc` on the machine.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let file = proto_root.join("federation/v1/federation.proto");
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let descriptors = protox::compile([&file], [&proto_root])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("federation_descriptor.bin");
+    std::fs::write(
+        &descriptor_path,
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptor_path)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Errors at the gRPC boundary, and their one mapping to `tonic::Status`.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+use crate::runtime::adapter::RunError;
+use crate::runtime::bindings::AdapterError;
+
+/// Why a `RunAgentTask` call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("unknown backend {name:?}; loaded backends: {loaded}")]
+    UnknownBackend { name: String, loaded: String },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("the host is running {0} tasks, its limit; retry later")]
+    Overloaded(usize),
+    #[error("deadline exceeded after {0:?}")]
+    DeadlineExceeded(Duration),
+    #[error("adapter {adapter:?} rejected the task: {message}")]
+    AdapterInvalidInput { adapter: String, message: String },
+    #[error("agent wrapper answered HTTP {status}: {message}")]
+    Upstream { status: u16, message: String },
+    #[error("agent wrapper unreachable: {0}")]
+    Unavailable(String),
+    #[error("adapter {adapter:?} trapped: {message}")]
+    Trap { adapter: String, message: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl TaskError {
+    /// Attributes a runtime failure of `adapter`; `elapsed` is the task's age.
+    pub fn from_run(adapter: &str, error: RunError, elapsed: Duration) -> Self {
+        match error {
+            RunError::DeadlineExceeded => TaskError::DeadlineExceeded(elapsed),
+            RunError::Trap { message } => TaskError::Trap {
+                adapter: adapter.to_string(),
+                message,
+            },
+            RunError::Instantiate(message) => TaskError::Internal(format!(
+                "could not instantiate adapter {adapter:?}: {message}"
+            )),
+            RunError::Adapter(error) => match error {
+                AdapterError::InvalidInput(message) => TaskError::AdapterInvalidInput {
+                    adapter: adapter.to_string(),
+                    message,
+                },
+                AdapterError::UpstreamStatus(upstream) => TaskError::Upstream {
+                    status: upstream.status,
+                    message: upstream.message,
+                },
+                AdapterError::Transport(message) => TaskError::Unavailable(message),
+                AdapterError::Timeout(_) => TaskError::DeadlineExceeded(elapsed),
+                AdapterError::Internal(message) => {
+                    TaskError::Internal(format!("adapter {adapter:?}: {message}"))
+                }
+            },
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            TaskError::UnknownBackend { .. } => Code::NotFound,
+            TaskError::InvalidArgument(_) | TaskError::AdapterInvalidInput { .. } => {
+                Code::InvalidArgument
+            }
+            TaskError::Overloaded(_) => Code::ResourceExhausted,
+            TaskError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            TaskError::Upstream { status, .. } => upstream_code(*status),
+            TaskError::Unavailable(_) => Code::Unavailable,
+            TaskError::Trap { .. } | TaskError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+/// gRPC code for a wrapper HTTP status (after the gRPC spec's HTTP mapping, with the
+/// 4xx codes an agent wrapper uses spelled out).
+fn upstream_code(status: u16) -> Code {
+    match status {
+        400 | 422 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        408 | 504 => Code::DeadlineExceeded,
+        409 => Code::Aborted,
+        412 => Code::FailedPrecondition,
+        413 | 429 => Code::ResourceExhausted,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        400..=499 => Code::FailedPrecondition,
+        _ => Code::Internal,
+    }
+}
+
+impl From<TaskError> for Status {
+    fn from(error: TaskError) -> Self {
+        Status::new(error.code(), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::federation::agent_backend::types::UpstreamStatus;
+
+    fn upstream(status: u16) -> Code {
+        TaskError::from_run(
+            "crewai",
+            RunError::Adapter(AdapterError::UpstreamStatus(UpstreamStatus {
+                status,
+                message: "m".into(),
+            })),
+            Duration::ZERO,
+        )
+        .code()
+    }
+
+    #[test]
+    fn wrapper_statuses_map_to_grpc_codes() {
+        assert_eq!(upstream(422), Code::InvalidArgument);
+        assert_eq!(upstream(404), Code::NotFound);
+        assert_eq!(upstream(409), Code::Aborted);
+        assert_eq!(upstream(413), Code::ResourceExhausted);
+        assert_eq!(upstream(418), Code::FailedPrecondition);
+        assert_eq!(upstream(500), Code::Internal);
+        assert_eq!(upstream(502), Code::Internal);
+        assert_eq!(upstream(503), Code::Unavailable);
+        assert_eq!(upstream(504), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn status_message_names_the_cause() {
+        let status = Status::from(TaskError::Upstream {
+            status: 500,
+            message: "boom".into(),
+        });
+        assert_eq!(status.code(), Code::Internal);
+        assert!(status.message().contains("HTTP 500: boom"));
+    }
+}

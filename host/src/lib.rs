@@ -1,0 +1,21 @@
+//! agent-federation: a gRPC host that runs AI agent frameworks (CrewAI, LangGraph, ...)
+//! behind one API, each through a sandboxed WebAssembly adapter, with one OpenTelemetry
+//! trace from the caller to every LLM call.
+//!
+//! A request's path: [`server`] (tonic, server span) → [`service`] (validation in
+//! [`task`], errors in [`error`]) → [`runtime`] (a fresh adapter instance per task) →
+//! [`outbound_http`] (the adapter's only way out, trace headers injected) → the agent
+//! wrapper.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod guest_log;
+pub mod json;
+pub mod outbound_http;
+pub mod proto;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod task;
+pub mod telemetry;

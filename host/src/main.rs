@@ -1,0 +1,27 @@
+//! The `agent-federation` binary: `serve` runs the host, `call` sends it one task.
+
+use anyhow::Context;
+use clap::Parser;
+
+use agent_federation::config::{Cli, Command};
+use agent_federation::{client, server, telemetry::Telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let telemetry = Telemetry::init()?;
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            let result = server::serve(args, listener, server::shutdown_signal()).await;
+            telemetry.shutdown();
+            result
+        }
+        Command::Call(args) => {
+            let code = client::call(args).await?;
+            std::process::exit(code);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The shared wasmtime engine: component model, async, pooling allocator, and an epoch
+//! ticker that lets the host bound a guest's time.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the engine's epoch advances. A running guest checks its deadline (and
+/// yields to the tokio scheduler) once per tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine sizing, from the host's configuration.
+#[derive(Clone, Debug)]
+pub struct EngineLimits {
+    /// Adapter instances that may exist at once (the pooling allocator's slots).
+    pub max_instances: u32,
+    /// Largest linear memory one adapter instance may grow to, bytes.
+    pub max_memory_bytes: usize,
+}
+
+/// Builds the engine and starts its epoch ticker thread (one per process).
+pub fn build_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    // A Rust wasip2 component holds a few core instances (main module + WASI adapter
+    // shims), each with its own memory and tables.
+    pool.total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * 4)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 4)
+        .max_memory_size(limits.max_memory_bytes)
+        .total_stacks(limits.max_instances);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("creating the wasmtime engine")?;
+
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch ticker")?;
+    Ok(engine)
+}

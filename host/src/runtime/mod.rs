@@ -1,0 +1,8 @@
+//! The WebAssembly side of the host: engine, bindings, per-task context, adapters and
+//! the registry that names them.
+
+pub mod adapter;
+pub mod bindings;
+pub mod ctx;
+pub mod engine;
+pub mod registry;

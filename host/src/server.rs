@@ -1,0 +1,149 @@
+//! Start-up and serving: builds the engine, loads adapters, and serves
+//! FederationService, gRPC health (per backend too) and reflection until SIGTERM/Ctrl-C.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use opentelemetry_http::HeaderExtractor;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::ServeArgs;
+use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
+use crate::proto::federation_service_server::FederationServiceServer;
+use crate::runtime::adapter::AdapterRuntime;
+use crate::runtime::ctx::Capabilities;
+use crate::runtime::engine::{EngineLimits, build_engine};
+use crate::runtime::registry::AdapterRegistry;
+use crate::service::{Federation, ServiceConfig};
+
+/// Health-check service name of one backend (`grpc.health.v1`), e.g. `backend/crewai`.
+pub fn backend_health_name(backend: &str) -> String {
+    format!("backend/{backend}")
+}
+
+/// Builds everything and serves on `listener` until `shutdown` resolves.
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let engine = build_engine(&EngineLimits {
+        max_instances: args.max_concurrent_tasks + 8,
+        max_memory_bytes: args.max_memory_mib << 20,
+    })?;
+    let outbound = OutboundHttp::new(OutboundLimits {
+        max_response_bytes: args.max_response_bytes,
+        default_timeout: Duration::from_millis(args.outbound_timeout_ms),
+        connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+    })
+    .context("building the outbound HTTP client")?;
+    let wrapper_origin = Origin::of(&args.wrapper_url)
+        .with_context(|| format!("wrapper URL {} is not http(s)", args.wrapper_url))?;
+    let capabilities = Capabilities {
+        outbound: Arc::new(outbound),
+        policy: Arc::new(OutboundPolicy::allow_only([wrapper_origin])),
+        max_memory_bytes: args.max_memory_mib << 20,
+    };
+    let runtime = Arc::new(AdapterRuntime::new(engine, capabilities)?);
+    let registry = Arc::new(AdapterRegistry::load_dir(&runtime, &args.adapters_dir).await?);
+    if registry.names().is_empty() {
+        tracing::warn!(dir = %args.adapters_dir.display(), "no adapters loaded; every task will get NOT_FOUND");
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<FederationServiceServer<Federation>>()
+        .await;
+    for name in registry.names() {
+        health
+            .set_service_status(backend_health_name(&name), ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building gRPC reflection")?;
+
+    let federation = Federation::new(
+        runtime,
+        registry.clone(),
+        ServiceConfig {
+            wrapper_url: args.wrapper_url.as_str().trim_end_matches('/').to_string(),
+            default_task_timeout: args.task_timeout(),
+            max_concurrent_tasks: args.max_concurrent_tasks as usize,
+        },
+    );
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, adapters = ?registry.names(), wrapper = %args.wrapper_url, "serving");
+    // One machine-readable line, so scripts and tests learn the port.
+    println!("agent-federation listening on {addr}");
+
+    let grace = Duration::from_millis(args.shutdown_grace_ms);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .trace_fn(server_span)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(FederationServiceServer::new(federation))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.context("gRPC server failed"),
+        () = shutdown => {}
+    }
+    tracing::info!(?grace, "shutting down: letting in-flight tasks finish");
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result.context("gRPC server failed during shutdown"),
+        Err(_) => {
+            tracing::warn!("shutdown grace period over; dropping unfinished tasks");
+            Ok(())
+        }
+    }
+}
+
+/// The server span of one RPC, continuing the caller's `traceparent` when it sent one.
+fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(request.headers()))
+    });
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

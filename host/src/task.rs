@@ -1,0 +1,183 @@
+//! Turning a gRPC `TaskRequest` into the adapter's `task`: field rules, generated ids,
+//! and the caller's deadline.
+
+use std::time::Duration;
+
+use crate::error::TaskError;
+use crate::json::struct_to_json;
+use crate::proto::TaskRequest;
+use crate::runtime::bindings::Task;
+
+pub const MAX_GOAL_BYTES: usize = 64 * 1024;
+pub const MAX_CONTEXT_BYTES: usize = 256 * 1024;
+pub const MAX_INPUT_DATA_BYTES: usize = 1024 * 1024;
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_METADATA_ENTRIES: usize = 64;
+pub const MAX_METADATA_FIELD_BYTES: usize = 4096;
+
+/// A request that passed validation, with its ids filled in.
+pub struct ValidTask {
+    pub backend: String,
+    pub task: Task,
+}
+
+/// Checks every field of `request` and builds the adapter task.
+pub fn validate(
+    request: TaskRequest,
+    wrapper_url: &str,
+    deadline_left: Duration,
+) -> Result<ValidTask, TaskError> {
+    let invalid = |message: String| Err(TaskError::InvalidArgument(message));
+    if request.backend.trim().is_empty() {
+        return invalid("backend is required (e.g. \"crewai\" or \"langgraph\")".into());
+    }
+    if request.goal.trim().is_empty() {
+        return invalid("goal is required and must not be blank".into());
+    }
+    if request.goal.len() > MAX_GOAL_BYTES {
+        return invalid(format!("goal is longer than {MAX_GOAL_BYTES} bytes"));
+    }
+    if request.context.len() > MAX_CONTEXT_BYTES {
+        return invalid(format!("context is longer than {MAX_CONTEXT_BYTES} bytes"));
+    }
+    let input_data = match &request.input_data {
+        Some(data) => struct_to_json(data)
+            .map_err(|e| TaskError::InvalidArgument(format!("input_data: {e}")))?,
+        None => serde_json::Map::new(),
+    };
+    let input_data = serde_json::Value::Object(input_data).to_string();
+    if input_data.len() > MAX_INPUT_DATA_BYTES {
+        return invalid(format!(
+            "input_data is larger than {MAX_INPUT_DATA_BYTES} bytes as JSON"
+        ));
+    }
+    let federation_session_id = id_or_new("federation_session_id", request.federation_session_id)?;
+    let request_id = id_or_new("request_id", request.request_id)?;
+    if request.metadata.len() > MAX_METADATA_ENTRIES {
+        return invalid(format!(
+            "metadata has more than {MAX_METADATA_ENTRIES} entries"
+        ));
+    }
+    if let Some((key, _)) = request.metadata.iter().find(|(k, v)| {
+        k.is_empty() || k.len() > MAX_METADATA_FIELD_BYTES || v.len() > MAX_METADATA_FIELD_BYTES
+    }) {
+        return invalid(format!(
+            "metadata entry {key:?}: keys must be non-empty and keys and values at most {MAX_METADATA_FIELD_BYTES} bytes"
+        ));
+    }
+    let mut metadata: Vec<_> = request.metadata.into_iter().collect();
+    metadata.sort();
+    Ok(ValidTask {
+        backend: request.backend,
+        task: Task {
+            goal: request.goal,
+            context: request.context,
+            input_data,
+            federation_session_id,
+            request_id,
+            metadata,
+            wrapper_url: wrapper_url.trim_end_matches('/').to_string(),
+            deadline_ms: Some(u64::try_from(deadline_left.as_millis()).unwrap_or(u64::MAX)),
+        },
+    })
+}
+
+/// The id as given, or a new UUID when empty. Ids are storage keys downstream, so only
+/// a safe alphabet is accepted.
+fn id_or_new(field: &str, id: String) -> Result<String, TaskError> {
+    if id.is_empty() {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    }
+    let safe = id.len() <= MAX_ID_CHARS
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if safe {
+        Ok(id)
+    } else {
+        Err(TaskError::InvalidArgument(format!(
+            "{field} must be 1..{MAX_ID_CHARS} chars of [A-Za-z0-9._:-], not starting with '.'"
+        )))
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, gRPC spec).
+pub fn grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> TaskRequest {
+        TaskRequest {
+            goal: "g".into(),
+            backend: "crewai".into(),
+            ..Default::default()
+        }
+    }
+
+    fn rejects(mutate: impl FnOnce(&mut TaskRequest)) -> String {
+        let mut r = request();
+        mutate(&mut r);
+        match validate(r, "http://w", Duration::from_secs(1)) {
+            Err(TaskError::InvalidArgument(m)) => m,
+            Err(other) => panic!("wrong error {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn fills_ids_and_defaults() {
+        let valid = validate(request(), "http://w:1/", Duration::from_millis(1500)).unwrap();
+        assert_eq!(valid.task.input_data, "{}");
+        assert_eq!(valid.task.wrapper_url, "http://w:1");
+        assert_eq!(valid.task.federation_session_id.len(), 36);
+        assert_eq!(valid.task.deadline_ms, Some(1500));
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        assert!(rejects(|r| r.goal = "  ".into()).contains("goal"));
+        assert!(rejects(|r| r.backend = String::new()).contains("backend"));
+        assert!(
+            rejects(|r| r.federation_session_id = "../etc".into())
+                .contains("federation_session_id")
+        );
+        assert!(
+            rejects(|r| r.federation_session_id = "a/b".into()).contains("federation_session_id")
+        );
+        assert!(rejects(|r| r.request_id = "x".repeat(129)).contains("request_id"));
+        assert!(rejects(|r| r.goal = "x".repeat(MAX_GOAL_BYTES + 1)).contains("goal"));
+        assert!(
+            rejects(|r| {
+                r.metadata.insert(String::new(), "v".into());
+            })
+            .contains("metadata")
+        );
+    }
+
+    #[test]
+    fn parses_grpc_timeout() {
+        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout("12x"), None);
+        assert_eq!(grpc_timeout("m"), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! Logs and traces: `tracing` to stderr and, through `tracing-opentelemetry`, to an
+//! OTLP/gRPC collector configured by the standard `OTEL_*` variables.
+//!
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4317`), `OTEL_SERVICE_NAME`
+//! (default `agent-federation`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*` for batching,
+//! and `OTEL_TRACES_EXPORTER=none` to keep trace ids and propagation without exporting.
+//! A collector that is down costs dropped spans, never a failed task.
+
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+const DEFAULT_SERVICE_NAME: &str = "agent-federation";
+const DEFAULT_LOG_FILTER: &str =
+    "info,wasmtime=warn,cranelift=warn,h2=warn,hyper=warn,tower=warn,opentelemetry_sdk=warn";
+
+/// Keeps the tracer provider alive; `shutdown` flushes spans still in the batch.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Telemetry {
+    /// Installs the global subscriber and propagator. Call once, inside a tokio runtime.
+    pub fn init() -> anyhow::Result<Telemetry> {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+        let mut resource = Resource::builder();
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            resource = resource.with_service_name(DEFAULT_SERVICE_NAME);
+        }
+        let resource = resource
+            .with_attribute(opentelemetry::KeyValue::new(
+                "service.version",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .build();
+        let mut builder = SdkTracerProvider::builder().with_resource(resource);
+        let exporter_off = std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none");
+        if !exporter_off {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()
+                .context("building the OTLP span exporter")?;
+            builder = builder.with_batch_exporter(exporter);
+        }
+        let provider = builder.build();
+        let tracer = provider.tracer(DEFAULT_SERVICE_NAME);
+        opentelemetry::global::set_tracer_provider(provider.clone());
+
+        let filter = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .try_init()
+            .context("installing the tracing subscriber")?;
+        Ok(Telemetry { provider })
+    }
+
+    /// Flushes and stops the exporter.
+    pub fn shutdown(self) {
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("telemetry shutdown: {error}");
+        }
+    }
+}
