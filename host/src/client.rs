@@ -3,7 +3,7 @@
 use anyhow::Context;
 use tonic::metadata::MetadataValue;
 
-use crate::config::CallArgs;
+use crate::config::{CallArgs, HealthArgs};
 use crate::json::{json_to_struct, struct_to_json};
 use crate::proto::TaskRequest;
 use crate::proto::federation_service_client::FederationServiceClient;
@@ -81,6 +81,37 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
             if let Some(trace) = status.metadata().get("x-trace-id") {
                 eprintln!("trace id: {}", trace.to_str().unwrap_or_default());
             }
+            Ok(1)
+        }
+    }
+}
+
+/// Checks a host's health; prints the status and returns the exit code (0 = SERVING).
+pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", args.addr))?;
+    let mut client = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: args.service.clone(),
+    };
+    match client.check(request).await {
+        Ok(reply) => {
+            let status = ServingStatus::try_from(reply.into_inner().status)
+                .unwrap_or(ServingStatus::Unknown);
+            println!("{:?}: {}", args.service, status.as_str_name());
+            Ok(if status == ServingStatus::Serving {
+                0
+            } else {
+                1
+            })
+        }
+        Err(status) => {
+            eprintln!("error: {:?}: {}", status.code(), status.message());
             Ok(1)
         }
     }

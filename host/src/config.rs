@@ -22,6 +22,22 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send one RunAgentTask to a running host and print the result and its trace id.
     Call(CallArgs),
+    /// Ask a running host's grpc.health.v1 service; exit 0 when SERVING (for probes).
+    Health(HealthArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HealthArgs {
+    /// Host address.
+    #[arg(
+        long,
+        env = "FEDERATION_ADDR",
+        default_value = "http://127.0.0.1:50075"
+    )]
+    pub addr: String,
+    /// Service to check: empty for the whole host, `backend/<name>` for one adapter.
+    #[arg(long, default_value = "")]
+    pub service: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -32,6 +48,10 @@ pub struct ServeArgs {
     /// Directory of adapter components (`*.wasm`), loaded at start-up.
     #[arg(long, env = "FEDERATION_ADAPTERS_DIR", default_value = "dist/adapters")]
     pub adapters_dir: PathBuf,
+    /// Directory caching compiled adapters by digest (skips recompiling on restart).
+    /// Must be writable only by the host's user. Unset: no cache.
+    #[arg(long, env = "FEDERATION_COMPILE_CACHE_DIR")]
+    pub compile_cache_dir: Option<PathBuf>,
     /// Base URL of the agent wrapper, handed to adapters and allowed by their policy.
     #[arg(
         long,

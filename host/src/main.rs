@@ -19,9 +19,7 @@ async fn main() -> anyhow::Result<()> {
             telemetry.shutdown();
             result
         }
-        Command::Call(args) => {
-            let code = client::call(args).await?;
-            std::process::exit(code);
-        }
+        Command::Call(args) => std::process::exit(client::call(args).await?),
+        Command::Health(args) => std::process::exit(client::health(args).await?),
     }
 }

@@ -16,6 +16,7 @@ use crate::config::ServeArgs;
 use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
 use crate::proto::federation_service_server::FederationServiceServer;
 use crate::runtime::adapter::AdapterRuntime;
+use crate::runtime::cache::CompileCache;
 use crate::runtime::ctx::Capabilities;
 use crate::runtime::engine::{EngineLimits, build_engine};
 use crate::runtime::registry::AdapterRegistry;
@@ -49,7 +50,15 @@ pub async fn serve(
         policy: Arc::new(OutboundPolicy::allow_only([wrapper_origin])),
         max_memory_bytes: args.max_memory_mib << 20,
     };
-    let runtime = Arc::new(AdapterRuntime::new(engine, capabilities)?);
+    let cache = args
+        .compile_cache_dir
+        .as_deref()
+        .map(|dir| {
+            CompileCache::open(dir)
+                .with_context(|| format!("opening the compile cache {}", dir.display()))
+        })
+        .transpose()?;
+    let runtime = Arc::new(AdapterRuntime::new(engine, capabilities, cache)?);
     let registry = Arc::new(AdapterRegistry::load_dir(&runtime, &args.adapters_dir).await?);
     if registry.names().is_empty() {
         tracing::warn!(dir = %args.adapters_dir.display(), "no adapters loaded; every task will get NOT_FOUND");

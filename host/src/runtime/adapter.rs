@@ -18,6 +18,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use crate::runtime::bindings::{
     AdapterError, AdapterInfo, AgentBackend, AgentBackendPre, Task, TaskResponse,
 };
+use crate::runtime::cache::CompileCache;
 use crate::runtime::ctx::{AdapterCtx, Capabilities};
 
 /// Time an adapter gets to answer `describe()` at load time.
@@ -88,10 +89,15 @@ pub struct AdapterRuntime {
     engine: Engine,
     linker: Linker<AdapterCtx>,
     capabilities: Capabilities,
+    cache: Option<Arc<CompileCache>>,
 }
 
 impl AdapterRuntime {
-    pub fn new(engine: Engine, capabilities: Capabilities) -> anyhow::Result<Self> {
+    pub fn new(
+        engine: Engine,
+        capabilities: Capabilities,
+        cache: Option<CompileCache>,
+    ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         AgentBackend::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)?;
@@ -99,6 +105,7 @@ impl AdapterRuntime {
             engine,
             linker,
             capabilities,
+            cache: cache.map(Arc::new),
         })
     }
 
@@ -118,10 +125,15 @@ impl AdapterRuntime {
         let digest = hex::encode(Sha256::digest(&bytes));
         let engine = self.engine.clone();
         // Compiling takes milliseconds to seconds: keep it off the async workers.
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| LoadError::Compile(wasmtime::Error::msg(e.to_string())))?
-            .map_err(LoadError::Compile)?;
+        let cache = self.cache.clone();
+        let key = digest.clone();
+        let component = tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.load_or_compile(&engine, &key, &bytes),
+            None => Component::new(&engine, &bytes),
+        })
+        .await
+        .map_err(|e| LoadError::Compile(wasmtime::Error::msg(e.to_string())))?
+        .map_err(LoadError::Compile)?;
         let pre = self
             .linker
             .instantiate_pre(&component)

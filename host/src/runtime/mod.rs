@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod bindings;
+pub mod cache;
 pub mod ctx;
 pub mod engine;
 pub mod registry;

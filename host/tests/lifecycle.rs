@@ -1,0 +1,104 @@
+//! Health (overall and per backend), reflection, and graceful shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{HostProcess, run, start_stub_and_sink, task};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+#[tokio::test]
+async fn health_reports_the_service_and_each_backend() {
+    let (_, stub_url, sink) = start_stub_and_sink().await;
+    let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
+    let mut health = HealthClient::new(host.channel().await);
+    for service in [
+        "",
+        "federation.v1.FederationService",
+        "backend/crewai",
+        "backend/langgraph",
+    ] {
+        let reply = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{service:?}: {s}"))
+            .into_inner();
+        assert_eq!(reply.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "backend/autogen".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn reflection_lists_the_federation_service() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let (_, stub_url, sink) = start_stub_and_sink().await;
+    let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
+    let mut client = ServerReflectionClient::connect(host.endpoint())
+        .await
+        .unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"federation.v1.FederationService"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_tasks_finish() {
+    let (stub, stub_url, sink) = start_stub_and_sink().await;
+    let mut host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
+    let mut client = host.client().await;
+    let request = task("crewai", "slow:1000");
+    let request_id = request.request_id.clone();
+    let in_flight = tokio::spawn(async move { run(&mut client, request, None, None).await });
+    // Wait until the task is inside the wrapper call, then ask the host to stop.
+    for _ in 0..200 {
+        if !stub.requests_for(&request_id).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stub.requests_for(&request_id).len(), 1);
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = host.terminate();
+        (status, host)
+    });
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight task completes");
+    assert_eq!(response.output, "stub answer to: slow:1000");
+    let (status, host) = exit.await.unwrap();
+    assert!(
+        status.success(),
+        "clean exit, got {status:?}; log:\n{}",
+        host.log()
+    );
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh machine, idempotently:
+# the wasm32-wasip2 Rust target, redis-server (for the wrapper's shared-store tests),
+# and the agent wrapper's Python venv (kept outside the repo, keyed by its pyproject).
+# Prints `AGENT_WRAPPER_VENV=<path>` as its last line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+venv=$(agent-wrapper/scripts/venv.sh | tail -n 1)
+echo "AGENT_WRAPPER_VENV=$venv"

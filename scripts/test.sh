@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test: lint, the host's unit and integration tests (real host process,
+# real adapters, stub wrapper, real OTLP receiver), the agent wrapper's pytest suite
+# (real CrewAI/LangGraph, file store and a real redis-server), and the end-to-end
+# suite (host + adapters + real wrapper + OTLP receiver, one trace across all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv_line=$(scripts/setup.sh | tail -n 1)
+export AGENT_WRAPPER_VENV="${venv_line#AGENT_WRAPPER_VENV=}"
+
+echo "==> lint (rustfmt, clippy)"
+cargo fmt --all -- --check
+cargo clippy --workspace --exclude crewai-adapter --exclude langgraph-adapter \
+    --exclude test-faults-adapter --exclude federation-adapter-sdk --all-targets -- -D warnings
+cargo clippy --target wasm32-wasip2 -p crewai-adapter -p langgraph-adapter \
+    -p test-faults-adapter -p federation-adapter-sdk -- -D warnings
+
+echo "==> adapters"
+scripts/build-adapters.sh
+
+echo "==> host and otlp-sink tests"
+cargo test --workspace --exclude crewai-adapter --exclude langgraph-adapter \
+    --exclude test-faults-adapter --exclude federation-adapter-sdk
+
+echo "==> agent wrapper tests"
+agent-wrapper/scripts/test.sh
+
+if [ -d tests/e2e ]; then
+    echo "==> end-to-end tests"
+    cargo build -p agent-federation
+    FEDERATION_E2E_HOST_BIN="${CARGO_TARGET_DIR:-target}/debug/agent-federation" \
+        cargo test -p federation-e2e -- --test-threads 1
+fi
