@@ -136,7 +136,7 @@ impl OutboundHttp {
             http.request.method = %method,
             url.full = %url,
             server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default().unwrap_or_default(),
+            server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
             http.response.status_code = Empty,
             http.response.body.size = Empty,
             error.type = Empty,
@@ -162,11 +162,11 @@ impl OutboundHttp {
         let result = exchange.instrument(span.clone()).await;
         match &result {
             Ok(response) => {
-                span.record("http.response.status_code", response.status);
-                span.record("http.response.body.size", response.body.len());
+                span.record("http.response.status_code", i64::from(response.status));
+                span.record("http.response.body.size", response.body.len() as i64);
                 if response.status >= 500 {
                     span.record("otel.status_code", "ERROR");
-                    span.record("error.type", response.status);
+                    span.record("error.type", i64::from(response.status));
                 }
             }
             Err(error) => {

@@ -98,6 +98,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
         .trace_fn(server_span)
+        .layer(tower::util::MapRequestLayer::new(stamp_arrival))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(FederationServiceServer::new(federation))
@@ -139,6 +140,18 @@ fn server_span(request: &http::Request<()>) -> tracing::Span {
     });
     let _ = span.set_parent(parent);
     span
+}
+
+/// When a request reached the service stack. Deadlines count from here, so the host's
+/// own DEADLINE_EXCEEDED answer beats tonic's generic timeout (which says CANCELLED).
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival(pub std::time::Instant);
+
+fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
+    request
+        .extensions_mut()
+        .insert(Arrival(std::time::Instant::now()));
+    request
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -18,11 +18,14 @@ use crate::proto::federation_service_server::FederationService;
 use crate::proto::{TaskRequest, TaskResponse, Timing};
 use crate::runtime::adapter::{Adapter, AdapterRuntime};
 use crate::runtime::registry::AdapterRegistry;
+use crate::server::Arrival;
 use crate::task::{grpc_timeout, validate};
 
 /// Time kept back from the caller's deadline so our own DEADLINE_EXCEEDED answer
-/// reaches the caller before its timer fires.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+/// (with the trace id and the cause) wins over tonic's timeout layer, which answers
+/// a bare CANCELLED when the caller's deadline itself passes. Covers timer resolution
+/// and unwinding the guest.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(15);
 
 /// Settings the service needs per task.
 #[derive(Clone, Debug)]
@@ -168,7 +171,10 @@ impl FederationService for Federation {
         &self,
         request: Request<TaskRequest>,
     ) -> Result<Response<TaskResponse>, Status> {
-        let received = Instant::now();
+        let received = request
+            .extensions()
+            .get::<Arrival>()
+            .map_or_else(Instant::now, |arrival| arrival.0);
         let budget = request
             .metadata()
             .get("grpc-timeout")
@@ -178,6 +184,7 @@ impl FederationService for Federation {
                 t.saturating_sub(DEADLINE_MARGIN)
                     .min(self.config.default_task_timeout)
             });
+        tracing::debug!(?budget, since_arrival = ?received.elapsed(), "task budget");
         let trace_id = current_trace_id();
         let span = tracing::Span::current();
         let result = self.run_task(request.into_inner(), budget, received).await;

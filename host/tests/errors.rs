@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use agent_federation::proto::federation_service_client::FederationServiceClient;
 use prost_types::{Struct, Value, value::Kind};
 use support::{HostProcess, env, run, start_stub_and_sink, task};
 use tonic::Code;
@@ -238,35 +239,39 @@ async fn oversized_wrapper_reply_is_refused() {
 
 #[tokio::test]
 async fn tasks_beyond_the_concurrency_limit_are_resource_exhausted() {
-    let (_, stub_url, sink) = start_stub_and_sink().await;
+    let (stub, stub_url, sink) = start_stub_and_sink().await;
     let host = HostProcess::start(
         &stub_url,
         &sink.grpc_endpoint(),
         &["--max-concurrent-tasks", "2"],
     );
-    let endpoint = host.endpoint();
     let slow: Vec<_> = (0..2)
         .map(|_| {
-            let endpoint = endpoint.clone();
+            let channel = host.endpoint();
             tokio::spawn(async move {
-                let mut client = agent_federation::proto::federation_service_client::FederationServiceClient::connect(endpoint).await.unwrap();
-                run(&mut client, task("crewai", "slow:1500"), None, None).await
+                let mut client = FederationServiceClient::connect(channel).await.unwrap();
+                run(&mut client, task("crewai", "slow:2000"), None, None).await
             })
         })
         .collect();
     // Both slow tasks hold their slots once the stub has seen them.
-    let mut client = host.client().await;
-    let mut refused = None;
-    for _ in 0..100 {
-        match run(&mut client, task("test-faults", "echo"), None, None).await {
-            Err(status) if status.code() == Code::ResourceExhausted => {
-                refused = Some(status);
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+    for _ in 0..500 {
+        if stub.requests_with_goal("slow:2000").len() == 2 {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let refused = refused.expect("a third task is refused while two are in flight");
+    assert_eq!(stub.requests_with_goal("slow:2000").len(), 2);
+    let mut client = host.client().await;
+    let refused = run(&mut client, task("test-faults", "echo"), None, None)
+        .await
+        .expect_err("a third task is refused while two are in flight");
+    assert_eq!(
+        refused.code(),
+        Code::ResourceExhausted,
+        "{}",
+        refused.message()
+    );
     assert!(refused.message().contains("limit"), "{}", refused.message());
     for handle in slow {
         handle
@@ -274,4 +279,6 @@ async fn tasks_beyond_the_concurrency_limit_are_resource_exhausted() {
             .unwrap()
             .expect("the in-flight tasks still finish");
     }
+    let after = run(&mut client, task("test-faults", "echo"), None, None).await;
+    assert!(after.is_ok(), "slots are released: {after:?}");
 }

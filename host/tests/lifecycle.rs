@@ -46,9 +46,7 @@ async fn reflection_lists_the_federation_service() {
     };
     let (_, stub_url, sink) = start_stub_and_sink().await;
     let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
-    let mut client = ServerReflectionClient::connect(host.endpoint())
-        .await
-        .unwrap();
+    let mut client = ServerReflectionClient::new(host.channel().await);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
