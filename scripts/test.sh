@@ -16,6 +16,9 @@ cargo clippy --workspace --exclude crewai-adapter --exclude langgraph-adapter \
 cargo clippy --target wasm32-wasip2 -p crewai-adapter -p langgraph-adapter \
     -p test-faults-adapter -p federation-adapter-sdk -- -D warnings
 
+echo "==> container setup (compose.yaml, Dockerfiles)"
+scripts/check-deploy.sh
+
 echo "==> adapters"
 scripts/build-adapters.sh
 

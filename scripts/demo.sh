@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The main job on embedded defaults: set up, build, start an OTLP receiver, the agent
+# wrapper (offline deterministic model, file store) and the host on free loopback ports,
+# send one real task per backend with an orchestrator traceparent, and print each
+# result, its trace id and the span tree the task produced across Rust and Python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+venv_line=$(scripts/setup.sh | tail -n 1)
+venv="${venv_line#AGENT_WRAPPER_VENV=}"
+echo "==> building the host and the adapters"
+scripts/build-adapters.sh >/dev/null
+cargo build -q -p agent-federation -p otlp-sink
+bin="${CARGO_TARGET_DIR:-target}/debug"
+
+run=$(mktemp -d "${TMPDIR:-/tmp}/agent-federation-demo.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Reads the first stdout line of a background process (its "ready" line).
+wait_line() {
+    local file=$1 pattern=$2
+    for _ in $(seq 1 600); do
+        if grep -q "$pattern" "$file" 2>/dev/null; then grep -m1 "$pattern" "$file"; return 0; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for '$pattern' in $file" >&2; cat "$file" >&2; return 1
+}
+
+echo "==> starting the OTLP receiver"
+"$bin/otlp-sink" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 >"$run/sink.out" 2>&1 &
+pids+=($!)
+sink_line=$(wait_line "$run/sink.out" "^otlp-sink ")
+sink_grpc=$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"$sink_line")
+sink_http=$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"$sink_line")
+
+echo "==> starting the agent wrapper (offline deterministic model, file store)"
+wrapper_port=$(free_port)
+(cd "$run" && AGENT_WRAPPER_STATE_DIR="$run/state" \
+    OTEL_EXPORTER_OTLP_ENDPOINT="$sink_http" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+    OTEL_BSP_SCHEDULE_DELAY=200 \
+    exec "$venv/bin/python" -m agent_wrapper --host 127.0.0.1 --port "$wrapper_port") >"$run/wrapper.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 600); do
+    "$venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$wrapper_port/healthz', timeout=1)" 2>/dev/null && break
+    sleep 0.1
+done
+
+echo "==> starting the host"
+OTEL_EXPORTER_OTLP_ENDPOINT="$sink_grpc" OTEL_BSP_SCHEDULE_DELAY=200 \
+    "$bin/agent-federation" serve --listen 127.0.0.1:0 \
+    --wrapper-url "http://127.0.0.1:$wrapper_port" --adapters-dir "$root/dist/adapters" \
+    --compile-cache-dir "$HOME/.cache/agent-federation/compile-cache" >"$run/host.out" 2>"$run/host.log" &
+pids+=($!)
+host_addr=$(wait_line "$run/host.out" "listening on" | awk '{print $NF}')
+
+status=0
+for backend in crewai langgraph; do
+    trace_id=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
+    parent=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(8))')
+    echo
+    echo "==> RunAgentTask backend=$backend (orchestrator traceparent 00-$trace_id-$parent-01)"
+    if ! "$bin/agent-federation" call --addr "http://$host_addr" --backend "$backend" \
+        --goal "Explain in two sentences why AI agent adapters should run in a WebAssembly sandbox" \
+        --context "Audience: platform engineers" --input '{"tone": "plain"}' \
+        --session "demo-$backend-$(date +%s)" --traceparent "00-$trace_id-$parent-01"; then
+        status=1
+        continue
+    fi
+    sleep 1.5  # both exporters batch for 200 ms
+    echo "--- span tree of trace $trace_id ---"
+    "$venv/bin/python" -c "import urllib.request; print(urllib.request.urlopen('$sink_http/tree?trace_id=$trace_id').read().decode())"
+done
+if [ "$status" -ne 0 ]; then
+    echo "---- host log ----"; tail -n 50 "$run/host.log"
+    echo "---- wrapper log ----"; tail -n 50 "$run/wrapper.log"
+fi
+exit "$status"
