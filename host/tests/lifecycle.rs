@@ -100,3 +100,19 @@ async fn sigterm_lets_in_flight_tasks_finish() {
         host.log()
     );
 }
+
+#[tokio::test]
+async fn the_host_serves_when_no_collector_is_listening() {
+    let (_, stub_url, _sink) = start_stub_and_sink().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let host = HostProcess::start(&stub_url, &nowhere, &[]);
+    let mut client = host.client().await;
+    for _ in 0..3 {
+        let response = run(&mut client, task("crewai", "collector down"), None, None)
+            .await
+            .expect("tasks succeed without a collector");
+        assert_eq!(response.trace_id.len(), 32);
+    }
+}
