@@ -93,12 +93,14 @@ impl Drop for Process {
 
 /// Wrapper + host + OTLP sink.
 pub struct Stack {
-    pub sink: OtlpSink,
-    pub dir: tempfile::TempDir,
-    wrapper: Process,
-    wrapper_port: u16,
+    // Fields drop in order: processes (printing their logs on failure) before the
+    // directory holding those logs.
     host: Process,
+    wrapper: Process,
+    pub sink: OtlpSink,
+    wrapper_port: u16,
     pub host_addr: SocketAddr,
+    pub dir: tempfile::TempDir,
 }
 
 impl Stack {
@@ -106,8 +108,13 @@ impl Stack {
         let sink = OtlpSink::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let wrapper_port = free_port();
-        let wrapper = start_wrapper(&sink, dir.path(), wrapper_port);
-        wait_http_ok(wrapper_port, "/healthz", Duration::from_secs(90));
+        let mut wrapper = start_wrapper(&sink, dir.path(), wrapper_port);
+        wait_http_ok(
+            &mut wrapper,
+            wrapper_port,
+            "/healthz",
+            Duration::from_secs(90),
+        );
 
         let mut command = Command::new(required_env("FEDERATION_E2E_HOST_BIN"));
         command
@@ -155,7 +162,12 @@ impl Stack {
     pub fn restart_wrapper(&mut self) {
         self.wrapper.kill();
         self.wrapper = start_wrapper(&self.sink, self.dir.path(), self.wrapper_port);
-        wait_http_ok(self.wrapper_port, "/healthz", Duration::from_secs(90));
+        wait_http_ok(
+            &mut self.wrapper,
+            self.wrapper_port,
+            "/healthz",
+            Duration::from_secs(90),
+        );
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -184,10 +196,21 @@ fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16) -> Process {
     Process::spawn("wrapper", command, dir.join("wrapper.log"))
 }
 
-/// Polls `GET path` on 127.0.0.1:`port` until it answers 200.
-fn wait_http_ok(port: u16, path: &str, timeout: Duration) {
+/// Polls `GET path` on 127.0.0.1:`port` until it answers 200; fails at once if the
+/// process exits.
+fn wait_http_ok(process: &mut Process, port: u16, path: &str, timeout: Duration) {
     let start = Instant::now();
     while start.elapsed() < timeout {
+        if let Some(status) = process
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            panic!(
+                "{} exited with {status} before answering on {path}",
+                process.name
+            );
+        }
         if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
             let mut reply = String::new();
