@@ -5,74 +5,113 @@ mod support;
 
 use std::time::Duration;
 
+use agent_federation::proto::TaskRequest;
 use agent_federation::proto::federation_service_client::FederationServiceClient;
 use prost_types::{Struct, Value, value::Kind};
-use support::{HostProcess, env, run, start_stub_and_sink, task};
+use support::{HostProcess, env, run, start_stub_and_sink, task, unused_url};
 use tonic::Code;
 
-async fn status_of(
-    request: agent_federation::proto::TaskRequest,
+/// Sends `request` to `host` (the shared one when None) and asserts the status code
+/// and that the message names each of `needles`.
+async fn expect_status(
+    host: Option<&HostProcess>,
+    request: TaskRequest,
     timeout: Option<Duration>,
+    code: Code,
+    needles: &[&str],
 ) -> tonic::Status {
-    let mut client = env().host.client().await;
-    run(&mut client, request, None, timeout)
+    let mut client = host.unwrap_or(&env().host).client().await;
+    let status = run(&mut client, request, None, timeout)
         .await
-        .expect_err("the task should fail")
+        .expect_err("the task should fail");
+    assert_eq!(status.code(), code, "{}", status.message());
+    for needle in needles {
+        assert!(
+            status.message().contains(needle),
+            "{needle:?} not in {:?}",
+            status.message()
+        );
+    }
+    status
+}
+
+/// The shared host still answers a healthy task.
+async fn assert_still_serving() {
+    let mut client = env().host.client().await;
+    let ok = run(&mut client, task("crewai", "still there?"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(ok.output, "stub answer to: still there?");
 }
 
 #[tokio::test]
 async fn unknown_backend_is_not_found() {
-    let status = status_of(task("autogen", "x"), None).await;
-    assert_eq!(status.code(), Code::NotFound);
-    assert!(status.message().contains("autogen"), "{}", status.message());
-    assert!(
-        status.message().contains("crewai"),
-        "lists the loaded backends"
-    );
+    // The message lists the loaded backends.
+    expect_status(
+        None,
+        task("autogen", "x"),
+        None,
+        Code::NotFound,
+        &["autogen", "crewai"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn missing_goal_is_invalid_argument() {
-    let status = status_of(task("crewai", ""), None).await;
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("goal"));
+    expect_status(
+        None,
+        task("crewai", ""),
+        None,
+        Code::InvalidArgument,
+        &["goal"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn missing_backend_is_invalid_argument() {
-    let status = status_of(task("", "x"), None).await;
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("backend"));
+    expect_status(
+        None,
+        task("", "x"),
+        None,
+        Code::InvalidArgument,
+        &["backend"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unsafe_session_id_is_invalid_argument() {
     let mut request = task("crewai", "x");
     request.federation_session_id = "../../etc/passwd".into();
-    let status = status_of(request, None).await;
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("federation_session_id"));
+    expect_status(
+        None,
+        request,
+        None,
+        Code::InvalidArgument,
+        &["federation_session_id"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn non_json_input_data_is_invalid_argument() {
     let mut request = task("crewai", "x");
+    let infinity = Value {
+        kind: Some(Kind::NumberValue(f64::INFINITY)),
+    };
     request.input_data = Some(Struct {
-        fields: [(
-            "ratio".to_string(),
-            Value {
-                kind: Some(Kind::NumberValue(f64::INFINITY)),
-            },
-        )]
-        .into(),
+        fields: [("ratio".to_string(), infinity)].into(),
     });
-    let status = status_of(request, None).await;
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("input_data: ratio"),
-        "{}",
-        status.message()
-    );
+    expect_status(
+        None,
+        request,
+        None,
+        Code::InvalidArgument,
+        &["input_data: ratio"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -84,99 +123,84 @@ async fn wrapper_4xx_maps_to_the_matching_code_with_its_message() {
         (413, Code::ResourceExhausted),
         (503, Code::Unavailable),
     ] {
-        let status = status_of(task("crewai", &format!("status:{http}")), None).await;
-        assert_eq!(status.code(), code, "HTTP {http}: {}", status.message());
-        assert!(
-            status
-                .message()
-                .contains(&format!("stub refuses with {http}")),
-            "HTTP {http}: {}",
-            status.message()
-        );
+        let message = format!("stub refuses with {http}");
+        expect_status(
+            None,
+            task("crewai", &format!("status:{http}")),
+            None,
+            code,
+            &[&message],
+        )
+        .await;
     }
 }
 
 #[tokio::test]
 async fn wrapper_5xx_is_internal_with_a_body_excerpt() {
-    let status = status_of(task("langgraph", "status:500"), None).await;
-    assert_eq!(status.code(), Code::Internal);
-    assert!(
-        status.message().contains("HTTP 500"),
-        "{}",
-        status.message()
-    );
-    assert!(
-        status.message().contains("boom in crew"),
-        "{}",
-        status.message()
-    );
+    let needles = ["HTTP 500", "boom in crew"];
+    expect_status(
+        None,
+        task("langgraph", "status:500"),
+        None,
+        Code::Internal,
+        &needles,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wrapper_reply_that_is_not_json_is_internal() {
-    let status = status_of(task("crewai", "notjson"), None).await;
-    assert_eq!(status.code(), Code::Internal);
-    assert!(
-        status.message().contains("not JSON"),
-        "{}",
-        status.message()
-    );
+    expect_status(
+        None,
+        task("crewai", "notjson"),
+        None,
+        Code::Internal,
+        &["not JSON"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn slow_wrapper_past_the_deadline_is_deadline_exceeded() {
-    let status = status_of(
+    let deadline = Some(Duration::from_millis(400));
+    expect_status(
+        None,
         task("crewai", "slow:5000"),
-        Some(Duration::from_millis(400)),
+        deadline,
+        Code::DeadlineExceeded,
+        &[],
     )
     .await;
-    assert_eq!(
-        status.code(),
-        Code::DeadlineExceeded,
-        "{}",
-        status.message()
-    );
 }
 
 #[tokio::test]
 async fn spinning_adapter_is_stopped_at_the_deadline() {
-    let status = status_of(
+    let deadline = Some(Duration::from_millis(300));
+    expect_status(
+        None,
         task("test-faults", "spin"),
-        Some(Duration::from_millis(300)),
+        deadline,
+        Code::DeadlineExceeded,
+        &[],
     )
     .await;
-    assert_eq!(
-        status.code(),
-        Code::DeadlineExceeded,
-        "{}",
-        status.message()
-    );
-    // ...and the host still serves.
-    let mut client = env().host.client().await;
-    let ok = run(&mut client, task("test-faults", "echo"), None, None)
-        .await
-        .unwrap();
-    assert!(ok.output.starts_with("echo"));
+    assert_still_serving().await;
 }
 
 #[tokio::test]
 async fn trapping_adapter_is_internal_and_the_host_keeps_serving() {
-    let status = status_of(task("test-faults", "trap"), None).await;
-    assert_eq!(status.code(), Code::Internal);
-    assert!(status.message().contains("trapped"), "{}", status.message());
-    assert!(
-        status
-            .message()
-            .contains("test-faults adapter asked to trap"),
-        "the guest's panic message is reported: {}",
-        status.message()
-    );
-    let mut client = env().host.client().await;
+    // The guest's own panic message is reported.
+    let needles = ["trapped", "test-faults adapter asked to trap"];
+    expect_status(
+        None,
+        task("test-faults", "trap"),
+        None,
+        Code::Internal,
+        &needles,
+    )
+    .await;
     for _ in 0..3 {
-        let ok = run(&mut client, task("crewai", "after the trap"), None, None)
-            .await
-            .unwrap();
-        assert_eq!(ok.output, "stub answer to: after the trap");
+        assert_still_serving().await;
     }
 }
 
@@ -185,13 +209,14 @@ async fn destination_off_the_allow_list_is_refused_before_sending() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let target = format!("call:http://{}/steal", listener.local_addr().unwrap());
-    let status = status_of(task("test-faults", &target), None).await;
-    assert_eq!(status.code(), Code::Internal);
-    assert!(
-        status.message().contains("allow-list"),
-        "{}",
-        status.message()
-    );
+    expect_status(
+        None,
+        task("test-faults", &target),
+        None,
+        Code::Internal,
+        &["allow-list"],
+    )
+    .await;
     assert!(
         listener.accept().is_err(),
         "no connection reached the listener"
@@ -201,40 +226,30 @@ async fn destination_off_the_allow_list_is_refused_before_sending() {
 #[tokio::test]
 async fn wrapper_unreachable_is_unavailable() {
     let (_, _, sink) = start_stub_and_sink().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let host = HostProcess::start(&url, &sink.grpc_endpoint(), &[]);
-    let mut client = host.client().await;
-    let status = run(&mut client, task("crewai", "x"), None, None)
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
-    assert!(
-        status.message().contains("unreachable"),
-        "{}",
-        status.message()
-    );
+    let host = HostProcess::start(&unused_url(), &sink.grpc_endpoint(), &[]);
+    expect_status(
+        Some(&host),
+        task("crewai", "x"),
+        None,
+        Code::Unavailable,
+        &["unreachable"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn oversized_wrapper_reply_is_refused() {
     let (_, stub_url, sink) = start_stub_and_sink().await;
-    let host = HostProcess::start(
-        &stub_url,
-        &sink.grpc_endpoint(),
-        &["--max-response-bytes", "65536"],
-    );
-    let mut client = host.client().await;
-    let status = run(&mut client, task("crewai", "huge"), None, None)
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Internal);
-    assert!(
-        status.message().contains("65536-byte cap"),
-        "{}",
-        status.message()
-    );
+    let cap = ["--max-response-bytes", "65536"];
+    let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &cap);
+    expect_status(
+        Some(&host),
+        task("crewai", "huge"),
+        None,
+        Code::Internal,
+        &["65536-byte cap"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{HostProcess, run, start_stub_and_sink, task};
+use support::{HostProcess, run, start_stub_and_sink, task, unused_url};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -104,10 +104,7 @@ async fn sigterm_lets_in_flight_tasks_finish() {
 #[tokio::test]
 async fn the_host_serves_when_no_collector_is_listening() {
     let (_, stub_url, _sink) = start_stub_and_sink().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let nowhere = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let host = HostProcess::start(&stub_url, &nowhere, &[]);
+    let host = HostProcess::start(&stub_url, &unused_url(), &[]);
     let mut client = host.client().await;
     for _ in 0..3 {
         let response = run(&mut client, task("crewai", "collector down"), None, None)

@@ -212,6 +212,12 @@ pub fn task(backend: &str, goal: &str) -> TaskRequest {
     }
 }
 
+/// An http URL on a loopback port nothing listens on.
+pub fn unused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
