@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Lints and tests the agent wrapper: ruff, then pytest (real CrewAI and LangGraph runs
+# with the offline model, file store, and a real redis-server the tests start).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if ! command -v redis-server >/dev/null 2>&1 && [ "${CI:-}" = "true" ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+venv=$("$here/scripts/venv.sh" | tail -n 1)
+cd "$here"
+"$venv/bin/ruff" check src tests
+"$venv/bin/python" -m pytest -p no:cacheprovider -q "$@"

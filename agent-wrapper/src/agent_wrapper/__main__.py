@@ -1,0 +1,37 @@
+"""Command line entry point: ``python -m agent_wrapper`` / ``agent-wrapper``."""
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agent_wrapper.core.config import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Fail fast with the reason (e.g. openai provider without base URL/model).
+        print(f"agent-wrapper: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="agent-wrapper", description=__doc__)
+    parser.add_argument("--host", default=settings.host,
+                        help="bind address (env AGENT_WRAPPER_HOST)")
+    parser.add_argument("--port", type=int, default=settings.port,
+                        help="port (env AGENT_WRAPPER_PORT)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from agent_wrapper.main import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

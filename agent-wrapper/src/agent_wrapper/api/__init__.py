@@ -1,0 +1,1 @@
+"""HTTP API of the wrapper: schemas, routes, error envelope, body-size limit."""

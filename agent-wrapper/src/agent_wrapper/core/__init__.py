@@ -1,0 +1,1 @@
+"""Core plumbing shared by the API and the executors: settings and errors."""

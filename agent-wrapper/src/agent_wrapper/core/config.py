@@ -1,0 +1,58 @@
+"""Wrapper settings, read from ``AGENT_WRAPPER_*`` environment variables.
+
+Every field is documented with its default in agent-wrapper/README.md.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All runtime configuration of the wrapper (env prefix ``AGENT_WRAPPER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_WRAPPER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+    llm_provider: Literal["offline", "openai"] = "offline"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+
+    store: Literal["file", "redis"] = "file"
+    state_dir: Path = Path(".federation-state")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "agent-federation"
+    # A crashed replica's Redis lock expires after this; live runs renew it.
+    lock_ttl_ms: int = Field(default=30_000, ge=500)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    # TEST-ONLY fault injection: os._exit(1) right after the N-th step checkpoint
+    # of a run has been stored. Never set it in production.
+    test_crash_after_step: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_llm(self) -> "Settings":
+        # Fail at startup, not at the first request, when the OpenAI-compatible
+        # endpoint is chosen but not described.
+        if self.llm_provider == "openai":
+            missing = [
+                name
+                for name, value in (
+                    ("AGENT_WRAPPER_LLM_BASE_URL", self.llm_base_url),
+                    ("AGENT_WRAPPER_LLM_MODEL", self.llm_model),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    "AGENT_WRAPPER_LLM_PROVIDER=openai requires " + " and ".join(missing)
+                )
+        return self

@@ -1,0 +1,117 @@
+"""Runs the real CrewAI crew (researcher -> writer) with per-task checkpoints.
+
+After each task CrewAI calls our task callback; it stores the task's output as
+a checkpoint of the unfinished run before the next task starts. A request that
+finds an unfinished run of the same request (same goal/context/input_data)
+kicks off a crew of only the remaining tasks, handing them the checkpointed
+outputs, so no finished task is redone. The session's finished runs are fed
+into the task descriptions as context.
+"""
+
+import json
+import uuid
+from typing import Any
+
+from crewai import Agent, Crew, Process, Task
+from crewai.events.event_bus import crewai_event_bus
+from crewai.tasks.task_output import TaskOutput
+
+from agent_wrapper.llm import LLMBundle, LLMFactory
+from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
+
+FRAMEWORK = "crewai"
+
+
+def _task_specs(goal: str, context: str, input_data: dict, history: str) -> list[dict[str, str]]:
+    data = json.dumps(input_data, sort_keys=True, ensure_ascii=False)
+    background = f"Additional context: {context or '(none)'}\nInput data (JSON): {data}"
+    if history:
+        background += f"\nEarlier runs in this session:\n{history}"
+    return [
+        {
+            "name": "research",
+            "agent": "researcher",
+            "description": f"Research the goal: {goal}\n{background}",
+            "expected_output": "Concise research notes with the key facts for the goal.",
+        },
+        {
+            "name": "write",
+            "agent": "writer",
+            "description": f"Write the final answer for the goal: {goal}\n{background}",
+            "expected_output": "A clear final answer to the goal.",
+        },
+    ]
+
+
+def _agents(llm: Any) -> dict[str, Agent]:
+    # llm is passed everywhere a crewai Agent could otherwise pick a default
+    # (OpenAI) model; planning/reasoning/delegation stay off.
+    common = {"llm": llm, "function_calling_llm": llm, "allow_delegation": False,
+              "planning": False, "reasoning": False, "memory": False, "verbose": False,
+              "max_iter": 3, "max_retry_limit": 0}
+    return {
+        "researcher": Agent(role="Researcher", goal="Find the facts a goal needs",
+                            backstory="A careful analyst in an agent federation.", **common),
+        "writer": Agent(role="Writer", goal="Turn research notes into a final answer",
+                        backstory="A precise technical writer.", **common),
+    }
+
+
+def run_crew(request: Any, session: SessionRun, factory: LLMFactory,
+             bundle: LLMBundle) -> ExecutionResult:
+    """Run (or resume) the crew for ``request``; blocking, call from a worker thread."""
+    crew_state = session.document["crew"]
+    fingerprint = request_fingerprint(FRAMEWORK, request.goal, request.context,
+                                      request.input_data)
+    pending = crew_state.get("pending")
+    if not pending or pending.get("fingerprint") != fingerprint:
+        # An unfinished run of a different request is abandoned, not resumed.
+        pending = {"fingerprint": fingerprint, "run_id": uuid.uuid4().hex, "completed": []}
+    completed: list[dict[str, Any]] = list(pending["completed"])
+    steps = [dict(step, resumed_from_checkpoint=True) for step in completed]
+
+    specs = _task_specs(request.goal, request.context, request.input_data,
+                        session.history_prompt())
+    remaining = specs[len(completed):]
+    output = completed[-1]["output"] if completed else ""
+
+    if remaining:
+        llm = factory.crewai_llm(bundle)
+        agents = _agents(llm)
+
+        def on_task_done(task_output: TaskOutput) -> None:
+            step = {"name": task_output.name or "task", "agent": task_output.agent,
+                    "output": task_output.raw}
+            completed.append(step)
+            steps.append(dict(step, resumed_from_checkpoint=False))
+            crew_state["pending"] = dict(pending, completed=list(completed))
+            crew_state["last_checkpoint"] = f"crew:{pending['run_id']}:{step['name']}"
+            session.save()
+            session.step_checkpointed()
+
+        tasks: list[Task] = []
+        for spec in remaining:
+            description = spec["description"]
+            if completed:
+                # Resumed: the checkpointed outputs replace the skipped tasks' context.
+                notes = "\n".join(f"[{s['name']}] {s['output']}" for s in completed)
+                description += f"\nResults of earlier steps (from checkpoint):\n{notes}"
+            extra = {"context": list(tasks)} if tasks else {}
+            tasks.append(Task(name=spec["name"], description=description,
+                              expected_output=spec["expected_output"],
+                              agent=agents[spec["agent"]], callback=on_task_done, **extra))
+        # Crew-level LLM fields take only litellm-backed LLMs; every agent carries
+        # the configured LLM itself (incl. function calling), so none is needed here.
+        crew = Crew(agents=list(agents.values()), tasks=tasks, process=Process.sequential,
+                    planning=False, memory=False, verbose=False, manager_llm=None)
+        try:
+            result = crew.kickoff()
+        finally:
+            # Event handlers (and so the OpenInference spans) run on crewai's
+            # thread pool: let them finish while our execution span is current.
+            crewai_event_bus.flush()
+        output = result.raw
+
+    crew_state["pending"] = None
+    return ExecutionResult(output=output, steps=steps,
+                           checkpoint=crew_state.get("last_checkpoint"))

@@ -1,0 +1,55 @@
+"""Application factory: settings, store, LLM selection, telemetry, routes, errors."""
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from agent_wrapper import __version__, telemetry
+from agent_wrapper.api.body_limit import BodyLimitMiddleware
+from agent_wrapper.api.errors import install_error_handlers
+from agent_wrapper.api.routes import router
+from agent_wrapper.core.config import Settings
+from agent_wrapper.llm import LLMFactory
+from agent_wrapper.store import StateStore, build_store
+
+log = logging.getLogger("agent_wrapper")
+
+
+@dataclass
+class WrapperState:
+    settings: Settings
+    store: StateStore
+    llm_factory: LLMFactory
+
+
+def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None,
+               llm_factory: LLMFactory | None = None, store: StateStore | None = None) -> FastAPI:
+    """Build the wrapper app; the keyword arguments exist for tests."""
+    settings = settings or Settings()
+    provider = telemetry.setup_telemetry(span_exporter)
+    state = WrapperState(settings=settings, store=store or build_store(settings),
+                         llm_factory=llm_factory or LLMFactory(settings))
+    llm = state.llm_factory.bundle()
+    log.info("agent-wrapper %s: llm provider=%s model=%s, store=%s", __version__,
+             llm.provider, llm.model, state.store.kind)
+    if settings.test_crash_after_step is not None:
+        log.warning("TEST-ONLY fault injection active: AGENT_WRAPPER_TEST_CRASH_AFTER_STEP=%s",
+                    settings.test_crash_after_step)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        state.store.close()
+        telemetry.shutdown()
+
+    app = FastAPI(title="agent-federation agent wrapper", version=__version__,
+                  lifespan=lifespan)
+    app.state.wrapper = state
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    telemetry.instrument_app(app, provider)
+    return app

@@ -1,0 +1,117 @@
+"""Redis backend, shared by several wrapper replicas.
+
+Documents are JSON strings under ``<prefix>:session:<id>``. The session lock is
+``SET <prefix>:lock:<id> <token> NX PX <ttl>``; a live run renews it every
+ttl/3 and releases it with a check-and-delete Lua script so a replica can never
+delete a lock another replica took after ours expired.
+"""
+
+import contextlib
+import json
+import secrets
+import threading
+from typing import Any
+
+import redis
+
+from agent_wrapper.core.errors import StoreUnavailable
+from agent_wrapper.store.base import SessionLock, StateStore
+from agent_wrapper.store.session_id import validate_session_id
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class _RedisLock(SessionLock):
+    def __init__(self, store: "RedisStateStore", key: str, token: str) -> None:
+        self._store = store
+        self._key = key
+        self._token = token
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                         name=f"lock-renew:{key}")
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        interval = self._store.lock_ttl_ms / 3000
+        while not self._stop.wait(interval):
+            # On a Redis error the run hits the store error itself when it next saves.
+            with contextlib.suppress(redis.RedisError):
+                self._store._renew(keys=[self._key], args=[self._token, self._store.lock_ttl_ms])
+
+    def release(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        with contextlib.suppress(redis.RedisError):  # Else the TTL frees it.
+            self._store._release(keys=[self._key], args=[self._token])
+
+
+class RedisStateStore(StateStore):
+    """Session documents and locks in Redis (plain keys, no modules needed)."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "agent-federation",
+                 lock_ttl_ms: int = 30_000) -> None:
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self.prefix = prefix
+        self.lock_ttl_ms = lock_ttl_ms
+        self._release = self.client.register_script(_RELEASE)
+        self._renew = self.client.register_script(_RENEW)
+
+    def _key(self, kind: str, session_id: str) -> str:
+        return f"{self.prefix}:{kind}:{validate_session_id(session_id)}"
+
+    def load(self, session_id: str) -> dict[str, Any] | None:
+        key = self._key("session", session_id)
+        try:
+            raw = self.client.get(key)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise StoreUnavailable(f"corrupt state for session {session_id!r}: {exc}") from exc
+
+    def save(self, session_id: str, document: dict[str, Any]) -> None:
+        key = self._key("session", session_id)
+        data = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        try:
+            self.client.set(key, data)  # SET replaces atomically
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    def delete(self, session_id: str) -> None:
+        try:
+            self.client.delete(self._key("session", session_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    def try_lock(self, session_id: str) -> SessionLock | None:
+        key = self._key("lock", session_id)
+        token = secrets.token_hex(16)
+        try:
+            acquired = self.client.set(key, token, nx=True, px=self.lock_ttl_ms)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        return _RedisLock(self, key, token) if acquired else None
+
+    def ping(self) -> None:
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,53 @@
+"""POST /v1/run_crew runs a real CrewAI crew with the offline model and resumes sessions."""
+
+from fastapi.testclient import TestClient
+
+
+def run(client: TestClient, goal: str, session: str, **extra: object):
+    return client.post("/v1/run_crew", json={"goal": goal, "federation_session_id": session,
+                                              **extra})
+
+
+def test_crew_runs_two_tasks_and_reports_metadata(client: TestClient) -> None:
+    response = run(client, "Summarise WASM sandboxing", "crew-1", context="for SREs",
+                   input_data={"audience": "ops"}, request_id="r1")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["framework"] == "crewai"
+    assert body["federation_session_id"] == "crew-1"
+    assert body["request_id"] == "r1"
+    assert body["resumed"] is False
+    assert body["llm"] == {"provider": "offline", "model": "offline-deterministic"}
+    assert [s["name"] for s in body["steps"]] == ["research", "write"]
+    assert [s["agent"] for s in body["steps"]] == ["Researcher", "Writer"]
+    assert body["output"] == body["steps"][-1]["output"]
+    assert "Summarise WASM sandboxing" in body["output"]
+    assert len(body["trace_id"]) == 32
+    assert body["state"]["store"] == "file"
+    assert body["state"]["run_count"] == 1
+    assert response.headers["x-agent-wrapper-llm-calls"] == "2"
+
+
+def test_same_session_resumes_with_history(client: TestClient) -> None:
+    first = run(client, "Draft a plan", "crew-2").json()
+    second = run(client, "Refine the plan", "crew-2").json()
+    assert first["resumed"] is False
+    assert second["resumed"] is True
+    assert [h["goal"] for h in second["history"]] == ["Draft a plan", "Refine the plan"]
+    assert second["state"]["run_count"] == 2
+
+
+def test_missing_session_id_is_generated(client: TestClient) -> None:
+    body = client.post("/v1/run_crew", json={"goal": "hello"}).json()
+    assert len(body["federation_session_id"]) == 36
+
+
+def test_offline_model_is_deterministic() -> None:
+    from agent_wrapper.llm.offline import offline_answer
+
+    prompt = [{"role": "system", "content": "You are Writer."},
+              {"role": "user", "content": "Current Task: Same prompt"}]
+    assert offline_answer(prompt) == offline_answer(list(prompt))
+    assert "Writer on: Same prompt" in offline_answer(prompt)
+    other = [prompt[0], {"role": "user", "content": "Current Task: Other prompt"}]
+    assert offline_answer(other) != offline_answer(prompt)

@@ -1,0 +1,89 @@
+"""The OpenAI-compatible path, against a local OpenAI-compatible server started here;
+and an LLM that fails is a 502 with the cause."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agent_wrapper.core.config import Settings
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    calls: list[dict] = []
+    fail = False
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        type(self).calls.append({"path": self.path, "body": body,
+                                 "auth": self.headers.get("authorization")})
+        if type(self).fail:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "model exploded"}}')
+            return
+        reply = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                     "role": "assistant",
+                     "content": "Thought: done\nFinal Answer: answer from the fake endpoint"}}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[str]:
+    FakeOpenAI.calls = []
+    FakeOpenAI.fail = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def openai_client(make_client, base_url: str):
+    return make_client(llm_provider="openai", llm_base_url=base_url, llm_model="test-model",
+                       llm_api_key="sk-test", llm_max_retries=0)
+
+
+@pytest.mark.parametrize("route", ["/v1/run_crew", "/v1/run_graph"])
+def test_both_frameworks_use_the_configured_endpoint(make_client, fake_openai, route) -> None:
+    client = openai_client(make_client, fake_openai)
+    response = client.post(route, json={"goal": "real model please"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["llm"] == {"provider": "openai-compatible", "model": "test-model"}
+    assert "answer from the fake endpoint" in body["output"]
+    assert len(FakeOpenAI.calls) == 2
+    for call in FakeOpenAI.calls:
+        assert call["path"] == "/v1/chat/completions"
+        assert call["body"]["model"] == "test-model"
+        assert call["auth"] == "Bearer sk-test"
+
+
+@pytest.mark.parametrize("route", ["/v1/run_crew", "/v1/run_graph"])
+def test_llm_failure_is_502_with_the_cause(make_client, fake_openai, route) -> None:
+    FakeOpenAI.fail = True
+    client = openai_client(make_client, fake_openai)
+    response = client.post(route, json={"goal": "x", "federation_session_id": "llm-down"})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "llm_failure"
+    assert "500" in error["message"] or "exploded" in error["message"]
+    # The failed run stored no finished history.
+    ok = make_client().post(route, json={"goal": "y", "federation_session_id": "llm-down"})
+    assert [h["goal"] for h in ok.json()["history"]] == ["y"]
+
+
+def test_openai_without_endpoint_fails_at_startup() -> None:
+    with pytest.raises(ValueError, match="AGENT_WRAPPER_LLM_BASE_URL"):
+        Settings(llm_provider="openai")

@@ -1,0 +1,50 @@
+"""A wrapper killed between two steps resumes on the next request with the same
+session without redoing finished steps, with the file store and with Redis."""
+
+import time
+
+import httpx
+import pytest
+
+REQUEST = {"goal": "Survive a crash", "context": "checkpoints", "input_data": {"n": 1}}
+
+
+@pytest.fixture(params=["file", "redis"])
+def store_env(request: pytest.FixtureRequest, tmp_path) -> dict[str, str]:
+    if request.param == "file":
+        return {"AGENT_WRAPPER_STORE": "file", "AGENT_WRAPPER_STATE_DIR": str(tmp_path / "s")}
+    # A crashed replica's session lock lives until its TTL: keep it short here.
+    return {"AGENT_WRAPPER_STORE": "redis", "AGENT_WRAPPER_LOCK_TTL_MS": "1000",
+            "AGENT_WRAPPER_REDIS_URL": request.getfixturevalue("redis_url"),
+            "AGENT_WRAPPER_REDIS_KEY_PREFIX": f"crash-{tmp_path.name}",
+            "AGENT_WRAPPER_STATE_DIR": str(tmp_path / "s")}
+
+
+@pytest.mark.parametrize("route, first_step", [("/v1/run_crew", "research"),
+                                               ("/v1/run_graph", "plan")])
+def test_killed_mid_run_resumes_without_redoing_steps(wrapper_process, store_env, route,
+                                                       first_step) -> None:
+    body = {**REQUEST, "federation_session_id": "crash-1"}
+    crashing = wrapper_process(**store_env, AGENT_WRAPPER_TEST_CRASH_AFTER_STEP="1")
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(crashing.url(route), json=body, timeout=60)
+    assert crashing.proc.wait(timeout=30) == 17, "died at the fault-injection point"
+
+    healthy = wrapper_process(**store_env)
+    # With Redis the dead run's lock answers 409 until its TTL passes.
+    deadline = time.monotonic() + 20
+    while True:
+        response = httpx.post(healthy.url(route), json=body, timeout=60)
+        if response.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    steps = reply["steps"]
+    assert steps[0]["name"] == first_step
+    assert steps[0]["resumed_from_checkpoint"] is True
+    assert steps[1]["resumed_from_checkpoint"] is False
+    # Only the unfinished step called the model.
+    assert response.headers["x-agent-wrapper-llm-calls"] == "1"
+    assert reply["resumed"] is True
+    assert [h["goal"] for h in reply["history"]] == ["Survive a crash"]
