@@ -23,8 +23,7 @@ echo "==> adapters"
 scripts/build-adapters.sh
 
 echo "==> host and otlp-sink tests"
-cargo test --workspace --exclude crewai-adapter --exclude langgraph-adapter \
-    --exclude test-faults-adapter --exclude federation-adapter-sdk
+cargo test -p agent-federation -p otlp-sink
 
 echo "==> agent wrapper tests"
 agent-wrapper/scripts/test.sh
