@@ -14,9 +14,9 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
         serde_json::Value::Object(map) => json_to_struct(map),
         _ => anyhow::bail!("--input must be a JSON object"),
     };
-    let mut client = FederationServiceClient::connect(args.addr.clone())
+    let mut client = FederationServiceClient::connect(args.host.addr.clone())
         .await
-        .with_context(|| format!("connecting to {}", args.addr))?;
+        .with_context(|| format!("connecting to {}", args.host.addr))?;
     let mut request = tonic::Request::new(TaskRequest {
         goal: args.goal,
         context: args.context,
@@ -91,10 +91,10 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())?
+    let channel = tonic::transport::Endpoint::from_shared(args.host.addr.clone())?
         .connect()
         .await
-        .with_context(|| format!("connecting to {}", args.addr))?;
+        .with_context(|| format!("connecting to {}", args.host.addr))?;
     let mut client = HealthClient::new(channel);
     let request = HealthCheckRequest {
         service: args.service.clone(),

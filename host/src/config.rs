@@ -26,15 +26,22 @@ pub enum Command {
     Health(HealthArgs),
 }
 
+/// Where a client subcommand finds the host.
 #[derive(Args, Debug, Clone)]
-pub struct HealthArgs {
+pub struct HostAddress {
     /// Host address.
     #[arg(
-        long,
+        long = "addr",
         env = "FEDERATION_ADDR",
         default_value = "http://127.0.0.1:50075"
     )]
     pub addr: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
     /// Service to check: empty for the whole host, `backend/<name>` for one adapter.
     #[arg(long, default_value = "")]
     pub service: String,
@@ -94,13 +101,8 @@ impl ServeArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CallArgs {
-    /// Host address.
-    #[arg(
-        long,
-        env = "FEDERATION_ADDR",
-        default_value = "http://127.0.0.1:50075"
-    )]
-    pub addr: String,
+    #[command(flatten)]
+    pub host: HostAddress,
     /// Adapter to run (e.g. crewai, langgraph).
     #[arg(long)]
     pub backend: String,

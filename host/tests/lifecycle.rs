@@ -113,3 +113,73 @@ async fn the_host_serves_when_no_collector_is_listening() {
         assert_eq!(response.trace_id.len(), 32);
     }
 }
+
+#[tokio::test]
+async fn call_and_health_subcommands_talk_to_a_running_host() {
+    let (_, stub_url, sink) = start_stub_and_sink().await;
+    let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
+    let bin = env!("CARGO_BIN_EXE_agent-federation");
+    let endpoint = host.endpoint();
+    let output = tokio::task::spawn_blocking(move || {
+        let health = std::process::Command::new(bin)
+            .args([
+                "health",
+                "--addr",
+                &endpoint,
+                "--service",
+                "backend/langgraph",
+            ])
+            .output()
+            .unwrap();
+        let call = std::process::Command::new(bin)
+            .args([
+                "call",
+                "--addr",
+                &endpoint,
+                "--backend",
+                "crewai",
+                "--goal",
+                "from the cli",
+            ])
+            .args([
+                "--traceparent",
+                "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+            ])
+            .output()
+            .unwrap();
+        let missing = std::process::Command::new(bin)
+            .args([
+                "call",
+                "--addr",
+                &endpoint,
+                "--backend",
+                "nope",
+                "--goal",
+                "x",
+            ])
+            .output()
+            .unwrap();
+        (health, call, missing)
+    })
+    .await
+    .unwrap();
+    let (health, call, missing) = output;
+    assert!(health.status.success());
+    assert!(String::from_utf8_lossy(&health.stdout).contains("SERVING"));
+    assert!(
+        call.status.success(),
+        "{}",
+        String::from_utf8_lossy(&call.stderr)
+    );
+    let printed = String::from_utf8_lossy(&call.stdout);
+    assert!(
+        printed.contains("trace id:   0123456789abcdef0123456789abcdef"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("stub answer to: from the cli"),
+        "{printed}"
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+}
