@@ -2,14 +2,14 @@
 
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, codec::CompressionEncoding};
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
 
-use crate::{span::flatten, store::SpanStore};
+use crate::{MAX_EXPORT_BYTES, span::flatten, store::SpanStore};
 
 struct Receiver {
     store: SpanStore,
@@ -27,8 +27,13 @@ impl TraceService for Receiver {
 }
 
 pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Receiver<()>) {
+    let service = TraceServiceServer::new(Receiver { store })
+        // Exporters compress when OTEL_EXPORTER_OTLP_COMPRESSION=gzip.
+        .accept_compressed(CompressionEncoding::Gzip)
+        // tonic's default 4 MB is below what a batch of LLM spans can reach.
+        .max_decoding_message_size(MAX_EXPORT_BYTES);
     let result = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(Receiver { store }))
+        .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop.await;
         })

@@ -1,14 +1,15 @@
-//! The OTLP/HTTP receiver (`POST /v1/traces`, protobuf, optionally gzip) and the
-//! read side: `GET /spans[?trace_id=]`, `GET /tree?trace_id=`, `GET /healthz`.
+//! The OTLP/HTTP receiver (`POST /v1/traces`, protobuf or JSON, optionally gzip) and the
+//! read side on the same listener: `GET /spans[?trace_id=]`, `GET /tree?trace_id=`,
+//! `GET /healthz`.
 
 use std::io::Read;
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Query, State},
+    extract::{DefaultBodyLimit, Query, State},
     http::{HeaderMap, StatusCode, header},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -18,11 +19,15 @@ use prost::Message;
 use serde::Deserialize;
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::{span::flatten, store::SpanStore, tree};
+use crate::{MAX_EXPORT_BYTES, span::flatten, store::SpanStore, tree};
 
 pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Receiver<()>) {
     let app = Router::new()
-        .route("/v1/traces", post(export))
+        // axum's default 2 MB limit is below what a batch of LLM spans can reach.
+        .route(
+            "/v1/traces",
+            post(export).layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES)),
+        )
         .route("/spans", get(spans))
         .route("/tree", get(tree_text))
         .route("/healthz", get(|| async { "ok" }))
@@ -37,44 +42,77 @@ pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Recei
     }
 }
 
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+type Rejection = (StatusCode, String);
+
 async fn export(
     State(store): State<SpanStore>,
     headers: HeaderMap,
     body: Bytes,
-) -> impl IntoResponse {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !content_type.starts_with("application/x-protobuf") {
-        return Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("only application/x-protobuf is accepted, got {content_type:?}"),
-        ));
-    }
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let raw = if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut out)
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
-        out
-    } else {
-        body.to_vec()
+) -> Result<Response, Rejection> {
+    let header_value = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
     };
-    let request = ExportTraceServiceRequest::decode(&raw[..]).map_err(|e| {
+    let content_type = header_value(header::CONTENT_TYPE);
+    let encoding = match content_type.split(';').next().unwrap_or_default().trim() {
+        "application/x-protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("expected application/x-protobuf or application/json, got {other:?}"),
+            ));
+        }
+    };
+    let raw = match header_value(header::CONTENT_ENCODING).as_str() {
+        "" | "identity" => body.to_vec(),
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
+            out
+        }
+        other => {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content-encoding {other:?} (gzip or none)"),
+            ));
+        }
+    };
+    let bad = |e: &dyn std::fmt::Display| {
         (
             StatusCode::BAD_REQUEST,
             format!("not an ExportTraceServiceRequest: {e}"),
         )
-    })?;
-    store.extend(flatten(request, "http"));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-protobuf")],
-        ExportTraceServiceResponse::default().encode_to_vec(),
-    ))
+    };
+    // The OTLP/HTTP spec answers in the encoding of the request.
+    match encoding {
+        Encoding::Protobuf => {
+            let request = ExportTraceServiceRequest::decode(&raw[..]).map_err(|e| bad(&e))?;
+            store.extend(flatten(request, "http"));
+            Ok((
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                ExportTraceServiceResponse::default().encode_to_vec(),
+            )
+                .into_response())
+        }
+        Encoding::Json => {
+            let request: ExportTraceServiceRequest =
+                serde_json::from_slice(&raw).map_err(|e| bad(&e))?;
+            store.extend(flatten(request, "http"));
+            // The empty response; serde would spell it `{"partialSuccess":null}`.
+            Ok(([(header::CONTENT_TYPE, "application/json")], "{}").into_response())
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -95,9 +133,9 @@ async fn spans(
 async fn tree_text(
     State(store): State<SpanStore>,
     Query(query): Query<TraceQuery>,
-) -> impl IntoResponse {
+) -> Result<String, Rejection> {
     match query.trace_id {
         Some(id) => Ok(tree::render(&store.trace(&id))),
-        None => Err((StatusCode::BAD_REQUEST, "trace_id is required")),
+        None => Err((StatusCode::BAD_REQUEST, "trace_id is required".into())),
     }
 }

@@ -1,10 +1,19 @@
 //! Rendering a trace as an indented tree: `name [service] kind (ms)`, children under
-//! parents, spans whose parent never arrived listed at the root with a marker.
+//! parents, spans whose parent never arrived listed at the root with a marker, so a
+//! broken propagation shows up as a second root.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt::Write,
+};
 
 use crate::span::RecordedSpan;
 
+/// Follows a span whose parent is not among the spans rendered.
+pub const ORPHAN_MARKER: &str = "[orphan]";
+
+/// Renders spans (normally one trace) as an indented tree, two spaces a level,
+/// siblings and roots in start order; failed spans are marked `ERROR "message"`.
 pub fn render(spans: &[RecordedSpan]) -> String {
     let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let mut children: BTreeMap<&str, Vec<&RecordedSpan>> = BTreeMap::new();
@@ -33,23 +42,23 @@ fn write_span(
     depth: usize,
     orphan: bool,
 ) {
-    let marker = if orphan {
-        format!(
-            " (parent {} not received)",
-            span.parent_span_id.as_deref().unwrap_or_default()
-        )
-    } else {
-        String::new()
-    };
-    out.push_str(&format!(
-        "{}{} [{}] {} ({:.1} ms){}\n",
+    let _ = write!(
+        out,
+        "{}{} [{}] {} ({:.1} ms)",
         "  ".repeat(depth),
         span.name,
         span.service_name,
         span.kind,
         span.duration_ms(),
-        marker
-    ));
+    );
+    if span.status_code == "error" {
+        let _ = write!(out, " ERROR {:?}", span.status_message);
+    }
+    if orphan {
+        let parent = span.parent_span_id.as_deref().unwrap_or_default();
+        let _ = write!(out, " {ORPHAN_MARKER} parent {parent} not received");
+    }
+    out.push('\n');
     for child in children.get(span.span_id.as_str()).into_iter().flatten() {
         write_span(out, child, children, depth + 1, false);
     }
