@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::admin::AdminToken;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "agent-federation",
@@ -55,6 +57,28 @@ pub struct ServeArgs {
     /// Directory of adapter components (`*.wasm`), loaded at start-up.
     #[arg(long, env = "FEDERATION_ADAPTERS_DIR", default_value = "dist/adapters")]
     pub adapters_dir: PathBuf,
+    /// Watch the adapters directory and apply changes while serving (new, changed and
+    /// removed `*.wasm` files). `false`: load once at start-up.
+    #[arg(long, env = "FEDERATION_WATCH_ADAPTERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_adapters: bool,
+    /// Also rescan the adapters directory this often, ms (catches changes that file
+    /// events miss, e.g. on network filesystems). 0: events only.
+    #[arg(long, env = "FEDERATION_RESCAN_INTERVAL_MS", default_value_t = 2_000)]
+    pub rescan_interval_ms: u64,
+    /// Before accepting an adapter, run one task on it with all network denied; a trap
+    /// or hang rejects it (a typed error passes).
+    #[arg(long, env = "FEDERATION_ADAPTER_SELF_TEST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub adapter_self_test: bool,
+    /// Token for AdminService (`authorization: Bearer <token>`). Unset (and no
+    /// --admin-token-file): AdminService is not served.
+    #[arg(long, env = "FEDERATION_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
+    pub admin_token: Option<AdminToken>,
+    /// File holding the admin token (e.g. a mounted secret); used when --admin-token is unset.
+    #[arg(long, env = "FEDERATION_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Largest adapter component AdminService.LoadAdapter accepts, MiB.
+    #[arg(long, env = "FEDERATION_MAX_UPLOAD_MIB", default_value_t = 64)]
+    pub max_upload_mib: usize,
     /// Directory caching compiled adapters by digest (skips recompiling on restart).
     /// Must be writable only by the host's user. Unset: no cache.
     #[arg(long, env = "FEDERATION_COMPILE_CACHE_DIR")]
@@ -97,6 +121,31 @@ impl ServeArgs {
     pub fn task_timeout(&self) -> Duration {
         Duration::from_millis(self.task_timeout_ms)
     }
+
+    /// The admin token, from the flag or the file; `None` disables AdminService.
+    pub fn admin_token(&self) -> anyhow::Result<Option<AdminToken>> {
+        use anyhow::Context;
+        let raw = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => return Ok(Some(token.clone())),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the admin token file {}", file.display()))?,
+            (None, None) => return Ok(None),
+        };
+        match AdminToken::new(raw) {
+            Some(token) => Ok(Some(token)),
+            None => anyhow::bail!(
+                "the admin token file {} is empty",
+                self.admin_token_file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+fn parse_admin_token(raw: &str) -> Result<AdminToken, String> {
+    AdminToken::new(raw.to_string()).ok_or_else(|| "the admin token is empty".to_string())
 }
 
 #[derive(Args, Debug, Clone)]

@@ -7,11 +7,13 @@
 //! [`outbound_http`] (the adapter's only way out, trace headers injected) → the agent
 //! wrapper.
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod guest_log;
 pub mod json;
+pub mod lifecycle;
 pub mod outbound_http;
 pub mod proto;
 pub mod runtime;

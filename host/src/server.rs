@@ -1,5 +1,6 @@
-//! Start-up and serving: builds the engine, loads adapters, and serves
-//! FederationService, gRPC health (per backend too) and reflection until SIGTERM/Ctrl-C.
+//! Start-up and serving: builds the engine, loads adapters (and keeps watching their
+//! directory), and serves FederationService, AdminService (when a token is set), gRPC
+//! health (per backend too) and reflection until SIGTERM/Ctrl-C.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -8,12 +9,14 @@ use opentelemetry_http::HeaderExtractor;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tonic_health::ServingStatus;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::admin::{Admin, require_token};
 use crate::config::ServeArgs;
+use crate::lifecycle::{AdapterLifecycle, watcher};
 use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
+use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::federation_service_server::FederationServiceServer;
 use crate::runtime::adapter::AdapterRuntime;
 use crate::runtime::cache::CompileCache;
@@ -21,11 +24,6 @@ use crate::runtime::ctx::Capabilities;
 use crate::runtime::engine::{EngineLimits, build_engine};
 use crate::runtime::registry::AdapterRegistry;
 use crate::service::{Federation, ServiceConfig};
-
-/// Health-check service name of one backend (`grpc.health.v1`), e.g. `backend/crewai`.
-pub fn backend_health_name(backend: &str) -> String {
-    format!("backend/{backend}")
-}
 
 /// Builds everything and serves on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -58,21 +56,31 @@ pub async fn serve(
                 .with_context(|| format!("opening the compile cache {}", dir.display()))
         })
         .transpose()?;
-    let runtime = Arc::new(AdapterRuntime::new(engine, capabilities, cache)?);
-    let registry = Arc::new(AdapterRegistry::load_dir(&runtime, &args.adapters_dir).await?);
-    if registry.names().is_empty() {
-        tracing::warn!(dir = %args.adapters_dir.display(), "no adapters loaded; every task will get NOT_FOUND");
-    }
-
+    let admin_token = args.admin_token()?;
+    let runtime = Arc::new(AdapterRuntime::new(
+        engine,
+        capabilities,
+        cache,
+        args.adapter_self_test,
+    )?);
+    let registry = Arc::new(AdapterRegistry::default());
     let (health, health_service) = tonic_health::server::health_reporter();
+    let lifecycle = Arc::new(AdapterLifecycle::new(
+        runtime.clone(),
+        registry.clone(),
+        args.adapters_dir.clone(),
+        health.clone(),
+    ));
+    lifecycle
+        .reconcile(false)
+        .await
+        .context("loading adapters")?;
+    if registry.names().is_empty() {
+        tracing::warn!(dir = %args.adapters_dir.display(), "no adapters loaded; every task will get NOT_FOUND until one is added");
+    }
     health
         .set_serving::<FederationServiceServer<Federation>>()
         .await;
-    for name in registry.names() {
-        health
-            .set_service_status(backend_health_name(&name), ServingStatus::Serving)
-            .await;
-    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -89,6 +97,24 @@ pub async fn serve(
         },
     );
 
+    let (watch_stop, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    if args.watch_adapters {
+        let rescan =
+            (args.rescan_interval_ms > 0).then(|| Duration::from_millis(args.rescan_interval_ms));
+        tokio::spawn(watcher::watch(lifecycle.clone(), rescan, async {
+            let _ = watch_stopped.await;
+        }));
+    }
+    let admin = admin_token.map(|token| {
+        let admin = Admin::new(lifecycle.clone(), args.max_upload_mib << 20);
+        let max_message = admin.max_message_bytes();
+        let server = AdminServiceServer::new(admin).max_decoding_message_size(max_message);
+        tonic::service::interceptor::InterceptedService::new(server, require_token(token))
+    });
+    if admin.is_none() {
+        tracing::info!("no admin token configured: AdminService is not served");
+    }
+
     let addr = listener.local_addr()?;
     tracing::info!(%addr, adapters = ?registry.names(), wrapper = %args.wrapper_url, "serving");
     // One machine-readable line, so scripts and tests learn the port.
@@ -102,6 +128,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(FederationServiceServer::new(federation))
+        .add_optional_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
@@ -111,6 +138,7 @@ pub async fn serve(
         () = shutdown => {}
     }
     tracing::info!(?grace, "shutting down: letting in-flight tasks finish");
+    let _ = watch_stop.send(());
     let _ = stop_tx.send(());
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result.context("gRPC server failed during shutdown"),

@@ -2,7 +2,11 @@
 //! tested against a real component. The task's `goal` picks the behaviour:
 //! `trap` panics, `spin` loops forever, `forge` sends a request carrying its own
 //! `traceparent`, `call:<url>` sends a GET to an arbitrary URL, `echo` answers without
-//! any outbound call. Never deploy it.
+//! any outbound call, `sleep:<ms>` answers after waiting (a long in-flight task).
+//! Never deploy it.
+//!
+//! `TEST_FAULTS_VERSION` at build time sets the version `describe()` reports, so the
+//! hot-swap tests get two builds that differ only in version.
 
 use federation_adapter_sdk::{
     AdapterError, AdapterInfo, Guest, Method, Request, Task, TaskResponse, export, outbound_http,
@@ -14,7 +18,9 @@ impl Guest for Faults {
     fn describe() -> AdapterInfo {
         AdapterInfo {
             name: "test-faults".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: option_env!("TEST_FAULTS_VERSION")
+                .unwrap_or(env!("CARGO_PKG_VERSION"))
+                .into(),
             framework: "test".into(),
             route: "/v1/run_crew".into(),
             description: "TEST ONLY: misbehaves on command".into(),
@@ -37,6 +43,18 @@ impl Guest for Faults {
                 federation_session_id: task.federation_session_id,
                 resumed: false,
             }),
+            goal if goal.starts_with("sleep:") => {
+                let ms: u64 = goal["sleep:".len()..]
+                    .parse()
+                    .map_err(|_| AdapterError::InvalidInput(format!("bad sleep {goal:?}")))?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(TaskResponse {
+                    output: format!("slept {ms} ms"),
+                    result_json: "{}".into(),
+                    federation_session_id: task.federation_session_id,
+                    resumed: false,
+                })
+            }
             goal => match goal.strip_prefix("call:") {
                 Some(url) => {
                     let request = Request {

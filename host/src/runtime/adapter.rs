@@ -6,9 +6,11 @@
 //! leaks from one task to the next, and a trap only loses that task.
 
 use std::{
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
 };
 
 use sha2::{Digest, Sha256};
@@ -23,13 +25,30 @@ use crate::runtime::ctx::{AdapterCtx, Capabilities};
 
 /// Time an adapter gets to answer `describe()` at load time.
 const DESCRIBE_BUDGET: Duration = Duration::from_secs(5);
+/// Time an adapter gets for its self-test task at load time.
+const SELF_TEST_BUDGET: Duration = Duration::from_secs(5);
 
-/// A loaded, validated adapter, ready to run tasks.
+/// A loaded, validated build of an adapter, ready to run tasks.
 pub struct Adapter {
     pub info: AdapterInfo,
     /// sha256 of the component bytes, hex.
     pub digest: String,
+    /// Where the bytes came from: a file path, or `upload`.
+    pub source: String,
+    pub loaded_at: SystemTime,
+    /// Compile (or cache hit) + link + describe + self-test.
+    pub load_time: Duration,
+    /// Whether the compiled code came from the compile cache.
+    pub from_cache: bool,
+    tasks_started: AtomicU64,
     pre: AgentBackendPre<AdapterCtx>,
+}
+
+impl Adapter {
+    /// Tasks started on this build so far.
+    pub fn tasks_started(&self) -> u64 {
+        self.tasks_started.load(Ordering::Relaxed)
+    }
 }
 
 /// Why an adapter could not be loaded.
@@ -52,6 +71,10 @@ pub enum LoadError {
         value: String,
         rule: &'static str,
     },
+    /// The self-test task (run with all network denied) crashed or hung; a typed
+    /// adapter error is a pass.
+    #[error("self-test task failed: {0}")]
+    SelfTest(RunError),
 }
 
 /// Why a task did not produce a response.
@@ -90,13 +113,21 @@ pub struct AdapterRuntime {
     linker: Linker<AdapterCtx>,
     capabilities: Capabilities,
     cache: Option<Arc<CompileCache>>,
+    self_test: bool,
+}
+
+/// sha256 of a component's bytes, hex: the identity of an adapter build.
+pub fn digest_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 impl AdapterRuntime {
+    /// `self_test`: run one task with all network denied before accepting an adapter.
     pub fn new(
         engine: Engine,
         capabilities: Capabilities,
         cache: Option<CompileCache>,
+        self_test: bool,
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -106,30 +137,33 @@ impl AdapterRuntime {
             linker,
             capabilities,
             cache: cache.map(Arc::new),
+            self_test,
         })
     }
 
     /// Loads the component at `path`.
-    pub async fn load_file(&self, path: &Path) -> Result<Adapter, LoadError> {
+    pub async fn load_file(&self, path: &std::path::Path) -> Result<Adapter, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| LoadError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-        self.load_bytes(bytes).await
+        self.load_bytes(bytes, path.display().to_string()).await
     }
 
-    /// Compiles, links and describes a component given as bytes.
-    pub async fn load_bytes(&self, bytes: Vec<u8>) -> Result<Adapter, LoadError> {
-        let digest = hex::encode(Sha256::digest(&bytes));
+    /// Compiles (or takes from the cache), links, describes and self-tests a component
+    /// given as bytes; `source` names where the bytes came from.
+    pub async fn load_bytes(&self, bytes: Vec<u8>, source: String) -> Result<Adapter, LoadError> {
+        let started = Instant::now();
+        let digest = digest_of(&bytes);
         let engine = self.engine.clone();
         // Compiling takes milliseconds to seconds: keep it off the async workers.
         let cache = self.cache.clone();
         let key = digest.clone();
-        let component = tokio::task::spawn_blocking(move || match cache {
+        let (component, from_cache) = tokio::task::spawn_blocking(move || match cache {
             Some(cache) => cache.load_or_compile(&engine, &key, &bytes),
-            None => Component::new(&engine, &bytes),
+            None => Component::new(&engine, &bytes).map(|c| (c, false)),
         })
         .await
         .map_err(|e| LoadError::Compile(wasmtime::Error::msg(e.to_string())))?
@@ -149,7 +183,57 @@ impl AdapterRuntime {
             .await
             .map_err(|e| LoadError::Describe(classify_trap(e, &store)))?;
         validate_info(&info)?;
-        Ok(Adapter { info, digest, pre })
+        drop(store);
+        if self.self_test {
+            self.self_test(&pre, &info).await?;
+        }
+        Ok(Adapter {
+            info,
+            digest,
+            source,
+            loaded_at: SystemTime::now(),
+            load_time: started.elapsed(),
+            from_cache,
+            tasks_started: AtomicU64::new(0),
+            pre,
+        })
+    }
+
+    /// Runs one synthetic task with every outbound request denied (nothing leaves the
+    /// host). An answer or a typed error passes; a trap or a hang rejects the adapter.
+    async fn self_test(
+        &self,
+        pre: &AgentBackendPre<AdapterCtx>,
+        info: &AdapterInfo,
+    ) -> Result<(), LoadError> {
+        let capabilities = Capabilities {
+            policy: Arc::new(crate::outbound_http::OutboundPolicy::allow_only([])),
+            ..self.capabilities.clone()
+        };
+        let ctx = AdapterCtx::new(
+            info.name.as_str().into(),
+            capabilities,
+            Instant::now() + SELF_TEST_BUDGET,
+        );
+        let mut store = self.store_with(ctx);
+        let task = Task {
+            goal: "agent-federation self-test".into(),
+            context: String::new(),
+            input_data: "{}".into(),
+            federation_session_id: "agent-federation-self-test".into(),
+            request_id: "agent-federation-self-test".into(),
+            metadata: vec![],
+            wrapper_url: "http://self-test.invalid".into(),
+            deadline_ms: Some(SELF_TEST_BUDGET.as_millis() as u64),
+        };
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| LoadError::SelfTest(RunError::Instantiate(format!("{e:#}"))))?;
+        match instance.call_run_task(&mut store, &task).await {
+            Ok(_) => Ok(()),
+            Err(trap) => Err(LoadError::SelfTest(classify_trap(trap, &store))),
+        }
     }
 
     /// Runs `task` on a fresh instance of `adapter`; the task must end by `deadline`.
@@ -160,6 +244,7 @@ impl AdapterRuntime {
         deadline: Instant,
     ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
+        adapter.tasks_started.fetch_add(1, Ordering::Relaxed);
         let mut store = self.new_store(adapter.info.name.as_str().into(), deadline);
         let instance = adapter
             .pre
@@ -183,7 +268,14 @@ impl AdapterRuntime {
     }
 
     fn new_store(&self, adapter: Arc<str>, deadline: Instant) -> Store<AdapterCtx> {
-        let ctx = AdapterCtx::new(adapter, self.capabilities.clone(), deadline);
+        self.store_with(AdapterCtx::new(
+            adapter,
+            self.capabilities.clone(),
+            deadline,
+        ))
+    }
+
+    fn store_with(&self, ctx: AdapterCtx) -> Store<AdapterCtx> {
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| ctx.limiter());
         // Check the deadline every epoch tick, and yield to the scheduler meanwhile so a

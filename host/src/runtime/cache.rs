@@ -25,20 +25,21 @@ impl CompileCache {
         })
     }
 
-    /// The compiled component for `bytes` (whose sha256 is `digest`): from the cache
-    /// when present and loadable, else compiled now and stored.
+    /// The compiled component for `bytes` (whose sha256 is `digest`), and whether it
+    /// came from the cache: from the cache when present and loadable, else compiled
+    /// now and stored.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         digest: &str,
         bytes: &[u8],
-    ) -> wasmtime::Result<Component> {
+    ) -> wasmtime::Result<(Component, bool)> {
         let path = self.path_for(engine, digest);
         if path.exists() {
             // SAFETY: the file was written by `precompile_component` of an engine with
             // the same compatibility hash; the directory is trusted (see module docs).
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => return Ok((component, true)),
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "discarding unusable cached artifact");
                 }
@@ -49,7 +50,7 @@ impl CompileCache {
             tracing::warn!(path = %path.display(), %error, "could not cache a compiled adapter");
         }
         // SAFETY: `compiled` was produced just now by this engine.
-        unsafe { Component::deserialize(engine, &compiled) }
+        unsafe { Component::deserialize(engine, &compiled) }.map(|c| (c, false))
     }
 
     fn path_for(&self, engine: &Engine, digest: &str) -> PathBuf {

@@ -21,7 +21,7 @@ use stub_wrapper::StubWrapper;
 use tonic::transport::Channel;
 
 /// Directory holding the built adapters (see `scripts/build-adapters.sh`).
-fn dist_dir() -> PathBuf {
+pub fn dist_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")
 }
 
@@ -65,6 +65,16 @@ pub struct HostProcess {
 impl HostProcess {
     /// Starts `agent-federation serve` on 127.0.0.1:0 with `extra` flags.
     pub fn start(wrapper_url: &str, otlp_endpoint: &str, extra: &[&str]) -> HostProcess {
+        Self::start_in(&adapters_dir(), wrapper_url, otlp_endpoint, extra)
+    }
+
+    /// Like [`HostProcess::start`], serving the adapters in `dir`.
+    pub fn start_in(
+        dir: &std::path::Path,
+        wrapper_url: &str,
+        otlp_endpoint: &str,
+        extra: &[&str],
+    ) -> HostProcess {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "host-{}-{}.log",
             std::process::id(),
@@ -81,7 +91,7 @@ impl HostProcess {
                 wrapper_url,
             ])
             .arg("--adapters-dir")
-            .arg(adapters_dir())
+            .arg(dir)
             .arg("--compile-cache-dir")
             .arg(compile_cache_dir())
             .args(extra)

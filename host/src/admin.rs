@@ -1,0 +1,203 @@
+//! `federation.v1.AdminService`: list, reload, roll back and upload adapters on a
+//! running host, behind a bearer token. Served only when a token is configured.
+
+use std::sync::Arc;
+
+use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
+
+use crate::lifecycle::{AdapterLifecycle, LifecycleError, Rejection};
+use crate::proto::admin_service_server::AdminService;
+use crate::proto::{
+    AdapterStatus, AdapterVersion, ListAdaptersRequest, ListAdaptersResponse, LoadAdapterRequest,
+    ReloadAdaptersRequest, ReloadAdaptersResponse, RollbackAdapterRequest, adapter_status,
+};
+use crate::runtime::adapter::Adapter;
+use crate::runtime::registry::{RollbackError, Slot};
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn new(token: String) -> Option<AdminToken> {
+        let token = token.trim().to_string();
+        (!token.is_empty()).then_some(AdminToken(token))
+    }
+
+    /// Whether `metadata` carries `authorization: Bearer <token>` (constant-time).
+    fn admits(&self, metadata: &MetadataMap) -> bool {
+        let Some(presented) = metadata
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        let (a, b) = (presented.as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// The interceptor guarding every admin call.
+pub fn require_token(
+    token: AdminToken,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |request: Request<()>| {
+        if token.admits(request.metadata()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated(
+                "admin calls need `authorization: Bearer <admin token>`",
+            ))
+        }
+    }
+}
+
+pub struct Admin {
+    lifecycle: Arc<AdapterLifecycle>,
+    max_upload_bytes: usize,
+}
+
+impl Admin {
+    pub fn new(lifecycle: Arc<AdapterLifecycle>, max_upload_bytes: usize) -> Self {
+        Admin {
+            lifecycle,
+            max_upload_bytes,
+        }
+    }
+
+    /// What the gRPC layer may decode for this service: room above the upload limit,
+    /// so an upload just over it gets our RESOURCE_EXHAUSTED rather than tonic's
+    /// OUT_OF_RANGE (which far larger messages still get).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_upload_bytes.saturating_mul(2).max(1 << 20)
+    }
+
+    fn status_of(&self, name: &str) -> Result<AdapterStatus, Status> {
+        self.lifecycle
+            .registry()
+            .snapshot()
+            .into_iter()
+            .find(|(slot_name, _)| slot_name == name)
+            .map(|(name, slot)| adapter_status(name, &slot))
+            .ok_or_else(|| Status::not_found(format!("no adapter named {name:?} is loaded")))
+    }
+}
+
+impl From<LifecycleError> for Status {
+    fn from(error: LifecycleError) -> Self {
+        let code = match &error {
+            LifecycleError::Rollback(RollbackError::NotFound(_)) => Code::NotFound,
+            LifecycleError::Rollback(RollbackError::NoPrevious(_)) => Code::FailedPrecondition,
+            LifecycleError::Rejected(_) => Code::InvalidArgument,
+            LifecycleError::Directory { .. } => Code::Internal,
+        };
+        Status::new(code, error.to_string())
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    async fn list_adapters(
+        &self,
+        _request: Request<ListAdaptersRequest>,
+    ) -> Result<Response<ListAdaptersResponse>, Status> {
+        let adapters = self
+            .lifecycle
+            .registry()
+            .snapshot()
+            .into_iter()
+            .map(|(name, slot)| adapter_status(name, &slot))
+            .collect();
+        let (rejections, rejected_total) = self.lifecycle.rejections();
+        Ok(Response::new(ListAdaptersResponse {
+            adapters,
+            rejections: rejections.iter().map(rejection).collect(),
+            rejected_total,
+        }))
+    }
+
+    async fn reload_adapters(
+        &self,
+        _request: Request<ReloadAdaptersRequest>,
+    ) -> Result<Response<ReloadAdaptersResponse>, Status> {
+        let report = self.lifecycle.reconcile(true).await?;
+        Ok(Response::new(ReloadAdaptersResponse {
+            loaded: report.loaded.iter().map(|a| version(a)).collect(),
+            rejected: report.rejected.iter().map(rejection).collect(),
+            unloaded: report.unloaded,
+        }))
+    }
+
+    async fn rollback_adapter(
+        &self,
+        request: Request<RollbackAdapterRequest>,
+    ) -> Result<Response<AdapterStatus>, Status> {
+        let name = request.into_inner().name;
+        self.lifecycle.rollback(&name).await?;
+        self.status_of(&name).map(Response::new)
+    }
+
+    async fn load_adapter(
+        &self,
+        request: Request<LoadAdapterRequest>,
+    ) -> Result<Response<AdapterStatus>, Status> {
+        let component = request.into_inner().component;
+        if component.is_empty() {
+            return Err(Status::invalid_argument("component is empty"));
+        }
+        if component.len() > self.max_upload_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "component is {} bytes; this host accepts at most {} (--max-upload-mib)",
+                component.len(),
+                self.max_upload_bytes
+            )));
+        }
+        let adapter = self.lifecycle.load_upload(component).await?;
+        self.status_of(&adapter.info.name).map(Response::new)
+    }
+}
+
+fn adapter_status(name: String, slot: &Slot) -> AdapterStatus {
+    let state = match slot.last_error {
+        None => adapter_status::State::Serving,
+        Some(_) => adapter_status::State::ServingUpdateRejected,
+    };
+    AdapterStatus {
+        name,
+        state: state as i32,
+        current: Some(version(&slot.current)),
+        previous: slot.previous.as_deref().map(version),
+        last_error: slot.last_error.clone().unwrap_or_default(),
+        current_since: Some(slot.current_since.into()),
+    }
+}
+
+fn version(adapter: &Adapter) -> AdapterVersion {
+    AdapterVersion {
+        name: adapter.info.name.clone(),
+        version: adapter.info.version.clone(),
+        digest: adapter.digest.clone(),
+        framework: adapter.info.framework.clone(),
+        source: adapter.source.clone(),
+        loaded_at: Some(adapter.loaded_at.into()),
+        tasks_served: adapter.tasks_started(),
+        load_us: u64::try_from(adapter.load_time.as_micros()).unwrap_or(u64::MAX),
+        from_cache: adapter.from_cache,
+    }
+}
+
+fn rejection(rejection: &Rejection) -> crate::proto::Rejection {
+    crate::proto::Rejection {
+        source: rejection.source.clone(),
+        digest: rejection.digest.clone(),
+        reason: rejection.reason.clone(),
+        at: Some(rejection.at.into()),
+    }
+}

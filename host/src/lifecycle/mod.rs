@@ -1,0 +1,436 @@
+//! Adapter lifecycle: what the host serves follows its adapters directory (and admin
+//! uploads) while it runs.
+//!
+//! Every change goes through [`AdapterLifecycle`], one at a time: read the bytes,
+//! reuse a build already in memory with the same digest or compile (cache first), link,
+//! describe and self-test it off the request path, then swap it in. A file that fails
+//! any step never replaces a working build: the rejection is logged, counted and kept
+//! for the admin API. Swaps and rejections are also telemetry events (on the
+//! `adapter.lifecycle` span). The directory watcher that triggers reconciles lives in
+//! [`watcher`].
+
+pub mod watcher;
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::SystemTime,
+};
+
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tracing::Instrument;
+
+use crate::runtime::adapter::{Adapter, AdapterRuntime, digest_of};
+use crate::runtime::registry::{AdapterRegistry, Installed, RollbackError};
+
+/// Rejections kept for the admin API.
+const REJECTIONS_KEPT: usize = 32;
+
+/// The `source` of adapters uploaded through the admin API.
+pub const UPLOAD_SOURCE: &str = "upload";
+
+/// Health-check service name of one backend (`grpc.health.v1`), e.g. `backend/crewai`.
+pub fn backend_health_name(backend: &str) -> String {
+    format!("backend/{backend}")
+}
+
+/// A load that did not happen, and why.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// File path, or [`UPLOAD_SOURCE`].
+    pub source: String,
+    /// sha256 of the bytes (empty if they could not be read).
+    pub digest: String,
+    pub reason: String,
+    pub at: SystemTime,
+}
+
+/// What one reconcile of the directory changed.
+#[derive(Default)]
+pub struct ReloadReport {
+    pub loaded: Vec<Arc<Adapter>>,
+    pub rejected: Vec<Rejection>,
+    pub unloaded: Vec<String>,
+}
+
+/// Why an admin operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
+    #[error("adapter rejected: {}", .0.reason)]
+    Rejected(Rejection),
+    #[error("reading the adapters directory {dir}: {source}")]
+    Directory { dir: String, source: std::io::Error },
+}
+
+/// What the directory looked like at the last reconcile, per file.
+#[derive(Default)]
+struct DirState {
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+struct FileState {
+    stamp: Stamp,
+    digest: String,
+    /// The adapter name this file serves (kept when a later version was rejected).
+    serves: Option<String>,
+    /// Whether `digest` is the build that serves (false: it was rejected).
+    accepted: bool,
+}
+
+/// Cheap change detection: a file whose size, mtime and inode are unchanged is not
+/// read again (an atomic rename changes the inode even when size and mtime match).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(metadata: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            inode: metadata.ino(),
+        }
+    }
+}
+
+pub struct AdapterLifecycle {
+    runtime: Arc<AdapterRuntime>,
+    registry: Arc<AdapterRegistry>,
+    dir: PathBuf,
+    health: HealthReporter,
+    /// Held for the whole of every change, so changes apply one at a time.
+    state: tokio::sync::Mutex<DirState>,
+    rejections: Mutex<VecDeque<Rejection>>,
+    rejected_total: AtomicU64,
+}
+
+impl AdapterLifecycle {
+    pub fn new(
+        runtime: Arc<AdapterRuntime>,
+        registry: Arc<AdapterRegistry>,
+        dir: PathBuf,
+        health: HealthReporter,
+    ) -> Self {
+        AdapterLifecycle {
+            runtime,
+            registry,
+            dir,
+            health,
+            state: tokio::sync::Mutex::default(),
+            rejections: Mutex::default(),
+            rejected_total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn registry(&self) -> &AdapterRegistry {
+        &self.registry
+    }
+
+    /// Rejections so far (most recent first) and their total count.
+    pub fn rejections(&self) -> (Vec<Rejection>, u64) {
+        let kept = self.rejections.lock().expect("rejections lock poisoned");
+        (
+            kept.iter().cloned().collect(),
+            self.rejected_total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Brings the served adapters in line with the directory: loads new and changed
+    /// `*.wasm` files, unloads adapters whose file is gone. `force` re-reads files whose
+    /// size, mtime and inode did not change.
+    pub async fn reconcile(&self, force: bool) -> Result<ReloadReport, LifecycleError> {
+        let mut state = self.state.lock().await;
+        let listing = list_wasm_files(&self.dir).map_err(|source| LifecycleError::Directory {
+            dir: self.dir.display().to_string(),
+            source,
+        })?;
+        let mut report = ReloadReport::default();
+
+        let gone: Vec<PathBuf> = state
+            .files
+            .keys()
+            .filter(|path| !listing.contains_key(*path))
+            .cloned()
+            .collect();
+        for path in gone {
+            let file = state.files.remove(&path).expect("listed above");
+            if let Some(name) = file.serves
+                && self.unload_if_from(&name, &path).await
+            {
+                report.unloaded.push(name);
+            }
+        }
+
+        for (path, stamp) in listing {
+            let known = state.files.get(&path);
+            if !force && known.is_some_and(|file| file.stamp == stamp) {
+                continue;
+            }
+            let serves = known.and_then(|file| file.serves.clone());
+            let source = path.display().to_string();
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    // Gone between listing and reading: the next reconcile unloads it.
+                    let rejection = self.reject(source, String::new(), error.to_string(), &serves);
+                    report.rejected.push(rejection);
+                    continue;
+                }
+            };
+            let digest = digest_of(&bytes);
+            // Same bytes as last time (e.g. touched): nothing to do, except that a
+            // forced reload retries a rejected file (its rejection may have been
+            // transient, such as a name conflict since resolved).
+            if let Some(file) = known
+                && file.digest == digest
+                && (file.accepted || !force)
+            {
+                let accepted = file.accepted;
+                state.files.insert(
+                    path,
+                    FileState {
+                        stamp,
+                        digest,
+                        serves,
+                        accepted,
+                    },
+                );
+                continue;
+            }
+            let outcome = self
+                .apply(bytes, digest.clone(), source, Some(&path), &serves)
+                .await;
+            let accepted = outcome.is_ok();
+            let serves = match outcome {
+                Ok((adapter, installed)) => {
+                    let name = adapter.info.name.clone();
+                    if !matches!(installed, Installed::Unchanged) {
+                        report.loaded.push(adapter);
+                    }
+                    // The file now describes another name: the old name's build goes.
+                    if let Some(old) = serves.filter(|old| *old != name)
+                        && self.unload_if_from(&old, &path).await
+                    {
+                        report.unloaded.push(old);
+                    }
+                    Some(name)
+                }
+                Err(rejection) => {
+                    report.rejected.push(rejection);
+                    serves
+                }
+            };
+            state.files.insert(
+                path,
+                FileState {
+                    stamp,
+                    digest,
+                    serves,
+                    accepted,
+                },
+            );
+        }
+        Ok(report)
+    }
+
+    /// Validates an uploaded component and swaps it in (whatever file served its name).
+    pub async fn load_upload(&self, bytes: Vec<u8>) -> Result<Arc<Adapter>, LifecycleError> {
+        let _serialized = self.state.lock().await;
+        let digest = digest_of(&bytes);
+        self.apply(bytes, digest, UPLOAD_SOURCE.to_string(), None, &None)
+            .await
+            .map(|(adapter, _)| adapter)
+            .map_err(LifecycleError::Rejected)
+    }
+
+    /// Makes the previous build of `name` current again.
+    pub async fn rollback(&self, name: &str) -> Result<Arc<Adapter>, LifecycleError> {
+        let _serialized = self.state.lock().await;
+        let adapter = self.registry.rollback(name)?;
+        let span = lifecycle_span("rollback", &adapter.source);
+        span.in_scope(|| {
+            tracing::info!(
+                adapter = %adapter.info.name,
+                version = %adapter.info.version,
+                digest = %adapter.digest,
+                "adapter rolled back"
+            );
+        });
+        Ok(adapter)
+    }
+
+    /// Loads `bytes` (or reuses the in-memory build with that digest) and installs it.
+    async fn apply(
+        &self,
+        bytes: Vec<u8>,
+        digest: String,
+        source: String,
+        file: Option<&Path>,
+        serves: &Option<String>,
+    ) -> Result<(Arc<Adapter>, Installed), Rejection> {
+        let span = lifecycle_span("load", &source);
+        let result = self
+            .apply_in_span(bytes, digest, source, file, serves)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn apply_in_span(
+        &self,
+        bytes: Vec<u8>,
+        digest: String,
+        source: String,
+        file: Option<&Path>,
+        serves: &Option<String>,
+    ) -> Result<(Arc<Adapter>, Installed), Rejection> {
+        let adapter = match self.registry.find_by_digest(&digest) {
+            Some(known) => known,
+            None => match self.runtime.load_bytes(bytes, source.clone()).await {
+                Ok(adapter) => Arc::new(adapter),
+                Err(error) => {
+                    return Err(self.reject(source, digest, error.to_string(), serves));
+                }
+            },
+        };
+        let name = adapter.info.name.clone();
+        if file.is_some()
+            && let Some(current) = self.registry.get(&name)
+            && current.source != source
+            && current.source != UPLOAD_SOURCE
+            && Path::new(&current.source).exists()
+        {
+            let reason = format!(
+                "adapter name {name:?} is already served from {}; rename or remove one",
+                current.source
+            );
+            return Err(self.reject(source, digest, reason, serves));
+        }
+        let installed = self.registry.install(adapter.clone());
+        match &installed {
+            Installed::Added => tracing::info!(
+                adapter = %name,
+                version = %adapter.info.version,
+                framework = %adapter.info.framework,
+                digest = %adapter.digest,
+                source = %source,
+                load_ms = adapter.load_time.as_secs_f64() * 1e3,
+                from_cache = adapter.from_cache,
+                "adapter loaded"
+            ),
+            Installed::Swapped { old } => tracing::info!(
+                adapter = %name,
+                version = %adapter.info.version,
+                digest = %adapter.digest,
+                old_version = %old.info.version,
+                old_digest = %old.digest,
+                source = %source,
+                load_ms = adapter.load_time.as_secs_f64() * 1e3,
+                from_cache = adapter.from_cache,
+                "adapter swapped"
+            ),
+            Installed::Unchanged => {
+                tracing::debug!(adapter = %name, digest = %adapter.digest, "adapter unchanged");
+            }
+        }
+        self.health
+            .set_service_status(backend_health_name(&name), ServingStatus::Serving)
+            .await;
+        Ok((adapter, installed))
+    }
+
+    /// Records a rejected load; the build serving `serves` (if any) stays.
+    fn reject(
+        &self,
+        source: String,
+        digest: String,
+        reason: String,
+        serves: &Option<String>,
+    ) -> Rejection {
+        tracing::error!(source = %source, digest = %digest, reason = %reason, "adapter rejected; the current version keeps serving");
+        if let Some(name) = serves {
+            self.registry.set_last_error(name, reason.clone());
+        }
+        let rejection = Rejection {
+            source,
+            digest,
+            reason,
+            at: SystemTime::now(),
+        };
+        self.rejected_total.fetch_add(1, Ordering::Relaxed);
+        let mut kept = self.rejections.lock().expect("rejections lock poisoned");
+        kept.push_front(rejection.clone());
+        kept.truncate(REJECTIONS_KEPT);
+        rejection
+    }
+
+    /// Unloads `name` if its current build came from `path` (an upload that replaced
+    /// the file's build stays). Returns whether it unloaded.
+    async fn unload_if_from(&self, name: &str, path: &Path) -> bool {
+        let from_file = self
+            .registry
+            .get(name)
+            .is_some_and(|current| Path::new(&current.source) == path);
+        if !from_file {
+            return false;
+        }
+        self.registry.remove(name);
+        let mut health = self.health.clone();
+        health
+            .clear_service_status(&backend_health_name(name))
+            .await;
+        let span = lifecycle_span("unload", &path.display().to_string());
+        span.in_scope(|| tracing::info!(adapter = %name, "adapter unloaded: its file is gone"));
+        true
+    }
+}
+
+fn lifecycle_span(operation: &'static str, source: &str) -> tracing::Span {
+    tracing::info_span!(
+        "adapter.lifecycle",
+        otel.name = %format!("adapter {operation}"),
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
+        adapter.operation = operation,
+        adapter.source = %source,
+    )
+}
+
+/// The `*.wasm` regular files in `dir` (hidden files skipped: editors and atomic
+/// writers use them as temporaries) with their change stamps.
+fn list_wasm_files(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, Stamp>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let visible = !entry.file_name().to_string_lossy().starts_with('.');
+        if !visible || path.extension().is_none_or(|ext| ext != "wasm") {
+            continue;
+        }
+        // Follows symlinks, so a directory of links to versioned files works.
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {
+                files.insert(path, Stamp::of(&metadata));
+            }
+            _ => {}
+        }
+    }
+    Ok(files)
+}
