@@ -24,6 +24,11 @@ impl AdminToken {
         (!token.is_empty()).then_some(AdminToken(token))
     }
 
+    /// The `authorization` metadata value a client sends.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+
     /// Whether `metadata` carries `authorization: Bearer <token>` (constant-time).
     fn admits(&self, metadata: &MetadataMap) -> bool {
         let Some(presented) = metadata

@@ -1,9 +1,10 @@
-//! `agent-federation call`: a small gRPC client so a user can try a host without grpcurl.
+//! The client subcommands: `call` (one task), `health` (probes) and `adapters`
+//! (AdminService), so a user can drive a host without grpcurl.
 
 use anyhow::Context;
 use tonic::metadata::MetadataValue;
 
-use crate::config::{CallArgs, HealthArgs};
+use crate::config::{AdaptersAction, AdaptersArgs, CallArgs, HealthArgs};
 use crate::json::{json_to_struct, struct_to_json};
 use crate::proto::TaskRequest;
 use crate::proto::federation_service_client::FederationServiceClient;
@@ -115,4 +116,111 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// Runs one AdminService action; prints the outcome and returns the exit code.
+pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
+    use crate::proto::admin_service_client::AdminServiceClient;
+    use crate::proto::{
+        ListAdaptersRequest, LoadAdapterRequest, ReloadAdaptersRequest, RollbackAdapterRequest,
+    };
+
+    let channel = tonic::transport::Endpoint::from_shared(args.host.addr.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", args.host.addr))?;
+    let bearer: MetadataValue<_> = args.admin_token.bearer().parse().context("admin token")?;
+    let mut client =
+        AdminServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+            Ok(request)
+        })
+        .max_encoding_message_size(usize::MAX);
+    let outcome = match args.action {
+        AdaptersAction::List => client.list_adapters(ListAdaptersRequest {}).await.map(|r| {
+            let r = r.into_inner();
+            for adapter in &r.adapters {
+                print_status(adapter);
+            }
+            println!("rejected since start: {}", r.rejected_total);
+            for rejection in &r.rejections {
+                print_rejection(rejection);
+            }
+        }),
+        AdaptersAction::Reload => client
+            .reload_adapters(ReloadAdaptersRequest {})
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                for loaded in &r.loaded {
+                    println!("loaded   {}", describe_version(loaded));
+                }
+                for name in &r.unloaded {
+                    println!("unloaded {name}");
+                }
+                for rejection in &r.rejected {
+                    print_rejection(rejection);
+                }
+                if r.loaded.is_empty() && r.unloaded.is_empty() && r.rejected.is_empty() {
+                    println!("no changes");
+                }
+            }),
+        AdaptersAction::Rollback { name } => client
+            .rollback_adapter(RollbackAdapterRequest { name })
+            .await
+            .map(|r| print_status(&r.into_inner())),
+        AdaptersAction::Load { file } => {
+            let component =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            client
+                .load_adapter(LoadAdapterRequest { component })
+                .await
+                .map(|r| print_status(&r.into_inner()))
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(status) => {
+            eprintln!("error: {:?}: {}", status.code(), status.message());
+            Ok(1)
+        }
+    }
+}
+
+fn describe_version(v: &crate::proto::AdapterVersion) -> String {
+    format!(
+        "{} {} sha256:{:.12} from {} ({} tasks, loaded in {} µs{})",
+        v.name,
+        v.version,
+        v.digest,
+        v.source,
+        v.tasks_served,
+        v.load_us,
+        if v.from_cache { ", cached" } else { "" }
+    )
+}
+
+fn print_status(status: &crate::proto::AdapterStatus) {
+    let state = crate::proto::adapter_status::State::try_from(status.state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("UNKNOWN");
+    println!("{} [{state}]", status.name);
+    if let Some(current) = &status.current {
+        println!("  current  {}", describe_version(current));
+    }
+    if let Some(previous) = &status.previous {
+        println!("  previous {}", describe_version(previous));
+    }
+    if !status.last_error.is_empty() {
+        println!("  last update rejected: {}", status.last_error);
+    }
+}
+
+fn print_rejection(rejection: &crate::proto::Rejection) {
+    println!(
+        "rejected {} sha256:{:.12}: {}",
+        rejection.source, rejection.digest, rejection.reason
+    );
 }

@@ -26,6 +26,31 @@ pub enum Command {
     Call(CallArgs),
     /// Ask a running host's grpc.health.v1 service; exit 0 when SERVING (for probes).
     Health(HealthArgs),
+    /// Operate a running host's adapters through AdminService (needs the admin token).
+    Adapters(AdaptersArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AdaptersArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// The host's admin token.
+    #[arg(long, env = "FEDERATION_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
+    pub admin_token: AdminToken,
+    #[command(subcommand)]
+    pub action: AdaptersAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AdaptersAction {
+    /// Adapters served (current and previous builds) and recent rejections.
+    List,
+    /// Re-read the adapters directory now and print what changed.
+    Reload,
+    /// Make the previous build of NAME current again.
+    Rollback { name: String },
+    /// Upload a component file, validate it and swap it in.
+    Load { file: PathBuf },
 }
 
 /// Where a client subcommand finds the host.

@@ -21,5 +21,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Call(args) => std::process::exit(client::call(args).await?),
         Command::Health(args) => std::process::exit(client::health(args).await?),
+        Command::Adapters(args) => std::process::exit(client::adapters(args).await?),
     }
 }

@@ -540,3 +540,41 @@ async fn a_restart_loads_known_adapters_from_the_compile_cache() {
     assert!(current.from_cache, "{current:?}");
     assert!(current.load_us > 0);
 }
+
+#[tokio::test]
+async fn the_adapters_subcommand_drives_admin_service() {
+    let setup = Setup::start(&[("test-faults.wasm", &build(V1))], &[]).await;
+    let v2_path = dist_dir().join("test-adapters/test-faults-2.0.0.wasm");
+    let endpoint = setup.host.endpoint();
+    let cli = move |args: &[&str], token: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+            .args(["adapters", "--addr", &endpoint])
+            .args(args)
+            .env("FEDERATION_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let v2_arg = v2_path.display().to_string();
+    let (ok, printed) = cli(&["load", &v2_arg], TOKEN);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("current  test-faults 2.0.0"), "{printed}");
+    let (ok, printed) = cli(&["rollback", "test-faults"], TOKEN);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("current  test-faults 1.0.0"), "{printed}");
+    let (ok, printed) = cli(&["list"], TOKEN);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("test-faults [SERVING]"), "{printed}");
+    assert!(
+        printed.contains("previous test-faults 2.0.0 sha256:"),
+        "{printed}"
+    );
+    let (ok, printed) = cli(&["list"], "wrong");
+    assert!(!ok);
+    assert!(printed.contains("Unauthenticated"), "{printed}");
+    assert_eq!(setup.echo().await.unwrap().adapter_version, V1);
+}
