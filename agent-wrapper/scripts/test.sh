@@ -10,5 +10,9 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "${CI:-}" = "true" ]; then
 fi
 venv=$("$here/scripts/venv.sh" | tail -n 1)
 cd "$here"
+# The cached venv may be shared by several checkouts (its editable install points at
+# whichever ran venv.sh last): import this checkout's sources, in the wrapper
+# processes the tests start too.
+export PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}"
 "$venv/bin/ruff" check src tests
 "$venv/bin/python" -m pytest -p no:cacheprovider -q "$@"

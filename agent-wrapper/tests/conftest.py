@@ -1,22 +1,27 @@
-"""Shared fixtures: the real app over HTTP (TestClient), an in-memory span exporter,
-a real redis-server, and real wrapper processes for crash tests."""
+"""Shared fixtures: the real app over HTTP (TestClient, or a real uvicorn server in a
+thread for streaming), an in-memory span exporter, a real redis-server, real wrapper
+processes for crash tests, and a step gate that holds a run at a step boundary."""
 
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agent_wrapper.core.config import Settings
 from agent_wrapper.main import create_app
+from agent_wrapper.runs import Boundary, StepHook
 
 # One exporter per process: the tracer provider (and the framework instrumentors)
 # are process-wide, so every app built by the tests shares it.
@@ -36,16 +41,25 @@ def spans() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """Builds a TestClient for an app with the given settings (file store in tmp)."""
-    clients: list[TestClient] = []
+def make_app(tmp_path: Path) -> Callable[..., FastAPI]:
+    """Builds an app with the given settings (file store in tmp) and step hook."""
 
-    def make(**overrides: object) -> TestClient:
+    def make(step_hook: StepHook | None = None, **overrides: object) -> FastAPI:
         values = {"state_dir": "state", **overrides}
         # Relative state dirs live in the test's own tmp directory.
         values["state_dir"] = tmp_path / str(values["state_dir"])
-        client = TestClient(create_app(Settings(**values), span_exporter=SPANS),
-                            raise_server_exceptions=False)
+        return create_app(Settings(**values), span_exporter=SPANS, step_hook=step_hook)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_app: Callable[..., FastAPI]) -> Iterator[Callable[..., TestClient]]:
+    """Builds a TestClient for an app with the given settings (file store in tmp)."""
+    clients: list[TestClient] = []
+
+    def make(step_hook: StepHook | None = None, **overrides: object) -> TestClient:
+        client = TestClient(make_app(step_hook, **overrides), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client
@@ -58,6 +72,75 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[FastAPI], str]]:
+    """Serves an app with a real uvicorn in a thread (TestClient buffers whole
+    responses, so streaming needs a real server); returns its base URL."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: FastAPI) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(30)
+
+
+class StepGate:
+    """A step hook that holds the run at the first boundary matching ``kind`` (and
+    ``name``) until the test releases it, so a test can act "mid-run" without
+    timing assumptions. ``reached`` is set when the run is held there."""
+
+    def __init__(self, kind: str = "checkpoint", name: str | None = None,
+                 wait_s: float = 30.0) -> None:
+        self.kind, self.name, self.wait_s = kind, name, wait_s
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        self.timed_out = False
+        self.boundaries: list[Boundary] = []
+        self.action: Callable[[Boundary], None] | None = None
+
+    def __call__(self, boundary: Boundary) -> None:
+        self.boundaries.append(boundary)
+        if self.reached.is_set() or boundary.kind != self.kind:
+            return
+        if self.name is not None and boundary.name != self.name:
+            return
+        self.reached.set()
+        if self.action is not None:
+            self.action(boundary)
+            return
+        if not self.released.wait(self.wait_s):
+            self.timed_out = True
+
+    def wait_reached(self, timeout: float = 60.0) -> None:
+        assert self.reached.wait(timeout), "the run never reached the gate"
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@pytest.fixture
+def gate(make_client: object, serve: object) -> Iterator[StepGate]:
+    # Depends on the app fixtures so that it is torn down first: a run held here
+    # is released before the apps shut down (and wait for their runs).
+    held = StepGate()
+    yield held
+    held.release()  # never leave a run blocked behind a failed test
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,15 @@
 """A wrapper killed between two steps resumes on the next request with the same
-session without redoing finished steps, with the file store and with Redis."""
+session without redoing finished steps, with the file store and with Redis. The retry
+carries the same request_id (as the host's retries do): it finds the dead run's record
+still "working", sees that nobody holds the session lock any more and takes it over."""
 
 import time
 
 import httpx
 import pytest
 
-REQUEST = {"goal": "Survive a crash", "context": "checkpoints", "input_data": {"n": 1}}
+REQUEST = {"goal": "Survive a crash", "context": "checkpoints", "input_data": {"n": 1},
+           "request_id": "crash-req"}
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -48,3 +51,5 @@ def test_killed_mid_run_resumes_without_redoing_steps(wrapper_process, store_env
     assert response.headers["x-agent-wrapper-llm-calls"] == "1"
     assert reply["resumed"] is True
     assert [h["goal"] for h in reply["history"]] == ["Survive a crash"]
+    record = httpx.get(healthy.url("/v1/sessions/crash-1/runs/crash-req"), timeout=10).json()
+    assert (record["status"], record["attempt"]) == ("completed", 2)

@@ -6,17 +6,29 @@ finds an unfinished run of the same request (same goal/context/input_data)
 kicks off a crew of only the remaining tasks, handing them the checkpointed
 outputs, so no finished task is redone. The session's finished runs are fed
 into the task descriptions as context.
+
+Step boundaries (``runs.control.RunControl``) use crewai's execution-scoped
+interception hooks: ``PRE_STEP`` before each task, ``PRE_MODEL_CALL`` before each
+LLM call (i.e. each agent step; crewai 1.15 does not call ``step_callback`` for a
+text-mode final answer, so the hook is the reliable per-step seam), plus the task
+callback after each task's checkpoint. A stop (cancel, deadline) raised there
+becomes ``HookAborted``, the one exception crewai's hook dispatcher lets through,
+and ends ``kickoff`` before the next LLM call.
 """
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from crewai import Agent, Crew, Process, Task
 from crewai.events.event_bus import crewai_event_bus
+from crewai.hooks.dispatch import HookAborted, InterceptionPoint, register_scoped, scoped_hooks
 from crewai.tasks.task_output import TaskOutput
 
+from agent_wrapper.core.errors import WrapperError
 from agent_wrapper.llm import LLMBundle, LLMFactory
+from agent_wrapper.runs.control import RunControl
 from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
 
 FRAMEWORK = "crewai"
@@ -57,9 +69,56 @@ def _agents(llm: Any) -> dict[str, Agent]:
     }
 
 
-def run_crew(request: Any, session: SessionRun, factory: LLMFactory,
-             bundle: LLMBundle) -> ExecutionResult:
+def _role(ctx: Any) -> str | None:
+    agent = getattr(ctx, "agent", None)
+    return getattr(agent, "role", None) or getattr(ctx, "agent_role", None)
+
+
+def _chars(messages: Any) -> int:
+    if isinstance(messages, str):
+        return len(messages)
+    total = 0
+    for message in messages or []:
+        content = message.get("content") if isinstance(message, dict) else message
+        total += len(str(content or ""))
+    return total
+
+
+def _aborting(check: Callable[[], None]) -> None:
+    """Run a boundary check; a stop becomes ``HookAborted`` (crewai swallows others)."""
+    try:
+        check()
+    except WrapperError as exc:
+        raise HookAborted(exc.message, source="agent-wrapper") from exc
+
+
+def _register_hooks(control: RunControl) -> None:
+    """Step-boundary hooks for the current ``scoped_hooks()`` context."""
+
+    def before_step(ctx: Any) -> None:
+        if getattr(ctx, "kind", None) == "task":
+            _aborting(lambda: control.step_started(str(ctx.step_name), _role(ctx)))
+
+    def before_llm(ctx: Any) -> None:
+        _aborting(lambda: control.before_llm_call(_role(ctx)))
+
+    def after_llm(ctx: Any) -> None:
+        control.llm_finished(_role(ctx), _chars(getattr(ctx, "messages", None)),
+                             len(str(getattr(ctx, "response", "") or "")))
+
+    def after_tool(ctx: Any) -> None:
+        control.tool_called(str(getattr(ctx, "tool_name", "tool")), _role(ctx))
+
+    register_scoped(InterceptionPoint.PRE_STEP, before_step)
+    register_scoped(InterceptionPoint.PRE_MODEL_CALL, before_llm)
+    register_scoped(InterceptionPoint.POST_MODEL_CALL, after_llm)
+    register_scoped(InterceptionPoint.POST_TOOL_CALL, after_tool)
+
+
+def run_crew(request: Any, session: SessionRun, factory: LLMFactory, bundle: LLMBundle,
+             control: RunControl | None = None) -> ExecutionResult:
     """Run (or resume) the crew for ``request``; blocking, call from a worker thread."""
+    control = control or RunControl.detached(session.session_id)
     crew_state = session.document["crew"]
     fingerprint = request_fingerprint(FRAMEWORK, request.goal, request.context,
                                       request.input_data)
@@ -69,6 +128,8 @@ def run_crew(request: Any, session: SessionRun, factory: LLMFactory,
         pending = {"fingerprint": fingerprint, "run_id": uuid.uuid4().hex, "completed": []}
     completed: list[dict[str, Any]] = list(pending["completed"])
     steps = [dict(step, resumed_from_checkpoint=True) for step in completed]
+    for step in completed:
+        control.step_resumed(step["name"], step.get("agent"), step["output"])
 
     specs = _task_specs(request.goal, request.context, request.input_data,
                         session.history_prompt())
@@ -88,6 +149,9 @@ def run_crew(request: Any, session: SessionRun, factory: LLMFactory,
             crew_state["last_checkpoint"] = f"crew:{pending['run_id']}:{step['name']}"
             session.save()
             session.step_checkpointed()
+            control.step_finished(step["name"], step["agent"], step["output"],
+                                  crew_state["last_checkpoint"],
+                                  last=len(completed) == len(specs))
 
         tasks: list[Task] = []
         for spec in remaining:
@@ -105,7 +169,9 @@ def run_crew(request: Any, session: SessionRun, factory: LLMFactory,
         crew = Crew(agents=list(agents.values()), tasks=tasks, process=Process.sequential,
                     planning=False, memory=False, verbose=False, manager_llm=None)
         try:
-            result = crew.kickoff()
+            with scoped_hooks():
+                _register_hooks(control)
+                result = crew.kickoff()
         finally:
             # Event handlers (and so the OpenInference spans) run on crewai's
             # thread pool: let them finish while our execution span is current.

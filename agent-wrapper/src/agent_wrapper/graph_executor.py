@@ -6,6 +6,10 @@ stores every node's result in the session document (see
 the same request resumes it with ``invoke(None)``, so finished nodes are not
 redone; any other request starts a new run on the same thread, which keeps the
 thread's message history.
+
+Step boundaries (``runs.control.RunControl``): each node reports its start (and
+may be stopped there, before its LLM call), and the stream loop reports each
+node's stored checkpoint between nodes, where a stop ends the run.
 """
 
 import json
@@ -16,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 from agent_wrapper.llm import LLMBundle, LLMFactory
+from agent_wrapper.runs.control import RunControl
 from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
 from agent_wrapper.store.langgraph_checkpointer import StoreCheckpointSaver
 
@@ -41,29 +46,42 @@ class GraphState(TypedDict, total=False):
     run_steps: Annotated[list, _run_steps]
 
 
-def build_graph(chat_model: Any, on_node_done: Any = None) -> StateGraph:
+AGENTS = {"plan": "planner", "respond": "responder"}
+LAST_NODE = "respond"
+
+
+def build_graph(chat_model: Any, control: RunControl | None = None) -> StateGraph:
     """The graph: ``plan`` (LLM) then ``respond`` (LLM, sees the whole thread)."""
+    control = control or RunControl.detached()
+
+    def call_model(node: str, messages: list[BaseMessage]) -> str:
+        # The node's start is a step boundary: a stop raised here ends the run
+        # before this node's LLM call.
+        control.step_started(node, AGENTS[node])
+        reply = chat_model.invoke(messages)
+        text = str(reply.content)
+        control.llm_finished(AGENTS[node], sum(len(str(m.content)) for m in messages),
+                             len(text), getattr(reply, "usage_metadata", None))
+        return text
 
     def plan(state: GraphState) -> dict:
         data = json.dumps(state.get("input_data") or {}, sort_keys=True)
         request = (f"Goal: {state['goal']}\nContext: {state.get('context') or '(none)'}\n"
                    f"Input data (JSON): {data}")
-        reply = chat_model.invoke([
+        text = call_model("plan", [
             SystemMessage("You are the planner. Write a short numbered plan for the goal."),
             HumanMessage(request),
         ])
-        text = str(reply.content)
         return {"plan": text,
                 "run_steps": [{"name": "plan", "agent": "planner", "output": text}]}
 
     def respond(state: GraphState) -> dict:
-        reply = chat_model.invoke([
+        text = call_model("respond", [
             SystemMessage("You are the responder. Answer the latest user request, "
                           "following the plan and the conversation so far."),
             *state.get("messages", []),
             HumanMessage(f"Plan: {state.get('plan', '')}\nGive the final answer."),
         ])
-        text = str(reply.content)
         return {"answer": text, "messages": [AIMessage(text)],
                 "run_steps": [{"name": "respond", "agent": "responder", "output": text}]}
 
@@ -76,9 +94,10 @@ def build_graph(chat_model: Any, on_node_done: Any = None) -> StateGraph:
     return builder
 
 
-def run_graph(request: Any, session: SessionRun, factory: LLMFactory,
-              bundle: LLMBundle) -> ExecutionResult:
+def run_graph(request: Any, session: SessionRun, factory: LLMFactory, bundle: LLMBundle,
+              control: RunControl | None = None) -> ExecutionResult:
     """Run (or resume) the graph for ``request``; blocking, call from a worker thread."""
+    control = control or RunControl.detached(session.session_id)
     graph_state = session.document["graph"]
 
     def persist(exported: dict) -> None:
@@ -87,7 +106,7 @@ def run_graph(request: Any, session: SessionRun, factory: LLMFactory,
 
     saver = StoreCheckpointSaver(session.session_id, graph_state.get("threads"), persist)
     saver.prune()
-    graph = build_graph(factory.chat_model(bundle)).compile(checkpointer=saver)
+    graph = build_graph(factory.chat_model(bundle), control).compile(checkpointer=saver)
     config = {"configurable": {"thread_id": session.session_id}}
     fingerprint = request_fingerprint(FRAMEWORK, request.goal, request.context,
                                       request.input_data)
@@ -95,6 +114,8 @@ def run_graph(request: Any, session: SessionRun, factory: LLMFactory,
     snapshot = graph.get_state(config)
     resuming = bool(snapshot.next) and snapshot.values.get("fingerprint") == fingerprint
     already_done = len(snapshot.values.get("run_steps") or []) if resuming else 0
+    for step in (snapshot.values.get("run_steps") or [])[:already_done]:
+        control.step_resumed(step["name"], step.get("agent"), step["output"])
     graph_input: dict | None = None
     if not resuming:
         human = request.goal if not request.context else f"{request.goal}\n\n{request.context}"
@@ -104,8 +125,14 @@ def run_graph(request: Any, session: SessionRun, factory: LLMFactory,
 
     # durability="sync": each node's checkpoint is stored before the next node runs.
     for update in graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
-        if any(node in ("plan", "respond") for node in update):
+        for node, values in update.items():
+            if node not in AGENTS:
+                continue
+            # The node's writes are stored (durability="sync"): a step boundary.
             session.step_checkpointed()
+            outputs = (values or {}).get("run_steps") or [{}]
+            control.step_finished(node, AGENTS[node], str(outputs[-1].get("output", "")),
+                                  saver.latest_checkpoint_id(), last=node == LAST_NODE)
 
     final = graph.get_state(config)
     values = final.values

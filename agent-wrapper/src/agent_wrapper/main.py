@@ -4,6 +4,7 @@ import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -11,8 +12,10 @@ from agent_wrapper import __version__, telemetry
 from agent_wrapper.api.body_limit import BodyLimitMiddleware
 from agent_wrapper.api.errors import install_error_handlers
 from agent_wrapper.api.routes import router
+from agent_wrapper.api.runs import router as runs_router
 from agent_wrapper.core.config import Settings
 from agent_wrapper.llm import LLMFactory
+from agent_wrapper.runs import RunManager, RunRecords, StepHook
 from agent_wrapper.store import StateStore, build_store
 
 log = logging.getLogger("agent_wrapper")
@@ -23,25 +26,39 @@ class WrapperState:
     settings: Settings
     store: StateStore
     llm_factory: LLMFactory
+    records: RunRecords
+    runs: RunManager
 
 
 def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None,
-               llm_factory: LLMFactory | None = None, store: StateStore | None = None) -> FastAPI:
-    """Build the wrapper app; the keyword arguments exist for tests."""
+               llm_factory: LLMFactory | None = None, store: StateStore | None = None,
+               step_hook: StepHook | None = None) -> FastAPI:
+    """Build the wrapper app; the keyword arguments exist for tests (``step_hook`` is
+    called at every step boundary of every run, before the cancel/deadline checks)."""
     settings = settings or Settings()
     provider = telemetry.setup_telemetry(span_exporter)
-    state = WrapperState(settings=settings, store=store or build_store(settings),
-                         llm_factory=llm_factory or LLMFactory(settings))
+    store = store or build_store(settings)
+    llm_factory = llm_factory or LLMFactory(settings)
+    records = RunRecords(store, settings.run_record_ttl_s)
+    state = WrapperState(settings=settings, store=store, llm_factory=llm_factory,
+                         records=records,
+                         runs=RunManager(settings=settings, store=store, records=records,
+                                         llm_factory=llm_factory, step_hook=step_hook))
     llm = state.llm_factory.bundle()
     log.info("agent-wrapper %s: llm provider=%s model=%s, store=%s", __version__,
              llm.provider, llm.model, state.store.kind)
     if settings.test_crash_after_step is not None:
         log.warning("TEST-ONLY fault injection active: AGENT_WRAPPER_TEST_CRASH_AFTER_STEP=%s",
                     settings.test_crash_after_step)
+    if settings.test_step_delay_ms is not None:
+        log.warning("TEST-ONLY step delay active: AGENT_WRAPPER_TEST_STEP_DELAY_MS=%s",
+                    settings.test_step_delay_ms)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
+        # Running runs stop at their next step boundary (state kept, record failed).
+        await anyio.to_thread.run_sync(state.runs.shutdown)
         state.store.close()
         telemetry.shutdown()
 
@@ -49,6 +66,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
                   lifespan=lifespan)
     app.state.wrapper = state
     app.include_router(router)
+    app.include_router(runs_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     telemetry.instrument_app(app, provider)

@@ -1,5 +1,8 @@
-"""Both Federation Storage backends: round trip, atomic replace, locks, safe keys."""
+"""Both Federation Storage backends: round trip, atomic replace, locks, safe keys, and
+run records (atomic read-modify-write, TTL expiry)."""
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +82,72 @@ def test_two_replicas_share_state_through_redis(make_client, redis_url: str) -> 
     assert body["state"]["store"] == "redis"
     assert [h["goal"] for h in body["history"]] == ["one", "two"]
     assert len(body["messages"]) == 4
+
+
+# -- run records ---------------------------------------------------------------------
+
+def test_run_record_read_modify_write(store: StateStore) -> None:
+    assert store.load_run("s-3", "r-1") is None
+    created = store.update_run("s-3", "r-1", lambda cur: {"n": 1} if cur is None else None,
+                               60_000)
+    assert created == {"n": 1}
+    # Returning None leaves the stored record as it is (and returns it).
+    assert store.update_run("s-3", "r-1", lambda cur: None, 60_000) == {"n": 1}
+    assert store.update_run("s-3", "r-1", lambda cur: {"n": cur["n"] + 1}, 60_000) == {"n": 2}
+    assert store.load_run("s-3", "r-1") == {"n": 2}
+    assert store.load_run("s-3", "r-2") is None
+    assert store.load_run("other", "r-1") is None
+
+    def refuse(_current: dict | None) -> dict:
+        raise RuntimeError("aborted")
+
+    with pytest.raises(RuntimeError):
+        store.update_run("s-3", "r-1", refuse, 60_000)
+    assert store.load_run("s-3", "r-1") == {"n": 2}, "an aborted update writes nothing"
+
+
+def test_run_record_updates_are_atomic_across_threads(store: StateStore) -> None:
+    def bump() -> None:
+        for _ in range(15):
+            store.update_run("s-4", "count", lambda cur: {"n": (cur or {"n": 0})["n"] + 1},
+                             60_000)
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.load_run("s-4", "count") == {"n": 60}
+
+
+def test_run_records_expire_after_their_ttl(store: StateStore) -> None:
+    store.update_run("s-5", "short", lambda cur: {"v": 1}, 150)
+    store.update_run("s-5", "long", lambda cur: {"v": 2}, 60_000)
+    assert store.load_run("s-5", "short") == {"v": 1}
+    time.sleep(0.3)
+    assert store.load_run("s-5", "short") is None
+    seen: list[object] = []
+    store.update_run("s-5", "short", lambda cur: seen.append(cur), 150)
+    assert seen == [None], "an expired record reads as absent in updates too"
+    assert store.load_run("s-5", "long") == {"v": 2}
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".x", "r" * 129, "a b"])
+def test_unsafe_request_ids_never_reach_the_backend(store: StateStore, bad: str) -> None:
+    with pytest.raises(ValueError):
+        store.load_run("s", bad)
+    with pytest.raises(ValueError):
+        store.update_run("s", bad, lambda cur: {"x": 1}, 1000)
+
+
+def test_file_store_deletes_expired_records_lazily(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state")
+    store.update_run("s-6", "a", lambda cur: {"v": 1}, 50)
+    store.update_run("s-7", "b", lambda cur: {"v": 2}, 50)
+    store.update_run("s-7", "c", lambda cur: {"v": 3}, 60_000)
+    runs = tmp_path / "state" / "runs"
+    time.sleep(0.1)
+    assert store.load_run("s-6", "a") is None
+    assert not (runs / "s-6" / "a.json").exists(), "deleted when read after expiry"
+    assert store.sweep_expired_runs() == 1
+    assert sorted(p.name for p in (runs / "s-7").glob("*.json")) == ["c.json"]

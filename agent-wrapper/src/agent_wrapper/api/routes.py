@@ -2,149 +2,146 @@
 
 A run takes the session lock first; a second request for a session that is
 running is rejected with 409 ``session_busy`` (not queued), so callers decide
-whether to retry. The blocking framework work runs in a worker thread with a
-copy of the request's context, so its spans stay in the request's own trace.
+whether to retry. The framework runs on a worker thread with a copy of the
+request's context, so its spans stay in the request's own trace.
+
+Beyond one blocking call (see ``agent_wrapper.runs``): a ``request_id`` makes the
+request idempotent (replay / attach / 412), ``x-federation-deadline-ms`` bounds
+it, ``Prefer: respond-async`` answers 202 at once, ``Accept:
+application/x-ndjson`` streams progress events.
 """
 
 import contextvars
-import functools
 import logging
+import re
+import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import Literal
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from opentelemetry.trace import Status, StatusCode
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from agent_wrapper import telemetry
-from agent_wrapper.api.schemas import ErrorResponse, RunRequest, RunResponse
-from agent_wrapper.core.errors import (
-    LLMFailure,
-    StoreUnavailable,
-    WrapperError,
-    error_body,
-)
-from agent_wrapper.session import ExecutionResult, SessionRun
+from agent_wrapper.api.schemas import ErrorResponse, RunRecordView, RunRequest, RunResponse
+from agent_wrapper.core.errors import BadRequest, StoreUnavailable, WrapperError, error_body
+from agent_wrapper.runs import NDJSON, RunSpec, body_sha256, public_view
+from agent_wrapper.runs.executor import Outcome, Runner
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (409, 413, 422, 500, 502, 503)}
+DEADLINE_HEADER = "x-federation-deadline-ms"
+LLM_CALLS_HEADER = "x-agent-wrapper-llm-calls"
+REPLAYED_HEADER = "x-agent-wrapper-replayed"
+REQUEST_ID_HEADER = "x-agent-wrapper-request-id"
+_DEADLINE_RE = re.compile(r"\d{1,12}")
+
+_ERRORS = {code: {"model": ErrorResponse}
+           for code in (400, 409, 412, 413, 422, 499, 500, 502, 503, 504)}
+_RUN_RESPONSES = {
+    **_ERRORS,
+    200: {"content": {NDJSON: {"schema": {"type": "string"}}},
+          "description": "The reply; with `Accept: application/x-ndjson` a stream of "
+                         "progress events, one JSON object per line."},
+    202: {"model": RunRecordView, "description": "`Prefer: respond-async`: the run record."},
+}
+
+Mode = Literal["sync", "async", "stream"]
 
 
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
+def _deadline(request: Request) -> float | None:
+    """``x-federation-deadline-ms``: milliseconds left for the whole task (400 if bad)."""
+    values = request.headers.getlist(DEADLINE_HEADER)
+    if not values:
+        return None
+    if len(values) > 1 or not _DEADLINE_RE.fullmatch(values[0].strip()):
+        raise BadRequest(f"{DEADLINE_HEADER} must be one integer number of milliseconds "
+                         f"(0..999999999999), got {', '.join(values)!r}")
+    return time.monotonic() + int(values[0].strip()) / 1000
 
 
-def classify_error(exc: BaseException, session: SessionRun | None) -> WrapperError:
-    """Map whatever a framework raised to the wrapper's typed errors."""
-    if isinstance(exc, WrapperError):
-        return exc
-    if session is not None and session.store_errors:
-        return session.store_errors[-1]
-    for item in _exception_chain(exc):
-        if isinstance(item, WrapperError):
-            return item
-        module = type(item).__module__.split(".")[0]
-        if module in ("openai", "httpx", "httpcore", "litellm"):
-            return LLMFailure(f"LLM call failed: {type(item).__name__}: {item}")
-    return WrapperError(f"internal error: {type(exc).__name__}: {exc}")
+def _mode(request: Request) -> Mode:
+    prefer = {token.strip().lower()
+              for value in request.headers.getlist("prefer")
+              for token in re.split(r"[,;]", value)}
+    accept = {part.split(";")[0].strip().lower()
+              for value in request.headers.getlist("accept") for part in value.split(",")}
+    respond_async, stream = "respond-async" in prefer, NDJSON in accept
+    if respond_async and stream:
+        raise BadRequest(f"choose one of 'Prefer: respond-async' and 'Accept: {NDJSON}'")
+    return "async" if respond_async else "stream" if stream else "sync"
 
 
-def _execute(framework: str, runner: Callable[..., ExecutionResult], body: RunRequest,
-             session_id: str, request: Request, span: Any) -> dict[str, Any]:
-    """Lock, load, run, record: the blocking part of a run (worker thread)."""
-    state = request.app.state.wrapper
-    bundle = state.llm_factory.bundle()
-    session: SessionRun | None = None
+def _outcome_response(outcome: Outcome, request_id: str | None) -> JSONResponse:
+    headers = {LLM_CALLS_HEADER: str(outcome.llm_calls)}
+    if outcome.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    if outcome.reply is not None:
+        return JSONResponse(outcome.reply, headers=headers)
+    error = outcome.error or WrapperError("run failed")
+    return JSONResponse(error_body(error.code, error.message), status_code=error.status_code,
+                        headers=headers)
+
+
+async def _run(framework: str, span_name: str, route: str, runner: Runner, body: RunRequest,
+               request: Request) -> Response:
+    wrapper = request.app.state.wrapper
     try:
-        with state.store.lock(session_id):
-            session = SessionRun.open(state.store, session_id,
-                                      state.settings.test_crash_after_step)
-            span.set_attribute("federation.resumed", session.resumed)
-            result = runner(body, session, state.llm_factory, bundle)
-            session.finish(framework, body.request_id, body.goal, result.output)
-    except Exception as exc:
-        error = classify_error(exc, session)
-        if error.status_code >= 500:
-            log.warning("%s run failed for session %s: %s", framework, session_id, exc,
-                        exc_info=error.code == "internal")
-        raise error from exc
-    reply: dict[str, Any] = {
-        "output": result.output,
-        "framework": framework,
-        "federation_session_id": session_id,
-        "request_id": body.request_id,
-        "resumed": session.resumed,
-        "trace_id": telemetry.current_trace_id(),
-        "llm": bundle.describe(),
-        "steps": result.steps,
-        "history": session.history,
-        "state": {"store": state.store.kind, "run_count": session.document["run_count"],
-                  "checkpoint": result.checkpoint},
-    }
-    if result.messages is not None:
-        reply["messages"] = result.messages
-    return {"reply": reply, "llm_calls": bundle.counter.value}
-
-
-async def _run(framework: str, span_name: str, runner: Callable[..., ExecutionResult],
-               body: RunRequest, request: Request) -> JSONResponse:
-    state = request.app.state.wrapper
+        deadline = _deadline(request)
+        mode = _mode(request)
+    except WrapperError as exc:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
     session_id = body.federation_session_id or str(uuid.uuid4())
-    llm = state.llm_factory.bundle()
-    attributes = {
-        "openinference.span.kind": "CHAIN",
-        "framework": framework,
-        "federation.framework": framework,
-        "federation.session_id": session_id,
-        "federation.request_id": body.request_id or "",
-        "llm.provider": llm.provider,
-        "llm.model_name": llm.model,
-        "input.value": body.goal,
-    }
-    with telemetry.tracer().start_as_current_span(
-        span_name, attributes=attributes, record_exception=False, set_status_on_exception=False
-    ) as span:
-        # Copy the context now, with the execution span current, and run the
-        # framework inside it: its spans become children of this span.
-        ctx = contextvars.copy_context()
-        work = functools.partial(ctx.run, _execute, framework, runner, body, session_id,
-                                 request, span)
-        try:
-            outcome = await anyio.to_thread.run_sync(work)
-        except WrapperError as exc:
-            span.set_status(Status(StatusCode.ERROR, exc.message))
-            span.set_attribute("error.code", exc.code)
-            span.record_exception(exc)
-            return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
-        span.set_attribute("output.value", outcome["reply"]["output"])
-    # The header lets tests (and operators) see how many model calls a run made.
-    return JSONResponse(outcome["reply"],
-                        headers={"x-agent-wrapper-llm-calls": str(outcome["llm_calls"])})
+    # Async and streamed runs always get an id: it names them for status and cancel.
+    request_id = body.request_id or (None if mode == "sync" else str(uuid.uuid4()))
+    spec = RunSpec(framework=framework, span_name=span_name, runner=runner, route=route,
+                   body=body, session_id=session_id, request_id=request_id,
+                   body_hash=body_sha256(route, body.goal, body.context, body.input_data,
+                                         body.metadata),
+                   trace_id=telemetry.current_trace_id(), deadline=deadline)
+    # Copied now, with the server span current: the run's spans become its children.
+    ctx = contextvars.copy_context()
+    manager = wrapper.runs
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+    try:
+        started = await manager.submit(spec, ctx)
+        if mode == "async":
+            if started.kind == "attach" and started.record is not None:
+                started = await manager.take_over_if_stale(spec, started.record, ctx) or started
+            location = f"/v1/sessions/{session_id}/runs/{request_id}"
+            return JSONResponse(public_view(started.record or {}), status_code=202,
+                                headers={**headers, "location": location,
+                                         "preference-applied": "respond-async"})
+        if mode == "stream":
+            if started.kind != "run":
+                headers[REPLAYED_HEADER] = "true"
+            return StreamingResponse(manager.stream(started, spec, ctx), media_type=NDJSON,
+                                     headers={**headers, "cache-control": "no-cache"})
+        outcome = await manager.outcome(started, spec, ctx)
+    except WrapperError as exc:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code,
+                            headers=headers)
+    return _outcome_response(outcome, request_id)
 
 
-@router.post("/v1/run_crew", response_model=RunResponse, responses=_ERRORS,
+@router.post("/v1/run_crew", response_model=RunResponse, responses=_RUN_RESPONSES,
              summary="Run the CrewAI crew (researcher -> writer) for a session")
-async def run_crew(body: RunRequest, request: Request) -> JSONResponse:
+async def run_crew(body: RunRequest, request: Request) -> Response:
     from agent_wrapper.crew_executor import run_crew as runner
 
-    return await _run("crewai", "CrewAI_Execution", runner, body, request)
+    return await _run("crewai", "CrewAI_Execution", "/v1/run_crew", runner, body, request)
 
 
-@router.post("/v1/run_graph", response_model=RunResponse, responses=_ERRORS,
+@router.post("/v1/run_graph", response_model=RunResponse, responses=_RUN_RESPONSES,
              summary="Run the LangGraph graph (plan -> respond) for a session")
-async def run_graph(body: RunRequest, request: Request) -> JSONResponse:
+async def run_graph(body: RunRequest, request: Request) -> Response:
     from agent_wrapper.graph_executor import run_graph as runner
 
-    return await _run("langgraph", "LangGraph_Execution", runner, body, request)
+    return await _run("langgraph", "LangGraph_Execution", "/v1/run_graph", runner, body,
+                      request)
 
 
 @router.get("/healthz", summary="Liveness")

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent_wrapper.store.session_id import session_id_problem
+from agent_wrapper.store.session_id import request_id_problem, session_id_problem
 
 
 class RunRequest(BaseModel):
@@ -18,7 +18,14 @@ class RunRequest(BaseModel):
     input_data: dict[str, Any] = Field(default_factory=dict, description="Structured input.")
     federation_session_id: str | None = Field(
         default=None, description="1..128 chars of [A-Za-z0-9._:-]; generated (uuid4) if absent.")
-    request_id: str | None = None
+    request_id: str | None = Field(
+        default=None,
+        description="Idempotency key of the run within the session (same rules as the "
+                    "session id). A retry with the same id and body replays or attaches; "
+                    "the same id with another body is 412 request_id_reused.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Caller metadata (JSON object), part of the body "
+                                          "hash that identifies the request.")
 
     @field_validator("goal")
     @classmethod
@@ -37,10 +44,22 @@ class RunRequest(BaseModel):
     def _input_null(cls, value: Any) -> Any:
         return {} if value is None else value
 
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_null(cls, value: Any) -> Any:
+        return {} if value is None else value
+
     @field_validator("federation_session_id")
     @classmethod
     def _session_ok(cls, value: str | None) -> str | None:
         if value is not None and (problem := session_id_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("request_id")
+    @classmethod
+    def _request_ok(cls, value: str | None) -> str | None:
+        if value is not None and (problem := request_id_problem(value)):
             raise ValueError(problem)
         return value
 
@@ -99,3 +118,34 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class RunError(BaseModel):
+    status: int = Field(description="HTTP status the run failed with (499 = canceled).")
+    code: str
+    message: str
+
+
+class RunProgress(BaseModel):
+    current_step: str | None
+    steps: list[str] = Field(description="Steps finished so far (incl. resumed ones).")
+    llm_calls: int
+
+
+class RunRecordView(BaseModel):
+    """A run record, as ``GET /v1/sessions/{id}/runs/{request_id}`` shows it."""
+
+    federation_session_id: str
+    request_id: str
+    route: Literal["/v1/run_crew", "/v1/run_graph"]
+    framework: Literal["crewai", "langgraph"]
+    status: Literal["submitted", "working", "completed", "failed", "canceled"]
+    attempt: int
+    cancel_requested: bool
+    trace_id: str
+    body_sha256: str
+    progress: RunProgress
+    created_at: str
+    updated_at: str
+    result: RunResponse | None = Field(default=None, description="Only when completed.")
+    error: RunError | None = Field(default=None, description="Only when failed/canceled.")

@@ -34,9 +34,18 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
+    # Run records ((session, request_id) -> status/result) expire this long after
+    # their last update.
+    run_record_ttl_s: float = Field(default=86_400.0, gt=0)
+    # How often a request waiting for a run of another request (same id) polls the store.
+    run_poll_ms: int = Field(default=200, ge=10, le=60_000)
+
     # TEST-ONLY fault injection: os._exit(1) right after the N-th step checkpoint
     # of a run has been stored. Never set it in production.
     test_crash_after_step: int | None = Field(default=None, ge=1)
+    # TEST-ONLY: sleep this long at every step boundary (before the cancel and
+    # deadline checks), so tests can cancel or time out a run mid-way.
+    test_step_delay_ms: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _check_llm(self) -> "Settings":

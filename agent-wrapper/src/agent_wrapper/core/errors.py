@@ -12,6 +12,13 @@ class WrapperError(Exception):
         self.message = message
 
 
+class BadRequest(WrapperError):
+    """A malformed header or path parameter (the body is ``InvalidInput``)."""
+
+    status_code = 400
+    code = "bad_request"
+
+
 class InvalidInput(WrapperError):
     status_code = 422
     code = "invalid_input"
@@ -37,6 +44,60 @@ class LLMFailure(WrapperError):
     code = "llm_failure"
 
 
+class RunNotFound(WrapperError):
+    status_code = 404
+    code = "run_not_found"
+
+
+class RequestIdReused(WrapperError):
+    """The ``request_id`` already names a run of a different request body."""
+
+    status_code = 412
+    code = "request_id_reused"
+
+
+class RunCanceled(WrapperError):
+    """The run was canceled through the cancel route (non-standard 499, like nginx's
+    "client closed request"; the host maps it to gRPC CANCELLED)."""
+
+    status_code = 499
+    code = "canceled"
+
+
+class RunSuperseded(WrapperError):
+    """Another request took the run over (its owner looked dead: lock lost)."""
+
+    status_code = 409
+    code = "run_superseded"
+
+
+class DeadlineExceeded(WrapperError):
+    """The caller's ``x-federation-deadline-ms`` passed before the run finished."""
+
+    status_code = 504
+    code = "deadline_exceeded"
+
+
+class ShuttingDown(WrapperError):
+    """The wrapper stopped the run because it is shutting down; retry elsewhere."""
+
+    status_code = 503
+    code = "shutting_down"
+
+
 def error_body(code: str, message: str) -> dict:
     """The one error shape every 4xx/5xx reply uses."""
     return {"error": {"code": code, "message": message}}
+
+
+def error_info(error: WrapperError) -> dict:
+    """How a run record / a ``failed`` event stores an error."""
+    return {"status": error.status_code, "code": error.code, "message": error.message}
+
+
+def error_from_info(info: dict) -> WrapperError:
+    """Rebuild the typed error a stored run failed with (same status, code, message)."""
+    error = WrapperError(str(info.get("message", "run failed")))
+    error.status_code = int(info.get("status", 500))
+    error.code = str(info.get("code", "internal"))
+    return error

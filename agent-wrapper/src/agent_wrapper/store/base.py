@@ -1,11 +1,16 @@
-"""The Federation Storage interface: per-session JSON documents plus a session lock."""
+"""The Federation Storage interface: per-session JSON documents, a session lock, and
+run records (one small JSON document per ``(session, request_id)`` with a TTL)."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from agent_wrapper.core.errors import SessionBusy
+
+# Gets the current run record (None if absent or expired) and returns the record
+# to store, or None to leave the stored one as it is.
+RunMutator = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
 class SessionLock(ABC):
@@ -39,6 +44,23 @@ class StateStore(ABC):
     @abstractmethod
     def try_lock(self, session_id: str) -> SessionLock | None:
         """Take the session's exclusive lock, or return None if someone holds it."""
+
+    @abstractmethod
+    def load_run(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+        """Return the run record of ``(session_id, request_id)``, or None if it is
+        unknown or has expired."""
+
+    @abstractmethod
+    def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
+                   ttl_ms: int) -> dict[str, Any] | None:
+        """Atomically read-modify-write one run record, across threads and replicas.
+
+        ``mutate`` gets the current record (None if absent or expired) and returns
+        the record to store, which then expires ``ttl_ms`` after this write, or
+        None to leave the stored record unchanged. It may raise to abort (nothing
+        is written) and may be called more than once (optimistic retries), so it
+        must be free of side effects. Returns the record stored afterwards.
+        """
 
     @abstractmethod
     def ping(self) -> None:

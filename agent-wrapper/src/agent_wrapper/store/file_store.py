@@ -5,6 +5,12 @@ Writes go to a temp file in the same directory, are fsynced and then
 new document, never a torn one. Locks are ``flock`` locks on ``<session>.lock``,
 which the kernel releases when a process dies, so a crashed run never leaves a
 session stuck.
+
+Run records live in ``runs/<session>/<request_id>.json`` as
+``{"expires_at_ms": ..., "record": {...}}``; every read-modify-write holds a
+``flock`` on ``runs/<session>/.lock``. An expired record reads as absent and is
+deleted when it is next touched, and a sweep (at most once a minute, on writes)
+deletes the expired records of all sessions.
 """
 
 import contextlib
@@ -13,12 +19,21 @@ import json
 import os
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agent_wrapper.core.errors import StoreUnavailable
-from agent_wrapper.store.base import SessionLock, StateStore
-from agent_wrapper.store.session_id import validate_session_id
+from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
+from agent_wrapper.store.session_id import validate_request_id, validate_session_id
+
+# Expired run records of sessions nobody touches again are swept this often.
+SWEEP_INTERVAL_S = 60.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class _FileLock(SessionLock):
@@ -43,6 +58,9 @@ class FileStateStore(StateStore):
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory).resolve()
+        self.runs_directory = self.directory / "runs"
+        self._last_sweep = time.monotonic()
+        self._sweep_mutex = threading.Lock()
 
     def _path(self, session_id: str, suffix: str) -> Path:
         validate_session_id(session_id)
@@ -71,11 +89,16 @@ class FileStateStore(StateStore):
     def save(self, session_id: str, document: dict[str, Any]) -> None:
         path = self._path(session_id, ".json")
         self._ensure_dir()
+        self._write_atomic(path, document, f"state of session {session_id!r}")
+
+    @staticmethod
+    def _write_atomic(path: Path, document: dict[str, Any], what: str) -> None:
+        """Temp file in the same directory, fsync, ``os.replace``, fsync the directory."""
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         tmp_name = None
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{session_id}.", suffix=".tmp",
-                                            dir=self.directory)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp",
+                                            dir=path.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -83,13 +106,13 @@ class FileStateStore(StateStore):
             os.replace(tmp_name, path)
             tmp_name = None
             # Persist the rename itself.
-            dir_fd = os.open(self.directory, os.O_RDONLY)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot write state of session {session_id!r}: {exc}") from exc
+            raise StoreUnavailable(f"cannot write {what}: {exc}") from exc
         finally:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
@@ -120,6 +143,101 @@ class FileStateStore(StateStore):
             os.close(fd)
             raise StoreUnavailable(f"cannot lock session {session_id!r}: {exc}") from exc
         return _FileLock(fd)
+
+    # -- run records --------------------------------------------------------
+    def _run_dir(self, session_id: str) -> Path:
+        path = (self.runs_directory / validate_session_id(session_id)).resolve()
+        if path.parent != self.runs_directory.resolve():
+            raise ValueError("session id escapes the state directory")
+        return path
+
+    def _run_path(self, session_id: str, request_id: str) -> Path:
+        return self._run_dir(session_id) / f"{validate_request_id(request_id)}.json"
+
+    @contextlib.contextmanager
+    def _runs_locked(self, session_id: str) -> Iterator[Path]:
+        """Hold the session's run-record lock (threads and processes) for a block."""
+        directory = self._run_dir(session_id)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreUnavailable(f"run records of {session_id!r} unusable: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreUnavailable(f"cannot lock run records of {session_id!r}: {exc}") from exc
+        try:
+            yield directory
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    @staticmethod
+    def _read_run(path: Path) -> tuple[dict[str, Any] | None, bool]:
+        """(record, expired): a missing file is (None, False)."""
+        try:
+            with path.open("r", encoding="utf-8") as handle:
+                stored = json.load(handle)
+        except FileNotFoundError:
+            return None, False
+        except (OSError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot read run record {path.name}: {exc}") from exc
+        if int(stored.get("expires_at_ms", 0)) <= _now_ms():
+            return None, True
+        return stored.get("record"), False
+
+    def load_run(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+        path = self._run_path(session_id, request_id)
+        record, expired = self._read_run(path)
+        if expired:
+            # Lazy cleanup; re-checked under the lock, a writer may have renewed it.
+            with self._runs_locked(session_id):
+                record, expired = self._read_run(path)
+                if expired:
+                    path.unlink(missing_ok=True)
+        return record
+
+    def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
+                   ttl_ms: int) -> dict[str, Any] | None:
+        path = self._run_path(session_id, request_id)
+        with self._runs_locked(session_id):
+            current, expired = self._read_run(path)
+            if expired:
+                path.unlink(missing_ok=True)
+            new = mutate(current)
+            if new is None:
+                return current
+            self._write_atomic(path, {"expires_at_ms": _now_ms() + ttl_ms, "record": new},
+                               f"run record {session_id!r}/{request_id!r}")
+        self._maybe_sweep()
+        return new
+
+    def _maybe_sweep(self) -> None:
+        with self._sweep_mutex:
+            if time.monotonic() - self._last_sweep < SWEEP_INTERVAL_S:
+                return
+            self._last_sweep = time.monotonic()
+        self.sweep_expired_runs()
+
+    def sweep_expired_runs(self) -> int:
+        """Delete every expired run record; returns how many were deleted."""
+        deleted = 0
+        try:
+            sessions = [p for p in self.runs_directory.iterdir() if p.is_dir()]
+        except OSError:
+            return 0
+        for directory in sessions:
+            with contextlib.suppress(OSError, StoreUnavailable, ValueError):
+                expired = [p for p in directory.glob("*.json") if self._read_run(p)[1]]
+                if not expired:
+                    continue
+                with self._runs_locked(directory.name):
+                    for path in expired:
+                        if self._read_run(path)[1]:
+                            path.unlink(missing_ok=True)
+                            deleted += 1
+        return deleted
 
     def ping(self) -> None:
         self._ensure_dir()

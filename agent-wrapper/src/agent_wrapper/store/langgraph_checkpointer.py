@@ -83,6 +83,12 @@ class StoreCheckpointSaver(InMemorySaver):
         for ns, channel, version, value in data.get("blobs", []):
             self.blobs[(tid, ns, channel, version)] = _dec(value)
 
+    def latest_checkpoint_id(self) -> str | None:
+        """Id of the thread's newest stored checkpoint (root namespace)."""
+        with self._mutex:
+            ids = list(self.storage.get(self.thread_id, {}).get("", {}))
+        return max(ids) if ids else None
+
     def prune(self) -> None:
         """Keep only the latest checkpoint per namespace (and what it references)."""
         tid = self.thread_id

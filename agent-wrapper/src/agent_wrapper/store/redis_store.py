@@ -4,6 +4,11 @@ Documents are JSON strings under ``<prefix>:session:<id>``. The session lock is
 ``SET <prefix>:lock:<id> <token> NX PX <ttl>``; a live run renews it every
 ttl/3 and releases it with a check-and-delete Lua script so a replica can never
 delete a lock another replica took after ours expired.
+
+Run records are JSON strings under ``<prefix>:run:<session>/<request_id>`` (``/``
+is not in the id alphabet, so keys cannot collide), written with ``SET ... PX
+<ttl>`` so Redis expires them; read-modify-writes are ``WATCH``/``MULTI``
+transactions, retried when another replica wrote in between.
 """
 
 import contextlib
@@ -15,8 +20,8 @@ from typing import Any
 import redis
 
 from agent_wrapper.core.errors import StoreUnavailable
-from agent_wrapper.store.base import SessionLock, StateStore
-from agent_wrapper.store.session_id import validate_session_id
+from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
+from agent_wrapper.store.session_id import validate_request_id, validate_session_id
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -95,6 +100,47 @@ class RedisStateStore(StateStore):
     def delete(self, session_id: str) -> None:
         try:
             self.client.delete(self._key("session", session_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    def _run_key(self, session_id: str, request_id: str) -> str:
+        return (f"{self.prefix}:run:{validate_session_id(session_id)}/"
+                f"{validate_request_id(request_id)}")
+
+    @staticmethod
+    def _decode_run(raw: Any, key: str) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise StoreUnavailable(f"corrupt run record {key}: {exc}") from exc
+
+    def load_run(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+        key = self._run_key(session_id, request_id)
+        try:
+            raw = self.client.get(key)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        return self._decode_run(raw, key)
+
+    def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
+                   ttl_ms: int) -> dict[str, Any] | None:
+        key = self._run_key(session_id, request_id)
+
+        def transaction(pipe: Any) -> dict[str, Any] | None:
+            current = self._decode_run(pipe.get(key), key)  # WATCHed: immediate mode
+            new = mutate(current)
+            if new is None:
+                return current
+            pipe.multi()
+            pipe.set(key, json.dumps(new, ensure_ascii=False, separators=(",", ":")),
+                     px=max(1, int(ttl_ms)))
+            return new
+
+        try:
+            # Re-runs ``transaction`` when the key changed between WATCH and EXEC.
+            return self.client.transaction(transaction, key, value_from_callable=True)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 

@@ -1,0 +1,71 @@
+"""Run routes keyed by ``(federation_session_id, request_id)``: status and cancel.
+
+Both read the run record from the state store, so they answer for runs on any
+replica sharing the store.
+"""
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from agent_wrapper.api.schemas import ErrorResponse, RunRecordView
+from agent_wrapper.core.errors import BadRequest, RunNotFound, WrapperError, error_body
+from agent_wrapper.runs import ACTIVE, public_view
+from agent_wrapper.store.session_id import request_id_problem, session_id_problem
+
+router = APIRouter()
+
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 500, 503)}
+
+
+def _check_ids(session_id: str, request_id: str) -> None:
+    problem = session_id_problem(session_id) or request_id_problem(request_id)
+    if problem:
+        raise BadRequest(problem)
+
+
+def _error(exc: WrapperError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
+
+
+def _unknown(session_id: str, request_id: str) -> RunNotFound:
+    return RunNotFound(f"no run {request_id!r} in session {session_id!r} (never started, "
+                       "or its record expired)")
+
+
+@router.get("/v1/sessions/{federation_session_id}/runs/{request_id}",
+            response_model=RunRecordView, responses=_ERRORS,
+            summary="Status of a run: status, progress, result or error")
+async def run_status(federation_session_id: str, request_id: str,
+                     request: Request) -> JSONResponse:
+    records = request.app.state.wrapper.records
+    try:
+        _check_ids(federation_session_id, request_id)
+        record = await anyio.to_thread.run_sync(records.get, federation_session_id,
+                                                request_id)
+        if record is None:
+            raise _unknown(federation_session_id, request_id)
+    except WrapperError as exc:
+        return _error(exc)
+    return JSONResponse(public_view(record))
+
+
+@router.post("/v1/sessions/{federation_session_id}/runs/{request_id}/cancel",
+             response_model=RunRecordView, status_code=202,
+             responses={**_ERRORS, 200: {"model": RunRecordView,
+                                         "description": "The run had already finished."}},
+             summary="Cancel a run at its next step boundary (any replica)")
+async def cancel_run(federation_session_id: str, request_id: str,
+                     request: Request) -> JSONResponse:
+    manager = request.app.state.wrapper.runs
+    try:
+        _check_ids(federation_session_id, request_id)
+        record = await manager.cancel(federation_session_id, request_id)
+        if record is None:
+            raise _unknown(federation_session_id, request_id)
+    except WrapperError as exc:
+        return _error(exc)
+    # 202: cancel requested, the run stops at its next step boundary; 200: it had
+    # already finished, nothing to cancel (the record says how it ended).
+    status = 202 if record.get("status") in ACTIVE else 200
+    return JSONResponse(public_view(record), status_code=status)

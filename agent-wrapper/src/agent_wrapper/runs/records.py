@@ -1,0 +1,209 @@
+"""Run records: what happened to the request ``(federation_session_id, request_id)``.
+
+One small JSON document per run in the state store (file or Redis, so every
+replica sees it), expiring ``AGENT_WRAPPER_RUN_RECORD_TTL_S`` after its last
+update::
+
+    {"version": 1, "federation_session_id": str, "request_id": str,
+     "route": "/v1/run_crew" | "/v1/run_graph", "framework": "crewai" | "langgraph",
+     "body_sha256": sha256 of the canonical body (route, goal, context, input_data, metadata),
+     "status": "submitted" | "working" | "completed" | "failed" | "canceled",
+     "attempt": int, "owner": token of the attempt that runs it,
+     "cancel_requested": bool, "trace_id": str,
+     "progress": {"current_step": str | null, "steps": [str], "llm_calls": int},
+     "result": reply | null, "error": {"status", "code", "message"} | null,
+     "created_at": iso8601, "updated_at": iso8601}
+
+Every transition is an atomic read-modify-write (``StateStore.update_run``), and
+the updates of a running attempt only apply while it still owns the record, so
+a cancel request or a takeover is never overwritten by a stale writer.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from agent_wrapper.core.errors import RequestIdReused, RunCanceled, WrapperError, error_info
+from agent_wrapper.store.base import StateStore
+
+RECORD_VERSION = 1
+ACTIVE = frozenset({"submitted", "working"})
+TERMINAL = frozenset({"completed", "failed", "canceled"})
+# Fields a client may see (the owner token stays internal).
+PUBLIC_FIELDS = ("federation_session_id", "request_id", "route", "framework", "status",
+                 "attempt", "cancel_requested", "trace_id", "body_sha256", "progress",
+                 "created_at", "updated_at")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def age_s(record: dict[str, Any]) -> float:
+    """Seconds since the record was last updated."""
+    try:
+        updated = datetime.fromisoformat(record["updated_at"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return (datetime.now(UTC) - updated).total_seconds()
+
+
+def body_sha256(route: str, goal: str, context: str, input_data: dict[str, Any],
+                metadata: dict[str, Any]) -> str:
+    """sha256 of the canonical request body: sorted keys, no whitespace, UTF-8."""
+    canonical = json.dumps({"route": route, "goal": goal, "context": context,
+                            "input_data": input_data, "metadata": metadata},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def public_view(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as the status and cancel routes (and 202 replies) show it."""
+    view = {name: record.get(name) for name in PUBLIC_FIELDS}
+    if record.get("status") == "completed":
+        view["result"] = record.get("result")
+    if record.get("status") in ("failed", "canceled"):
+        view["error"] = record.get("error")
+    return view
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a request with a known id has to do.
+
+    ``run``: this request owns the (new or retried) run, ``owner`` is its token;
+    ``replay``: the run completed, answer with its stored reply;
+    ``attach``: the run is in progress elsewhere, wait for its outcome.
+    """
+
+    action: Literal["run", "replay", "attach"]
+    record: dict[str, Any]
+    owner: str | None = None
+
+
+class RunRecords:
+    """Status transitions of run records over a ``StateStore``."""
+
+    def __init__(self, store: StateStore, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+
+    def get(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+        return self.store.load_run(session_id, request_id)
+
+    def _update(self, session_id: str, request_id: str,
+                mutate: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+                ) -> dict[str, Any] | None:
+        return self.store.update_run(session_id, request_id, mutate, self.ttl_ms)
+
+    def begin(self, *, session_id: str, request_id: str, route: str, framework: str,
+              body_hash: str, trace_id: str) -> Claim:
+        """Create the record, or decide how to treat an existing one.
+
+        Same body: completed -> replay, in progress -> attach, failed/canceled ->
+        a new attempt owned by this request. Different body -> ``RequestIdReused``.
+        """
+        owner = uuid.uuid4().hex
+
+        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            now = now_iso()
+            if current is None:
+                return {"version": RECORD_VERSION, "federation_session_id": session_id,
+                        "request_id": request_id, "route": route, "framework": framework,
+                        "body_sha256": body_hash, "status": "submitted", "attempt": 1,
+                        "owner": owner, "cancel_requested": False, "trace_id": trace_id,
+                        "progress": _new_progress(), "result": None, "error": None,
+                        "created_at": now, "updated_at": now}
+            if current.get("body_sha256") != body_hash:
+                raise RequestIdReused(
+                    f"request_id {request_id!r} of session {session_id!r} was already used "
+                    f"for a different request ({current.get('route')}, other goal, context, "
+                    "input_data or metadata); use a new request_id")
+            if current.get("status") in TERMINAL - {"completed"}:
+                # A failed or canceled run may be retried by the same request.
+                return {**current, "status": "submitted",
+                        "attempt": int(current.get("attempt", 1)) + 1, "owner": owner,
+                        "cancel_requested": False, "trace_id": trace_id,
+                        "progress": _new_progress(), "result": None, "error": None,
+                        "updated_at": now}
+            return None
+
+        record = self._update(session_id, request_id, mutate)
+        assert record is not None
+        if record.get("owner") == owner:
+            return Claim("run", record, owner)
+        if record.get("status") == "completed":
+            return Claim("replay", record)
+        return Claim("attach", record)
+
+    def take_over(self, session_id: str, request_id: str, stale_owner: str | None,
+                  trace_id: str) -> Claim | None:
+        """Claim a run whose owner died (caller holds the session lock), or None."""
+        owner = uuid.uuid4().hex
+
+        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if (current is None or current.get("owner") != stale_owner
+                    or current.get("status") not in ACTIVE):
+                return None
+            return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
+                    "attempt": int(current.get("attempt", 1)) + 1, "updated_at": now_iso()}
+
+        record = self._update(session_id, request_id, mutate)
+        if record is not None and record.get("owner") == owner:
+            return Claim("run", record, owner)
+        return None
+
+    def _owned(self, session_id: str, request_id: str, owner: str,
+               change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+        """Apply ``change`` only while ``owner`` still owns the record; returns the record."""
+
+        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("owner") != owner:
+                return None
+            return {**change(current), "updated_at": now_iso()}
+
+        return self._update(session_id, request_id, mutate)
+
+    def mark_working(self, session_id: str, request_id: str, owner: str) -> dict | None:
+        return self._owned(session_id, request_id, owner,
+                           lambda r: {**r, "status": "working"})
+
+    def note_progress(self, session_id: str, request_id: str, owner: str,
+                      progress: dict[str, Any]) -> dict[str, Any] | None:
+        return self._owned(session_id, request_id, owner,
+                           lambda r: {**r, "progress": progress})
+
+    def complete(self, session_id: str, request_id: str, owner: str, reply: dict[str, Any],
+                 progress: dict[str, Any]) -> dict[str, Any] | None:
+        return self._owned(session_id, request_id, owner,
+                           lambda r: {**r, "status": "completed", "result": reply,
+                                      "error": None, "progress": progress})
+
+    def fail(self, session_id: str, request_id: str, owner: str, error: WrapperError,
+             progress: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        status = "canceled" if isinstance(error, RunCanceled) else "failed"
+        return self._owned(session_id, request_id, owner,
+                           lambda r: {**r, "status": status, "error": error_info(error),
+                                      "result": None,
+                                      "progress": progress or r.get("progress")})
+
+    def request_cancel(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+        """Flag an in-progress run canceled-requested; returns the record (None if unknown)."""
+
+        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("status") not in ACTIVE:
+                return None
+            if current.get("cancel_requested"):
+                return None
+            return {**current, "cancel_requested": True, "updated_at": now_iso()}
+
+        return self._update(session_id, request_id, mutate)
+
+
+def _new_progress() -> dict[str, Any]:
+    return {"current_step": None, "steps": [], "llm_calls": 0}
