@@ -153,7 +153,7 @@ impl AdminService for Admin {
         &self,
         request: Request<LoadAdapterRequest>,
     ) -> Result<Response<AdapterStatus>, Status> {
-        let component = request.into_inner().component;
+        let LoadAdapterRequest { component, policy } = request.into_inner();
         if component.is_empty() {
             return Err(Status::invalid_argument("component is empty"));
         }
@@ -164,7 +164,8 @@ impl AdminService for Admin {
                 self.max_upload_bytes
             )));
         }
-        let adapter = self.lifecycle.load_upload(component).await?;
+        let manifest = (!policy.trim().is_empty()).then_some(policy.as_str());
+        let adapter = self.lifecycle.load_upload(component, manifest).await?;
         self.status_of(&adapter.info.name).map(Response::new)
     }
 }
@@ -195,6 +196,7 @@ fn version(adapter: &Adapter) -> AdapterVersion {
         tasks_served: adapter.tasks_started(),
         load_us: u64::try_from(adapter.load_time.as_micros()).unwrap_or(u64::MAX),
         from_cache: adapter.from_cache,
+        policy_source: adapter.policy.source.clone(),
     }
 }
 

@@ -171,11 +171,16 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
             .rollback_adapter(RollbackAdapterRequest { name })
             .await
             .map(|r| print_status(&r.into_inner())),
-        AdaptersAction::Load { file } => {
+        AdaptersAction::Load { file, policy } => {
             let component =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let policy = match policy {
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => String::new(),
+            };
             client
-                .load_adapter(LoadAdapterRequest { component })
+                .load_adapter(LoadAdapterRequest { component, policy })
                 .await
                 .map(|r| print_status(&r.into_inner()))
         }

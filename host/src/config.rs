@@ -50,7 +50,12 @@ pub enum AdaptersAction {
     /// Make the previous build of NAME current again.
     Rollback { name: String },
     /// Upload a component file, validate it and swap it in.
-    Load { file: PathBuf },
+    Load {
+        file: PathBuf,
+        /// Its policy manifest (TOML); the host's defaults when omitted.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
 }
 
 /// Where a client subcommand finds the host.
@@ -134,6 +139,28 @@ pub struct ServeArgs {
     /// Largest linear memory of one adapter instance, MiB.
     #[arg(long, env = "FEDERATION_MAX_MEMORY_MIB", default_value_t = 64)]
     pub max_memory_mib: usize,
+    /// Default guest CPU time per task, ms (time waiting on outbound calls not counted);
+    /// a task over it gets RESOURCE_EXHAUSTED. A policy manifest may set its own.
+    #[arg(long, env = "FEDERATION_CPU_BUDGET_MS", default_value_t = 30_000)]
+    pub cpu_budget_ms: u64,
+    /// Default limit of tasks in flight per adapter (0: the host-wide limit); more get
+    /// RESOURCE_EXHAUSTED. A policy manifest may set its own.
+    #[arg(long, env = "FEDERATION_MAX_TASKS_PER_ADAPTER", default_value_t = 0)]
+    pub max_tasks_per_adapter: u32,
+    /// Default outbound requests one task may send.
+    #[arg(long, env = "FEDERATION_MAX_REQUESTS_PER_TASK", default_value_t = 64)]
+    pub max_requests_per_task: u32,
+    /// Default outbound requests in flight at once per adapter (across its tasks).
+    #[arg(
+        long,
+        env = "FEDERATION_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_requests: u32,
+    /// Largest task output (output + structured result) an adapter may return, bytes;
+    /// more gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FEDERATION_MAX_OUTPUT_BYTES", default_value_t = 4_000_000)]
+    pub max_output_bytes: usize,
     /// Tasks in flight at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "FEDERATION_MAX_CONCURRENT_TASKS", default_value_t = 512)]
     pub max_concurrent_tasks: u32,

@@ -16,6 +16,18 @@ pub enum TaskError {
     InvalidArgument(String),
     #[error("the host is running {0} tasks, its limit; retry later")]
     Overloaded(usize),
+    #[error("adapter {adapter:?} is running {limit} tasks, its policy's limit; retry later")]
+    AdapterBusy { adapter: String, limit: usize },
+    #[error("adapter {adapter:?} used its CPU budget of {budget:?} for one task")]
+    CpuBudget { adapter: String, budget: Duration },
+    #[error("adapter {adapter:?} hit its memory limit: {message}")]
+    MemoryLimit { adapter: String, message: String },
+    #[error("adapter {adapter:?} returned {size} bytes of output; the limit is {limit}")]
+    OutputTooLarge {
+        adapter: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("deadline exceeded after {0:?}")]
     DeadlineExceeded(Duration),
     #[error("adapter {adapter:?} rejected the task: {message}")]
@@ -35,6 +47,14 @@ impl TaskError {
     pub fn from_run(adapter: &str, error: RunError, elapsed: Duration) -> Self {
         match error {
             RunError::DeadlineExceeded => TaskError::DeadlineExceeded(elapsed),
+            RunError::CpuBudget(budget) => TaskError::CpuBudget {
+                adapter: adapter.to_string(),
+                budget,
+            },
+            RunError::MemoryLimit(message) => TaskError::MemoryLimit {
+                adapter: adapter.to_string(),
+                message,
+            },
             RunError::Trap { message } => TaskError::Trap {
                 adapter: adapter.to_string(),
                 message,
@@ -66,7 +86,11 @@ impl TaskError {
             TaskError::InvalidArgument(_) | TaskError::AdapterInvalidInput { .. } => {
                 Code::InvalidArgument
             }
-            TaskError::Overloaded(_) => Code::ResourceExhausted,
+            TaskError::Overloaded(_)
+            | TaskError::AdapterBusy { .. }
+            | TaskError::CpuBudget { .. }
+            | TaskError::MemoryLimit { .. }
+            | TaskError::OutputTooLarge { .. } => Code::ResourceExhausted,
             TaskError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             TaskError::Upstream { status, .. } => upstream_code(*status),
             TaskError::Unavailable(_) => Code::Unavailable,

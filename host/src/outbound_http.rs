@@ -2,11 +2,15 @@
 //!
 //! Every request an adapter sends goes through [`OutboundHttp::send`], which checks the
 //! destination against the adapter's [`OutboundPolicy`] (nothing leaves when it is
-//! denied), sets `traceparent`/`tracestate` from the current span (replacing anything
-//! the guest set), bounds the time by the task's deadline, and caps the response size.
-//! One shared `reqwest` client pools connections across all tasks.
+//! denied), adds the policy's secret headers for that destination, sets
+//! `traceparent`/`tracestate` from the current span (replacing anything the guest set),
+//! bounds the time by the task's deadline, caps the response size and the adapter's
+//! concurrent requests. One shared `reqwest` client pools connections across all tasks.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -40,10 +44,21 @@ pub struct OutboundLimits {
     pub connect_timeout: Duration,
 }
 
-/// Where an adapter may send requests: exact scheme + host + port, deny by default.
-#[derive(Clone, Debug, Default)]
+/// What one adapter may do over HTTP: exact scheme + host + port destinations (deny by
+/// default), headers the host adds per destination, and its own limits (the host's
+/// [`OutboundLimits`] stay the ceilings).
+#[derive(Debug)]
 pub struct OutboundPolicy {
     allowed: Vec<Origin>,
+    /// Added by the host for a destination, replacing any guest value of that name.
+    headers: Vec<(Origin, HeaderName, HeaderValue)>,
+    timeout: Duration,
+    max_response_bytes: u64,
+    /// Requests one task may send.
+    pub max_requests_per_task: u32,
+    /// Requests in flight at once across all of this adapter's tasks.
+    concurrency: Arc<tokio::sync::Semaphore>,
+    max_concurrent_requests: usize,
 }
 
 /// An HTTP origin (`scheme://host:port`), ports made explicit.
@@ -75,11 +90,35 @@ impl std::fmt::Display for Origin {
 }
 
 impl OutboundPolicy {
-    /// A policy that allows exactly these origins.
-    pub fn allow_only(origins: impl IntoIterator<Item = Origin>) -> Self {
+    pub fn new(
+        allowed: Vec<Origin>,
+        headers: Vec<(Origin, HeaderName, HeaderValue)>,
+        timeout: Duration,
+        max_response_bytes: u64,
+        max_requests_per_task: u32,
+        max_concurrent_requests: usize,
+    ) -> Self {
         OutboundPolicy {
-            allowed: origins.into_iter().collect(),
+            allowed,
+            headers,
+            timeout,
+            max_response_bytes,
+            max_requests_per_task,
+            concurrency: Arc::new(tokio::sync::Semaphore::new(max_concurrent_requests)),
+            max_concurrent_requests,
         }
+    }
+
+    /// A policy that allows exactly these origins, with no limits of its own.
+    pub fn allow_only(origins: impl IntoIterator<Item = Origin>) -> Self {
+        OutboundPolicy::new(
+            origins.into_iter().collect(),
+            Vec::new(),
+            Duration::MAX,
+            u64::MAX,
+            u32::MAX,
+            tokio::sync::Semaphore::MAX_PERMITS,
+        )
     }
 
     /// Whether `url` may be reached; the error says why not.
@@ -125,8 +164,31 @@ impl OutboundHttp {
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", request.url)))?;
         policy.check(&url)?;
         let mut headers = guest_headers(&request.headers)?;
-        let timeout = self.timeout_for(request.timeout_ms, deadline)?;
+        if let Some(origin) = Origin::of(&url) {
+            for (to, name, value) in &policy.headers {
+                if *to == origin {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        let timeout = self
+            .timeout_for(request.timeout_ms, deadline)?
+            .min(policy.timeout);
+        let cap = self
+            .limits
+            .max_response_bytes
+            .min(policy.max_response_bytes);
         let method = http_method(request.method);
+        // Waiting for a slot counts against the task's deadline like the request does.
+        let _slot = tokio::time::timeout_at(deadline.into(), policy.concurrency.acquire())
+            .await
+            .map_err(|_| {
+                HttpError::Timeout(format!(
+                    "the adapter's {} concurrent outbound requests stayed busy until the deadline",
+                    policy.max_concurrent_requests
+                ))
+            })?
+            .expect("the semaphore is never closed");
 
         let span = tracing::info_span!(
             "outbound_http",
@@ -157,7 +219,7 @@ impl OutboundHttp {
                 .send()
                 .await
                 .map_err(|e| classify(&e))?;
-            self.read_response(response).await
+            read_response(response, cap).await
         };
         let result = exchange.instrument(span.clone()).await;
         match &result {
@@ -186,38 +248,38 @@ impl OutboundHttp {
         let guest = guest_ms.map_or(Duration::MAX, |ms| Duration::from_millis(ms.into()));
         Ok(left.min(guest).min(self.limits.default_timeout))
     }
+}
 
-    async fn read_response(&self, response: reqwest::Response) -> Result<Response, HttpError> {
-        let cap = self.limits.max_response_bytes;
-        if response.content_length().is_some_and(|len| len > cap) {
+/// Reads a response whole, refusing bodies over `cap` bytes.
+async fn read_response(response: reqwest::Response, cap: u64) -> Result<Response, HttpError> {
+    if response.content_length().is_some_and(|len| len > cap) {
+        return Err(HttpError::TooLarge(cap));
+    }
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| classify(&e))?;
+        if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(HttpError::TooLarge(cap));
         }
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_string(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| classify(&e))?;
-            if body.len() as u64 + chunk.len() as u64 > cap {
-                return Err(HttpError::TooLarge(cap));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        body.extend_from_slice(&chunk);
     }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// The guest's headers minus the host-owned ones; invalid names or values are refused.

@@ -15,12 +15,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::admin::{Admin, require_token};
 use crate::config::ServeArgs;
 use crate::lifecycle::{AdapterLifecycle, watcher};
-use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
+use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
+use crate::policy::PolicyDefaults;
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::federation_service_server::FederationServiceServer;
 use crate::runtime::adapter::AdapterRuntime;
 use crate::runtime::cache::CompileCache;
-use crate::runtime::ctx::Capabilities;
 use crate::runtime::engine::{EngineLimits, build_engine};
 use crate::runtime::registry::AdapterRegistry;
 use crate::service::{Federation, ServiceConfig};
@@ -43,10 +43,19 @@ pub async fn serve(
     .context("building the outbound HTTP client")?;
     let wrapper_origin = Origin::of(&args.wrapper_url)
         .with_context(|| format!("wrapper URL {} is not http(s)", args.wrapper_url))?;
-    let capabilities = Capabilities {
-        outbound: Arc::new(outbound),
-        policy: Arc::new(OutboundPolicy::allow_only([wrapper_origin])),
+    let max_concurrent_tasks = args.max_concurrent_tasks as usize;
+    let policy_defaults = PolicyDefaults {
+        wrapper: wrapper_origin,
+        outbound_timeout: Duration::from_millis(args.outbound_timeout_ms),
+        max_response_bytes: args.max_response_bytes,
+        max_requests_per_task: args.max_requests_per_task,
+        max_concurrent_requests: args.max_concurrent_requests as usize,
         max_memory_bytes: args.max_memory_mib << 20,
+        cpu_budget: Duration::from_millis(args.cpu_budget_ms),
+        max_concurrent_tasks: match args.max_tasks_per_adapter {
+            0 => max_concurrent_tasks,
+            n => n as usize,
+        },
     };
     let cache = args
         .compile_cache_dir
@@ -59,7 +68,7 @@ pub async fn serve(
     let admin_token = args.admin_token()?;
     let runtime = Arc::new(AdapterRuntime::new(
         engine,
-        capabilities,
+        Arc::new(outbound),
         cache,
         args.adapter_self_test,
     )?);
@@ -69,6 +78,7 @@ pub async fn serve(
         runtime.clone(),
         registry.clone(),
         args.adapters_dir.clone(),
+        policy_defaults,
         health.clone(),
     ));
     lifecycle
@@ -94,6 +104,7 @@ pub async fn serve(
             wrapper_url: args.wrapper_url.as_str().trim_end_matches('/').to_string(),
             default_task_timeout: args.task_timeout(),
             max_concurrent_tasks: args.max_concurrent_tasks as usize,
+            max_output_bytes: args.max_output_bytes,
         },
     );
 

@@ -14,9 +14,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::TaskError;
 use crate::json::json_to_struct;
+use crate::metrics::AdapterMetrics;
 use crate::proto::federation_service_server::FederationService;
 use crate::proto::{TaskRequest, TaskResponse, Timing};
-use crate::runtime::adapter::{Adapter, AdapterRuntime};
+use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
+use crate::runtime::ctx::Usage;
 use crate::runtime::registry::AdapterRegistry;
 use crate::server::Arrival;
 use crate::task::{grpc_timeout, validate};
@@ -35,6 +37,8 @@ pub struct ServiceConfig {
     pub default_task_timeout: Duration,
     /// Tasks allowed in flight at once; more are refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_tasks: usize,
+    /// Largest output + result an adapter may return, bytes.
+    pub max_output_bytes: usize,
 }
 
 pub struct Federation {
@@ -79,6 +83,15 @@ impl Federation {
                     name: valid.backend.clone(),
                     loaded: self.registry.names().join(", "),
                 })?;
+        // The adapter's own limit (its policy), so one adapter cannot take every slot.
+        let _adapter_slot = adapter
+            .task_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| TaskError::AdapterBusy {
+                adapter: adapter.info.name.clone(),
+                limit: adapter.policy.max_concurrent_tasks,
+            })?;
         let session = valid.task.federation_session_id.clone();
         let request_id = valid.task.request_id.clone();
         let span = adapter_span(&adapter, &session, &request_id);
@@ -86,24 +99,40 @@ impl Federation {
         let run = self.runtime.run(&adapter, valid.task, deadline);
         // The epoch callback stops a running guest at the deadline; this outer timer
         // also covers time spent in host code (instantiation, outbound waits).
-        let outcome = match tokio::time::timeout_at(deadline.into(), run)
+        let (result, usage) = match tokio::time::timeout_at(deadline.into(), run)
             .instrument(span.clone())
             .await
         {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => {
+            Ok((result, usage)) => (
+                result.map_err(|e| (matches!(e, RunError::Trap { .. }), e)),
+                usage,
+            ),
+            Err(_) => (Err((false, RunError::DeadlineExceeded)), Usage::default()),
+        };
+        record_usage(&span, &usage);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err((trapped, error)) => {
                 let error = TaskError::from_run(&adapter.info.name, error, received.elapsed());
                 span.record("otel.status_code", "ERROR");
                 span.record("error.type", format!("{:?}", error.code()));
+                AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), trapped);
                 return Err(error);
-            }
-            Err(_) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", "DeadlineExceeded");
-                return Err(TaskError::DeadlineExceeded(received.elapsed()));
             }
         };
         span.record("federation.resumed", outcome.response.resumed);
+        let size = outcome.response.output.len() + outcome.response.result_json.len();
+        if size > self.config.max_output_bytes {
+            let error = TaskError::OutputTooLarge {
+                adapter: adapter.info.name.clone(),
+                size,
+                limit: self.config.max_output_bytes,
+            };
+            span.record("otel.status_code", "ERROR");
+            AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), false);
+            return Err(error);
+        }
+        AdapterMetrics::get().record(&adapter, &usage, None, false);
 
         let result = match serde_json::from_str(&outcome.response.result_json) {
             Ok(serde_json::Value::Object(map)) => map,
@@ -128,7 +157,7 @@ impl Federation {
                 total_us: micros(received.elapsed()),
                 instantiate_us: micros(outcome.instantiate_time),
                 adapter_us: micros(outcome.call_time),
-                outbound_us: micros(outcome.outbound_time),
+                outbound_us: micros(outcome.usage.outbound_time),
             }),
         })
     }
@@ -148,7 +177,44 @@ fn adapter_span(adapter: &Adapter, session: &str, request_id: &str) -> tracing::
         federation.session_id = %session,
         federation.request_id = %request_id,
         federation.resumed = Empty,
+        adapter.cpu_ms = Empty,
+        adapter.memory_peak_bytes = Empty,
+        adapter.outbound_requests = Empty,
+        adapter.outbound_denied = Empty,
     )
+}
+
+fn record_usage(span: &tracing::Span, usage: &Usage) {
+    span.record("adapter.cpu_ms", usage.cpu_time.as_millis() as i64);
+    span.record("adapter.memory_peak_bytes", usage.memory_peak as i64);
+    span.record(
+        "adapter.outbound_requests",
+        i64::from(usage.outbound_requests),
+    );
+    span.record("adapter.outbound_denied", i64::from(usage.outbound_denied));
+}
+
+/// The gRPC code of `error` as its canonical name (`RESOURCE_EXHAUSTED`), for metrics.
+fn code_name(error: &TaskError) -> &'static str {
+    match error.code() {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::Unknown => "UNKNOWN",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::OutOfRange => "OUT_OF_RANGE",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DataLoss => "DATA_LOSS",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 fn micros(duration: Duration) -> u64 {

@@ -1,14 +1,17 @@
-//! Logs and traces: `tracing` to stderr and, through `tracing-opentelemetry`, to an
-//! OTLP/gRPC collector configured by the standard `OTEL_*` variables.
+//! Logs, traces and metrics: `tracing` to stderr and, through `tracing-opentelemetry`,
+//! to an OTLP/gRPC collector configured by the standard `OTEL_*` variables; the
+//! adapter metrics of [`crate::metrics`] go to the same collector.
 //!
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4317`), `OTEL_SERVICE_NAME`
 //! (default `agent-federation`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*` for batching,
-//! and `OTEL_TRACES_EXPORTER=none` to keep trace ids and propagation without exporting.
+//! and `OTEL_TRACES_EXPORTER=none` to keep trace ids and propagation without exporting;
+//! `OTEL_METRICS_EXPORTER=none` and `OTEL_METRIC_EXPORT_INTERVAL` likewise for metrics.
 //! A collector that is down costs dropped spans, never a failed task.
 
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
@@ -17,9 +20,10 @@ const DEFAULT_SERVICE_NAME: &str = "agent-federation";
 const DEFAULT_LOG_FILTER: &str =
     "info,wasmtime=warn,cranelift=warn,h2=warn,hyper=warn,tower=warn,opentelemetry_sdk=warn";
 
-/// Keeps the tracer provider alive; `shutdown` flushes spans still in the batch.
+/// Keeps the providers alive; `shutdown` flushes spans and metrics not yet sent.
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    meters: SdkMeterProvider,
 }
 
 impl Telemetry {
@@ -37,6 +41,17 @@ impl Telemetry {
                 env!("CARGO_PKG_VERSION"),
             ))
             .build();
+        let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
+        if !std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| v == "none") {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build()
+                .context("building the OTLP metric exporter")?;
+            meters = meters.with_reader(PeriodicReader::builder(exporter).build());
+        }
+        let meters = meters.build();
+        opentelemetry::global::set_meter_provider(meters.clone());
+
         let mut builder = SdkTracerProvider::builder().with_resource(resource);
         let exporter_off = std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none");
         if !exporter_off {
@@ -62,13 +77,16 @@ impl Telemetry {
             .with(tracing_opentelemetry::layer().with_tracer(tracer))
             .try_init()
             .context("installing the tracing subscriber")?;
-        Ok(Telemetry { provider })
+        Ok(Telemetry { provider, meters })
     }
 
     /// Flushes and stops the exporter.
     pub fn shutdown(self) {
         if let Err(error) = self.provider.shutdown() {
-            eprintln!("telemetry shutdown: {error}");
+            eprintln!("telemetry shutdown (traces): {error}");
+        }
+        if let Err(error) = self.meters.shutdown() {
+            eprintln!("telemetry shutdown (metrics): {error}");
         }
     }
 }

@@ -277,6 +277,7 @@ async fn an_in_flight_task_finishes_on_the_version_it_started_on() {
         .load_adapter(authed(
             LoadAdapterRequest {
                 component: build(V2),
+                ..Default::default()
             },
             Some(TOKEN),
         ))
@@ -397,6 +398,7 @@ async fn rollback_restores_the_previous_digest_and_admin_calls_need_the_token() 
             .load_adapter(authed(
                 LoadAdapterRequest {
                     component: v2.clone(),
+                    ..Default::default()
                 },
                 token,
             ))
@@ -440,6 +442,7 @@ async fn rollback_restores_the_previous_digest_and_admin_calls_need_the_token() 
         .load_adapter(authed(
             LoadAdapterRequest {
                 component: b"garbage".to_vec(),
+                ..Default::default()
             },
             Some(TOKEN),
         ))
@@ -452,6 +455,7 @@ async fn rollback_restores_the_previous_digest_and_admin_calls_need_the_token() 
         .load_adapter(authed(
             LoadAdapterRequest {
                 component: v2.clone(),
+                ..Default::default()
             },
             Some(TOKEN),
         ))
@@ -509,6 +513,7 @@ async fn uploads_over_the_size_limit_and_a_host_without_token_are_refused() {
         .load_adapter(authed(
             LoadAdapterRequest {
                 component: vec![0; 3 << 19],
+                ..Default::default()
             },
             Some(TOKEN),
         ))

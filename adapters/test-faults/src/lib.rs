@@ -3,6 +3,10 @@
 //! `trap` panics, `spin` loops forever, `forge` sends a request carrying its own
 //! `traceparent`, `call:<url>` sends a GET to an arbitrary URL, `echo` answers without
 //! any outbound call, `sleep:<ms>` answers after waiting (a long in-flight task).
+//! Hostile ones for the sandbox suite: `alloc:<mib>` grabs memory, `recurse` overflows
+//! the stack, `huge-output:<mib>` answers with that much text, `many-calls:<n>` sends n
+//! requests, `forge-secret` sets the header the host injects as a secret, `snoop`
+//! tries to read files and the environment, `print:<kib>` floods stdout and stderr.
 //! Never deploy it.
 //!
 //! `TEST_FAULTS_VERSION` at build time sets the version `describe()` reports, so the
@@ -43,6 +47,48 @@ impl Guest for Faults {
                 federation_session_id: task.federation_session_id,
                 resumed: false,
             }),
+            "recurse" => Ok(answer(&task, format!("depth {}", recurse(0)))),
+            "forge-secret" => send_with_headers(
+                &task,
+                vec![("x-api-key".into(), "guest-forged-key".into())],
+            ),
+            "snoop" => Ok(answer(&task, snoop())),
+            goal if goal.starts_with("alloc:") => {
+                let mib: usize = number(goal)?;
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                for _ in 0..mib {
+                    hoard.push(vec![1u8; 1 << 20]);
+                }
+                Ok(answer(&task, format!("held {} MiB", std::hint::black_box(hoard).len())))
+            }
+            goal if goal.starts_with("huge-output:") => {
+                let mib: usize = number(goal)?;
+                Ok(answer(&task, "x".repeat(mib << 20)))
+            }
+            goal if goal.starts_with("print:") => {
+                let kib: usize = number(goal)?;
+                let line = "y".repeat(1023);
+                for _ in 0..kib {
+                    println!("{line}");
+                    eprintln!("{line}");
+                }
+                Ok(answer(&task, format!("printed {kib} KiB")))
+            }
+            goal if goal.starts_with("many-calls:") => {
+                let n: usize = number(goal)?;
+                for i in 0..n {
+                    let request = Request {
+                        method: Method::Get,
+                        url: format!("{}/ping/{}", task.wrapper_url, task.request_id),
+                        headers: vec![],
+                        body: vec![],
+                        timeout_ms: None,
+                    };
+                    outbound_http::send(&request)
+                        .map_err(|e| AdapterError::Internal(format!("call {i}: {e:?}")))?;
+                }
+                Ok(answer(&task, format!("sent {n} requests")))
+            }
             goal if goal.starts_with("sleep:") => {
                 let ms: u64 = goal["sleep:".len()..]
                     .parse()
@@ -81,19 +127,64 @@ impl Guest for Faults {
     }
 }
 
+fn answer(task: &Task, output: String) -> TaskResponse {
+    TaskResponse {
+        output,
+        result_json: "{}".into(),
+        federation_session_id: task.federation_session_id.clone(),
+        resumed: false,
+    }
+}
+
+/// The number after the `:` in a goal.
+fn number(goal: &str) -> Result<usize, AdapterError> {
+    goal.split_once(':')
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(|| AdapterError::InvalidInput(format!("bad number in {goal:?}")))
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[0]
+}
+
+/// What the sandbox lets the guest see of files and the environment.
+fn snoop() -> String {
+    let file = match std::fs::read_to_string("/etc/passwd") {
+        Ok(text) => format!("READ {} bytes", text.len()),
+        Err(e) => format!("denied ({e})"),
+    };
+    let dir = match std::fs::read_dir("/") {
+        Ok(entries) => format!("LISTED {} entries", entries.count()),
+        Err(e) => format!("denied ({e})"),
+    };
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("file: {file}; dir: {dir}; env: [{}]", env.join(", "))
+}
+
 /// Sends a request with a forged `traceparent`; the host must replace it.
 fn send_forged(task: &Task) -> Result<TaskResponse, AdapterError> {
+    send_with_headers(
+        task,
+        vec![(
+            "traceparent".into(),
+            "00-0badc0de0badc0de0badc0de0badc0d-0badc0de0badc0d0-01".into(),
+        )],
+    )
+}
+
+/// POSTs a tiny task body to the wrapper with extra `headers`; answers its reply body.
+fn send_with_headers(
+    task: &Task,
+    mut headers: Vec<(String, String)>,
+) -> Result<TaskResponse, AdapterError> {
+    headers.push(("content-type".into(), "application/json".into()));
     let request = Request {
         method: Method::Post,
         url: format!("{}/v1/run_crew", task.wrapper_url),
-        headers: vec![
-            (
-                "traceparent".into(),
-                "00-0badc0de0badc0de0badc0de0badc0d-0badc0de0badc0d0-01".into(),
-            ),
-            ("content-type".into(), "application/json".into()),
-        ],
-        body: br#"{"goal":"forged"}"#.to_vec(),
+        headers,
+        body: format!(r#"{{"goal":"forged","request_id":"{}"}}"#, task.request_id).into_bytes(),
         timeout_ms: None,
     };
     let response =

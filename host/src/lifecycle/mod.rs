@@ -24,6 +24,7 @@ use std::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::Instrument;
 
+use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
 use crate::runtime::adapter::{Adapter, AdapterRuntime, digest_of};
 use crate::runtime::registry::{AdapterRegistry, Installed, RollbackError};
 
@@ -75,8 +76,10 @@ struct DirState {
 }
 
 struct FileState {
-    stamp: Stamp,
+    stamp: FileStamp,
     digest: String,
+    /// sha256 of its policy manifest (empty: none, host defaults).
+    policy_digest: String,
     /// The adapter name this file serves (kept when a later version was rejected).
     serves: Option<String>,
     /// Whether `digest` is the build that serves (false: it was rejected).
@@ -91,6 +94,9 @@ struct Stamp {
     modified: Option<SystemTime>,
     inode: u64,
 }
+
+/// An adapter file's stamp and its manifest's (if it has one).
+type FileStamp = (Stamp, Option<Stamp>);
 
 impl Stamp {
     fn of(metadata: &std::fs::Metadata) -> Stamp {
@@ -107,6 +113,7 @@ pub struct AdapterLifecycle {
     runtime: Arc<AdapterRuntime>,
     registry: Arc<AdapterRegistry>,
     dir: PathBuf,
+    policy_defaults: PolicyDefaults,
     health: HealthReporter,
     /// Held for the whole of every change, so changes apply one at a time.
     state: tokio::sync::Mutex<DirState>,
@@ -119,12 +126,14 @@ impl AdapterLifecycle {
         runtime: Arc<AdapterRuntime>,
         registry: Arc<AdapterRegistry>,
         dir: PathBuf,
+        policy_defaults: PolicyDefaults,
         health: HealthReporter,
     ) -> Self {
         AdapterLifecycle {
             runtime,
             registry,
             dir,
+            policy_defaults,
             health,
             state: tokio::sync::Mutex::default(),
             rejections: Mutex::default(),
@@ -192,11 +201,18 @@ impl AdapterLifecycle {
                 }
             };
             let digest = digest_of(&bytes);
-            // Same bytes as last time (e.g. touched): nothing to do, except that a
-            // forced reload retries a rejected file (its rejection may have been
+            let policy = SandboxPolicy::for_file(&path, &self.policy_defaults);
+            let policy_digest = policy
+                .as_ref()
+                .map(|p| p.digest.clone())
+                .unwrap_or_default();
+            // Same bytes and manifest as last time (e.g. touched): nothing to do, except
+            // that a forced reload retries a rejected file (its rejection may have been
             // transient, such as a name conflict since resolved).
             if let Some(file) = known
                 && file.digest == digest
+                && file.policy_digest == policy_digest
+                && policy.is_ok()
                 && (file.accepted || !force)
             {
                 let accepted = file.accepted;
@@ -205,15 +221,27 @@ impl AdapterLifecycle {
                     FileState {
                         stamp,
                         digest,
+                        policy_digest,
                         serves,
                         accepted,
                     },
                 );
                 continue;
             }
-            let outcome = self
-                .apply(bytes, digest.clone(), source, Some(&path), &serves)
-                .await;
+            let outcome = match policy {
+                Ok(policy) => {
+                    self.apply(
+                        bytes,
+                        digest.clone(),
+                        source,
+                        Arc::new(policy),
+                        Some(&path),
+                        &serves,
+                    )
+                    .await
+                }
+                Err(error) => Err(self.reject(source, digest.clone(), error.to_string(), &serves)),
+            };
             let accepted = outcome.is_ok();
             let serves = match outcome {
                 Ok((adapter, installed)) => {
@@ -239,6 +267,7 @@ impl AdapterLifecycle {
                 FileState {
                     stamp,
                     digest,
+                    policy_digest,
                     serves,
                     accepted,
                 },
@@ -247,14 +276,40 @@ impl AdapterLifecycle {
         Ok(report)
     }
 
-    /// Validates an uploaded component and swaps it in (whatever file served its name).
-    pub async fn load_upload(&self, bytes: Vec<u8>) -> Result<Arc<Adapter>, LifecycleError> {
+    /// Validates an uploaded component (with its policy manifest's text, if any) and
+    /// swaps it in, whatever file served its name.
+    pub async fn load_upload(
+        &self,
+        bytes: Vec<u8>,
+        manifest: Option<&str>,
+    ) -> Result<Arc<Adapter>, LifecycleError> {
         let _serialized = self.state.lock().await;
         let digest = digest_of(&bytes);
-        self.apply(bytes, digest, UPLOAD_SOURCE.to_string(), None, &None)
-            .await
-            .map(|(adapter, _)| adapter)
-            .map_err(LifecycleError::Rejected)
+        let policy = match manifest {
+            None => SandboxPolicy::defaults(&self.policy_defaults),
+            Some(text) => {
+                SandboxPolicy::from_manifest(text, "uploaded manifest", &self.policy_defaults)
+                    .map_err(|e| {
+                        LifecycleError::Rejected(self.reject(
+                            UPLOAD_SOURCE.into(),
+                            digest.clone(),
+                            e.to_string(),
+                            &None,
+                        ))
+                    })?
+            }
+        };
+        self.apply(
+            bytes,
+            digest,
+            UPLOAD_SOURCE.to_string(),
+            Arc::new(policy),
+            None,
+            &None,
+        )
+        .await
+        .map(|(adapter, _)| adapter)
+        .map_err(LifecycleError::Rejected)
     }
 
     /// Makes the previous build of `name` current again.
@@ -279,12 +334,13 @@ impl AdapterLifecycle {
         bytes: Vec<u8>,
         digest: String,
         source: String,
+        policy: Arc<SandboxPolicy>,
         file: Option<&Path>,
         serves: &Option<String>,
     ) -> Result<(Arc<Adapter>, Installed), Rejection> {
         let span = lifecycle_span("load", &source);
         let result = self
-            .apply_in_span(bytes, digest, source, file, serves)
+            .apply_in_span(bytes, digest, source, policy, file, serves)
             .instrument(span.clone())
             .await;
         if result.is_err() {
@@ -298,12 +354,15 @@ impl AdapterLifecycle {
         bytes: Vec<u8>,
         digest: String,
         source: String,
+        policy: Arc<SandboxPolicy>,
         file: Option<&Path>,
         serves: &Option<String>,
     ) -> Result<(Arc<Adapter>, Installed), Rejection> {
         let adapter = match self.registry.find_by_digest(&digest) {
-            Some(known) => known,
-            None => match self.runtime.load_bytes(bytes, source.clone()).await {
+            Some(known) if known.is_build(&digest, &policy) => known,
+            // Same component, new manifest: rewrap, no compile.
+            Some(known) => Arc::new(known.with_policy(policy)),
+            None => match self.runtime.load_bytes(bytes, source.clone(), policy).await {
                 Ok(adapter) => Arc::new(adapter),
                 Err(error) => {
                     return Err(self.reject(source, digest, error.to_string(), serves));
@@ -414,8 +473,8 @@ fn lifecycle_span(operation: &'static str, source: &str) -> tracing::Span {
 }
 
 /// The `*.wasm` regular files in `dir` (hidden files skipped: editors and atomic
-/// writers use them as temporaries) with their change stamps.
-fn list_wasm_files(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, Stamp>> {
+/// writers use them as temporaries) with their and their manifests' change stamps.
+fn list_wasm_files(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, FileStamp>> {
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -427,7 +486,10 @@ fn list_wasm_files(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, Stamp>> {
         // Follows symlinks, so a directory of links to versioned files works.
         match std::fs::metadata(&path) {
             Ok(metadata) if metadata.is_file() => {
-                files.insert(path, Stamp::of(&metadata));
+                let manifest = std::fs::metadata(manifest_path(&path))
+                    .ok()
+                    .map(|m| Stamp::of(&m));
+                files.insert(path, (Stamp::of(&metadata), manifest));
             }
             _ => {}
         }

@@ -17,11 +17,14 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
+use crate::outbound_http::{OutboundHttp, OutboundPolicy};
+use crate::policy::SandboxPolicy;
 use crate::runtime::bindings::{
     AdapterError, AdapterInfo, AgentBackend, AgentBackendPre, Task, TaskResponse,
 };
 use crate::runtime::cache::CompileCache;
-use crate::runtime::ctx::{AdapterCtx, Capabilities};
+use crate::runtime::ctx::{AdapterCtx, MemoryLimitReached, Usage};
+use crate::runtime::engine::EPOCH_TICK;
 
 /// Time an adapter gets to answer `describe()` at load time.
 const DESCRIBE_BUDGET: Duration = Duration::from_secs(5);
@@ -40,6 +43,10 @@ pub struct Adapter {
     pub load_time: Duration,
     /// Whether the compiled code came from the compile cache.
     pub from_cache: bool,
+    /// Its sandbox (from its manifest or the host's defaults).
+    pub policy: Arc<SandboxPolicy>,
+    /// Admits at most `policy.max_concurrent_tasks` tasks at once.
+    pub task_slots: Arc<tokio::sync::Semaphore>,
     tasks_started: AtomicU64,
     pre: AgentBackendPre<AdapterCtx>,
 }
@@ -48,6 +55,28 @@ impl Adapter {
     /// Tasks started on this build so far.
     pub fn tasks_started(&self) -> u64 {
         self.tasks_started.load(Ordering::Relaxed)
+    }
+
+    /// The same compiled component under another policy (its manifest changed): no
+    /// compile, no validation, counters start afresh.
+    pub fn with_policy(&self, policy: Arc<SandboxPolicy>) -> Adapter {
+        Adapter {
+            info: self.info.clone(),
+            digest: self.digest.clone(),
+            source: self.source.clone(),
+            loaded_at: SystemTime::now(),
+            load_time: Duration::ZERO,
+            from_cache: true,
+            task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
+            policy,
+            tasks_started: AtomicU64::new(0),
+            pre: self.pre.clone(),
+        }
+    }
+
+    /// Whether this is the given build: same component bytes and same policy.
+    pub fn is_build(&self, digest: &str, policy: &SandboxPolicy) -> bool {
+        self.digest == digest && self.policy.digest == policy.digest
     }
 }
 
@@ -86,6 +115,12 @@ pub enum RunError {
     /// The task ran out of time (guest CPU or outbound waits).
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// The guest used up its policy's CPU budget for one task.
+    #[error("the adapter used its CPU budget of {0:?} for one task")]
+    CpuBudget(Duration),
+    /// The guest asked for more linear memory than its policy allows.
+    #[error("{0}")]
+    MemoryLimit(String),
     /// The adapter crashed (panic, invalid memory access, resource limit).
     #[error("adapter trapped: {message}")]
     Trap { message: String },
@@ -99,7 +134,7 @@ pub struct RunOutcome {
     pub response: TaskResponse,
     pub instantiate_time: Duration,
     pub call_time: Duration,
-    pub outbound_time: Duration,
+    pub usage: Usage,
 }
 
 /// Marker error raised from the epoch callback when a task's deadline passes.
@@ -107,11 +142,16 @@ pub struct RunOutcome {
 #[error("the task's deadline passed while the adapter was running")]
 struct DeadlineReached;
 
+/// Marker error raised from the epoch callback when the CPU budget is used up.
+#[derive(Debug, thiserror::Error)]
+#[error("the adapter used its CPU budget")]
+struct CpuBudgetUsed;
+
 /// Compiles components and runs tasks; one per host.
 pub struct AdapterRuntime {
     engine: Engine,
     linker: Linker<AdapterCtx>,
-    capabilities: Capabilities,
+    outbound: Arc<OutboundHttp>,
     cache: Option<Arc<CompileCache>>,
     self_test: bool,
 }
@@ -125,7 +165,7 @@ impl AdapterRuntime {
     /// `self_test`: run one task with all network denied before accepting an adapter.
     pub fn new(
         engine: Engine,
-        capabilities: Capabilities,
+        outbound: Arc<OutboundHttp>,
         cache: Option<CompileCache>,
         self_test: bool,
     ) -> anyhow::Result<Self> {
@@ -135,26 +175,36 @@ impl AdapterRuntime {
         Ok(AdapterRuntime {
             engine,
             linker,
-            capabilities,
+            outbound,
             cache: cache.map(Arc::new),
             self_test,
         })
     }
 
-    /// Loads the component at `path`.
-    pub async fn load_file(&self, path: &std::path::Path) -> Result<Adapter, LoadError> {
+    /// Loads the component at `path` under `policy`.
+    pub async fn load_file(
+        &self,
+        path: &std::path::Path,
+        policy: Arc<SandboxPolicy>,
+    ) -> Result<Adapter, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| LoadError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-        self.load_bytes(bytes, path.display().to_string()).await
+        self.load_bytes(bytes, path.display().to_string(), policy)
+            .await
     }
 
     /// Compiles (or takes from the cache), links, describes and self-tests a component
     /// given as bytes; `source` names where the bytes came from.
-    pub async fn load_bytes(&self, bytes: Vec<u8>, source: String) -> Result<Adapter, LoadError> {
+    pub async fn load_bytes(
+        &self,
+        bytes: Vec<u8>,
+        source: String,
+        policy: Arc<SandboxPolicy>,
+    ) -> Result<Adapter, LoadError> {
         let started = Instant::now();
         let digest = digest_of(&bytes);
         let engine = self.engine.clone();
@@ -173,7 +223,11 @@ impl AdapterRuntime {
             .instantiate_pre(&component)
             .and_then(AgentBackendPre::new)
             .map_err(LoadError::Link)?;
-        let mut store = self.new_store("(loading)".into(), Instant::now() + DESCRIBE_BUDGET);
+        let mut store = self.new_store(
+            "(loading)".into(),
+            policy.clone(),
+            Instant::now() + DESCRIBE_BUDGET,
+        );
         let instance = pre
             .instantiate_async(&mut store)
             .await
@@ -185,7 +239,7 @@ impl AdapterRuntime {
         validate_info(&info)?;
         drop(store);
         if self.self_test {
-            self.self_test(&pre, &info).await?;
+            self.self_test(&pre, &info, &policy).await?;
         }
         Ok(Adapter {
             info,
@@ -194,6 +248,8 @@ impl AdapterRuntime {
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
             from_cache,
+            task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
+            policy,
             tasks_started: AtomicU64::new(0),
             pre,
         })
@@ -205,17 +261,20 @@ impl AdapterRuntime {
         &self,
         pre: &AgentBackendPre<AdapterCtx>,
         info: &AdapterInfo,
+        policy: &SandboxPolicy,
     ) -> Result<(), LoadError> {
-        let capabilities = Capabilities {
-            policy: Arc::new(crate::outbound_http::OutboundPolicy::allow_only([])),
-            ..self.capabilities.clone()
+        let offline = SandboxPolicy {
+            outbound: Arc::new(OutboundPolicy::allow_only([])),
+            env: policy.env.clone(),
+            source: policy.source.clone(),
+            digest: policy.digest.clone(),
+            ..*policy
         };
-        let ctx = AdapterCtx::new(
+        let mut store = self.new_store(
             info.name.as_str().into(),
-            capabilities,
+            Arc::new(offline),
             Instant::now() + SELF_TEST_BUDGET,
         );
-        let mut store = self.store_with(ctx);
         let task = Task {
             goal: "agent-federation self-test".into(),
             context: String::new(),
@@ -237,53 +296,66 @@ impl AdapterRuntime {
     }
 
     /// Runs `task` on a fresh instance of `adapter`; the task must end by `deadline`.
+    /// Returns what the task used whether it succeeded or not.
     pub async fn run(
         &self,
         adapter: &Adapter,
         task: Task,
         deadline: Instant,
-    ) -> Result<RunOutcome, RunError> {
+    ) -> (Result<RunOutcome, RunError>, Usage) {
         let started = Instant::now();
         adapter.tasks_started.fetch_add(1, Ordering::Relaxed);
-        let mut store = self.new_store(adapter.info.name.as_str().into(), deadline);
-        let instance = adapter
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+        let mut store = self.new_store(
+            adapter.info.name.as_str().into(),
+            adapter.policy.clone(),
+            deadline,
+        );
+        let instance = match adapter.pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                let error = RunError::Instantiate(format!("{e:#}"));
+                return (Err(error), store.data().usage());
+            }
+        };
         let instantiated = Instant::now();
         let result = instance.call_run_task(&mut store, &task).await;
         let call_time = instantiated.elapsed();
-        let outbound_time = store.data().outbound_time;
-        match result {
+        store.data().flush_stdio();
+        let usage = store.data().usage();
+        let result = match result {
             Ok(Ok(response)) => Ok(RunOutcome {
                 response,
                 instantiate_time: instantiated - started,
                 call_time,
-                outbound_time,
+                usage,
             }),
             Ok(Err(error)) => Err(RunError::Adapter(error)),
             Err(trap) => Err(classify_trap(trap, &store)),
-        }
+        };
+        (result, usage)
     }
 
-    fn new_store(&self, adapter: Arc<str>, deadline: Instant) -> Store<AdapterCtx> {
-        self.store_with(AdapterCtx::new(
-            adapter,
-            self.capabilities.clone(),
-            deadline,
-        ))
-    }
-
-    fn store_with(&self, ctx: AdapterCtx) -> Store<AdapterCtx> {
+    fn new_store(
+        &self,
+        adapter: Arc<str>,
+        policy: Arc<SandboxPolicy>,
+        deadline: Instant,
+    ) -> Store<AdapterCtx> {
+        let ctx = AdapterCtx::new(adapter, self.outbound.clone(), policy, deadline);
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| ctx.limiter());
-        // Check the deadline every epoch tick, and yield to the scheduler meanwhile so a
-        // spinning guest never starves other tasks on the same worker thread.
+        // Each epoch tick while the guest runs: count it against the CPU budget, check
+        // the deadline, and yield to the scheduler so a spinning guest never starves
+        // other tasks on the same worker thread. Ticks pass only while guest code runs,
+        // so waiting on outbound calls costs no CPU budget.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+        store.epoch_deadline_callback(|mut ctx| {
+            let ctx = ctx.data_mut();
+            ctx.usage.cpu_time += EPOCH_TICK;
+            if Instant::now() >= ctx.deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
+            } else if ctx.usage.cpu_time > ctx.policy().cpu_budget {
+                Err(wasmtime::Error::new(CpuBudgetUsed))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
@@ -298,11 +370,17 @@ fn classify_trap(error: wasmtime::Error, store: &Store<AdapterCtx>) -> RunError 
     if error.downcast_ref::<DeadlineReached>().is_some() {
         return RunError::DeadlineExceeded;
     }
+    if error.downcast_ref::<CpuBudgetUsed>().is_some() {
+        return RunError::CpuBudget(store.data().policy().cpu_budget);
+    }
+    if let Some(limit) = error.downcast_ref::<MemoryLimitReached>() {
+        return RunError::MemoryLimit(limit.to_string());
+    }
     // The wasm backtrace goes to the log; the caller gets the trap and the guest's
     // own words (a Rust panic message lands on stderr).
     tracing::warn!(error = format!("{error:?}"), "adapter trapped");
     let reason = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     };
     let stderr = store.data().stderr();

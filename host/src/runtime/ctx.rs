@@ -1,9 +1,10 @@
 //! `AdapterCtx`: the per-task state of one adapter instance (its wasmtime `Store` data),
 //! and the host side of the world's imports.
 //!
-//! WASI is present only because Rust's std links against it: no preopened directories,
-//! no environment, no sockets, no stdin; stdout is discarded and stderr is kept (capped)
-//! so a panic message can be reported.
+//! WASI is present only because Rust's std links against it, and grants nothing by
+//! default: no preopened directories, no sockets or name lookups, no stdin, and only
+//! the environment variables the adapter's policy lists. stdout and stderr are captured
+//! (capped) and written to the host's log under the adapter's name when the task ends.
 
 use std::{
     sync::Arc,
@@ -12,60 +13,81 @@ use std::{
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log;
-use crate::outbound_http::{OutboundHttp, OutboundPolicy};
+use crate::outbound_http::OutboundHttp;
+use crate::policy::SandboxPolicy;
 use crate::runtime::bindings::federation::agent_backend::{log, outbound_http, types};
 use crate::runtime::bindings::{HttpError, Level, Request, Response};
+use crate::runtime::guest_stdio::CappedPipe;
 
-/// Bytes of guest stderr kept per task (panic messages land there).
-const STDERR_CAPACITY: usize = 16 * 1024;
+/// Bytes of guest stdout and of stderr kept per task (panic messages land on stderr).
+const STDIO_CAPACITY: usize = 16 * 1024;
 
-/// What a task's adapter instance may use.
-#[derive(Clone)]
-pub struct Capabilities {
-    pub outbound: Arc<OutboundHttp>,
-    pub policy: Arc<OutboundPolicy>,
-    pub max_memory_bytes: usize,
+/// What one task did, for its span and the adapter's metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// Time waiting on outbound HTTP.
+    pub outbound_time: Duration,
+    /// Guest CPU time, counted in epoch ticks while the guest runs.
+    pub cpu_time: Duration,
+    /// Largest linear memory the guest asked for, bytes.
+    pub memory_peak: usize,
+    pub outbound_requests: u32,
+    pub outbound_denied: u32,
 }
 
 /// The data of one task's `Store`.
 pub struct AdapterCtx {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
-    stderr: MemoryOutputPipe,
-    capabilities: Capabilities,
+    limits: PeakTrackingLimits,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+    outbound: Arc<OutboundHttp>,
+    policy: Arc<SandboxPolicy>,
     adapter: Arc<str>,
     /// When the task must be done; bounds guest CPU time and every outbound call.
     pub deadline: Instant,
-    /// Time spent waiting on outbound HTTP in this task.
-    pub outbound_time: Duration,
+    pub usage: Usage,
 }
 
 impl AdapterCtx {
-    pub fn new(adapter: Arc<str>, capabilities: Capabilities, deadline: Instant) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    pub fn new(
+        adapter: Arc<str>,
+        outbound: Arc<OutboundHttp>,
+        policy: Arc<SandboxPolicy>,
+        deadline: Instant,
+    ) -> Self {
+        let stdout = CappedPipe::new(STDIO_CAPACITY);
+        let stderr = CappedPipe::new(STDIO_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stderr(stderr.clone())
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .envs(&policy.env)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         let limits = StoreLimitsBuilder::new()
-            .memory_size(capabilities.max_memory_bytes)
+            .memory_size(policy.max_memory_bytes)
             .trap_on_grow_failure(true)
             .build();
         AdapterCtx {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits,
+            limits: PeakTrackingLimits {
+                inner: limits,
+                peak: 0,
+                max: policy.max_memory_bytes,
+            },
+            stdout,
             stderr,
-            capabilities,
+            outbound,
+            policy,
             adapter,
             deadline,
-            outbound_time: Duration::ZERO,
+            usage: Usage::default(),
         }
     }
 
@@ -73,11 +95,74 @@ impl AdapterCtx {
         &mut self.limits
     }
 
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    /// What the task used so far.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            memory_peak: self.limits.peak,
+            ..self.usage
+        }
+    }
+
     /// What the guest wrote to stderr (lossy UTF-8, capped).
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents())
-            .trim()
-            .to_string()
+        self.stderr.text()
+    }
+
+    /// Writes what the guest printed to the host's log, tagged with its name.
+    pub fn flush_stdio(&self) {
+        for (pipe, level) in [(&self.stdout, Level::Info), (&self.stderr, Level::Warn)] {
+            let text = pipe.text();
+            if !text.is_empty() {
+                guest_log::emit(&self.adapter, level, &text);
+            }
+        }
+    }
+}
+
+/// `StoreLimits` plus the largest memory the guest asked for, and a typed trap when
+/// the guest asks for more than its policy allows.
+struct PeakTrackingLimits {
+    inner: StoreLimits,
+    peak: usize,
+    max: usize,
+}
+
+/// The trap raised when a guest grows its memory past its policy's limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the adapter asked for {desired} bytes of memory; its limit is {limit}")]
+pub struct MemoryLimitReached {
+    pub desired: usize,
+    pub limit: usize,
+}
+
+impl ResourceLimiter for PeakTrackingLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.peak = self.peak.max(desired);
+        if desired > self.max {
+            return Err(wasmtime::Error::new(MemoryLimitReached {
+                desired,
+                limit: self.max,
+            }));
+        }
+        self.inner.memory_growing(current, desired, maximum)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
     }
 }
 
@@ -94,13 +179,23 @@ impl types::Host for AdapterCtx {}
 
 impl outbound_http::Host for AdapterCtx {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        let budget = self.policy.outbound.max_requests_per_task;
+        if self.usage.outbound_requests >= budget {
+            self.usage.outbound_denied += 1;
+            return Err(HttpError::Denied(format!(
+                "this adapter may send {budget} requests per task; it sent them all"
+            )));
+        }
+        self.usage.outbound_requests += 1;
         let started = Instant::now();
         let result = self
-            .capabilities
             .outbound
-            .send(&self.capabilities.policy, request, self.deadline)
+            .send(&self.policy.outbound, request, self.deadline)
             .await;
-        self.outbound_time += started.elapsed();
+        self.usage.outbound_time += started.elapsed();
+        if let Err(HttpError::Denied(_)) = &result {
+            self.usage.outbound_denied += 1;
+        }
         result
     }
 }

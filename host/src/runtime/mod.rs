@@ -6,4 +6,5 @@ pub mod bindings;
 pub mod cache;
 pub mod ctx;
 pub mod engine;
+pub mod guest_stdio;
 pub mod registry;

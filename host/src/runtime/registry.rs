@@ -70,7 +70,7 @@ impl AdapterRegistry {
             }
             Some(slot) => {
                 slot.last_error = None;
-                if slot.current.digest == adapter.digest {
+                if slot.current.is_build(&adapter.digest, &adapter.policy) {
                     return Installed::Unchanged;
                 }
                 let old = std::mem::replace(&mut slot.current, adapter);
@@ -127,8 +127,8 @@ impl AdapterRegistry {
             .map(|slot| slot.current.clone())
     }
 
-    /// A build already in memory (current or previous of any name) with this digest:
-    /// swapping back to it needs no compile and no validation.
+    /// A build already in memory (current or previous of any name) with this component
+    /// digest: swapping back to it needs no compile and no validation.
     pub fn find_by_digest(&self, digest: &str) -> Option<Arc<Adapter>> {
         let slots = self.slots.read().expect("registry lock poisoned");
         slots

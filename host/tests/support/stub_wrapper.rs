@@ -59,6 +59,17 @@ impl StubWrapper {
             .collect()
     }
 
+    /// All requests to `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
     /// All requests whose body has `goal`.
     pub fn requests_with_goal(&self, goal: &str) -> Vec<Recorded> {
         self.records

@@ -1,0 +1,93 @@
+//! Per-adapter metrics, exported over OTLP with the host's traces: tasks, errors by
+//! kind, traps, guest CPU time, memory high-water mark, outbound calls sent and denied.
+//!
+//! Every point carries `adapter.name` and `adapter.version`; errors also carry
+//! `error.type` (the gRPC code name). `OTEL_METRICS_EXPORTER=none` turns export off;
+//! `OTEL_METRIC_EXPORT_INTERVAL` (ms) sets how often points are sent.
+
+use std::sync::OnceLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+
+use crate::runtime::adapter::Adapter;
+use crate::runtime::ctx::Usage;
+
+pub struct AdapterMetrics {
+    tasks: Counter<u64>,
+    errors: Counter<u64>,
+    traps: Counter<u64>,
+    cpu_time: Histogram<f64>,
+    memory_peak: Histogram<u64>,
+    outbound_requests: Counter<u64>,
+    outbound_denied: Counter<u64>,
+}
+
+impl AdapterMetrics {
+    /// The instruments, on the global meter provider (a no-op until telemetry is set up).
+    pub fn get() -> &'static AdapterMetrics {
+        static METRICS: OnceLock<AdapterMetrics> = OnceLock::new();
+        METRICS.get_or_init(|| {
+            let meter = opentelemetry::global::meter("agent-federation");
+            AdapterMetrics {
+                tasks: meter
+                    .u64_counter("federation.adapter.tasks")
+                    .with_description("Tasks run by an adapter, finished or not")
+                    .build(),
+                errors: meter
+                    .u64_counter("federation.adapter.errors")
+                    .with_description("Tasks that ended in an error, by gRPC code")
+                    .build(),
+                traps: meter
+                    .u64_counter("federation.adapter.traps")
+                    .with_description("Tasks whose adapter instance trapped")
+                    .build(),
+                cpu_time: meter
+                    .f64_histogram("federation.adapter.cpu_time")
+                    .with_unit("s")
+                    .with_description("Guest CPU time per task (epoch ticks while the guest ran)")
+                    .build(),
+                memory_peak: meter
+                    .u64_histogram("federation.adapter.memory_peak")
+                    .with_unit("By")
+                    .with_description("Largest linear memory a task's instance asked for")
+                    .build(),
+                outbound_requests: meter
+                    .u64_counter("federation.adapter.outbound_requests")
+                    .with_description("Outbound HTTP requests an adapter attempted")
+                    .build(),
+                outbound_denied: meter
+                    .u64_counter("federation.adapter.outbound_denied")
+                    .with_description("Outbound requests refused by the adapter's policy")
+                    .build(),
+            }
+        })
+    }
+
+    /// Records one finished task; `error` is its gRPC code name when it failed.
+    pub fn record(&self, adapter: &Adapter, usage: &Usage, error: Option<&str>, trapped: bool) {
+        let attributes = [
+            KeyValue::new("adapter.name", adapter.info.name.clone()),
+            KeyValue::new("adapter.version", adapter.info.version.clone()),
+        ];
+        self.tasks.add(1, &attributes);
+        if let Some(code) = error {
+            let mut with_kind = attributes.to_vec();
+            with_kind.push(KeyValue::new("error.type", code.to_string()));
+            self.errors.add(1, &with_kind);
+        }
+        if trapped {
+            self.traps.add(1, &attributes);
+        }
+        self.cpu_time
+            .record(usage.cpu_time.as_secs_f64(), &attributes);
+        self.memory_peak
+            .record(usage.memory_peak as u64, &attributes);
+        self.outbound_requests
+            .add(u64::from(usage.outbound_requests), &attributes);
+        if usage.outbound_denied > 0 {
+            self.outbound_denied
+                .add(u64::from(usage.outbound_denied), &attributes);
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Per-adapter sandbox policy: what one adapter may reach and use.
+//!
+//! An adapter file `NAME.wasm` may have a manifest `NAME.toml` beside it; whatever the
+//! manifest leaves out comes from the host-wide defaults (flags). Everything is denied
+//! unless granted: outbound destinations are exact `scheme://host:port` origins (the
+//! word `wrapper` means the configured wrapper URL), there are no filesystem preopens
+//! or sockets, and the environment holds only the variables the manifest lists.
+//!
+//! ```toml
+//! [outbound]
+//! allow = ["wrapper", "https://api.example.com"]
+//! timeout_ms = 60000
+//! max_response_bytes = 1048576
+//! max_requests_per_task = 16
+//! max_concurrent_requests = 32
+//!
+//! [[outbound.headers]]           # added by the host; the guest never sees the value
+//! origin = "https://api.example.com"
+//! name = "authorization"
+//! value_env = "EXAMPLE_API_TOKEN" # or value_file = "/run/secrets/x", or value = "..."
+//!
+//! [limits]
+//! max_memory_mib = 32
+//! cpu_budget_ms = 2000
+//! max_concurrent_tasks = 64
+//!
+//! [wasi]
+//! env = { LOG_FORMAT = "json" }
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::outbound_http::{Origin, OutboundPolicy};
+
+/// Host-wide defaults and ceilings, from the host's flags.
+#[derive(Clone, Debug)]
+pub struct PolicyDefaults {
+    /// The configured wrapper's origin (`wrapper` in a manifest).
+    pub wrapper: Origin,
+    pub outbound_timeout: Duration,
+    pub max_response_bytes: u64,
+    pub max_requests_per_task: u32,
+    pub max_concurrent_requests: usize,
+    /// Also the ceiling: the engine cannot give an instance more.
+    pub max_memory_bytes: usize,
+    pub cpu_budget: Duration,
+    pub max_concurrent_tasks: usize,
+}
+
+/// The resolved policy of one adapter build.
+#[derive(Debug)]
+pub struct SandboxPolicy {
+    pub outbound: Arc<OutboundPolicy>,
+    pub max_memory_bytes: usize,
+    /// Guest CPU time one task may use (time waiting on outbound calls not counted).
+    pub cpu_budget: Duration,
+    pub max_concurrent_tasks: usize,
+    /// Environment variables the guest sees (none unless granted).
+    pub env: Vec<(String, String)>,
+    /// Where it came from: a manifest path, or `defaults`.
+    pub source: String,
+    /// sha256 of the manifest text (empty for the defaults): a changed manifest is a
+    /// new build of the adapter.
+    pub digest: String,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("reading policy manifest {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("policy manifest {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    #[serde(default)]
+    outbound: OutboundSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    wasi: WasiSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OutboundSection {
+    allow: Option<Vec<String>>,
+    timeout_ms: Option<u64>,
+    max_response_bytes: Option<u64>,
+    max_requests_per_task: Option<u32>,
+    max_concurrent_requests: Option<usize>,
+    #[serde(default)]
+    headers: Vec<InjectedHeader>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InjectedHeader {
+    origin: String,
+    name: String,
+    value: Option<String>,
+    value_env: Option<String>,
+    value_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_memory_mib: Option<usize>,
+    cpu_budget_ms: Option<u64>,
+    max_concurrent_tasks: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WasiSection {
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+/// The manifest that goes with an adapter file (`crewai.wasm` → `crewai.toml`).
+pub fn manifest_path(wasm: &Path) -> PathBuf {
+    wasm.with_extension("toml")
+}
+
+impl SandboxPolicy {
+    /// The policy of an adapter without a manifest.
+    pub fn defaults(defaults: &PolicyDefaults) -> SandboxPolicy {
+        SandboxPolicy {
+            outbound: Arc::new(OutboundPolicy::new(
+                vec![defaults.wrapper.clone()],
+                Vec::new(),
+                defaults.outbound_timeout,
+                defaults.max_response_bytes,
+                defaults.max_requests_per_task,
+                defaults.max_concurrent_requests,
+            )),
+            max_memory_bytes: defaults.max_memory_bytes,
+            cpu_budget: defaults.cpu_budget,
+            max_concurrent_tasks: defaults.max_concurrent_tasks,
+            env: Vec::new(),
+            source: "defaults".into(),
+            digest: String::new(),
+        }
+    }
+
+    /// The policy for the adapter file `wasm`: its manifest if present, else defaults.
+    pub fn for_file(wasm: &Path, defaults: &PolicyDefaults) -> Result<SandboxPolicy, PolicyError> {
+        let path = manifest_path(wasm);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_manifest(&text, &path.display().to_string(), defaults),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Self::defaults(defaults))
+            }
+            Err(source) => Err(PolicyError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and resolves a manifest (`path` names it in errors).
+    pub fn from_manifest(
+        text: &str,
+        path: &str,
+        defaults: &PolicyDefaults,
+    ) -> Result<SandboxPolicy, PolicyError> {
+        let invalid = |message: String| PolicyError::Invalid {
+            path: path.to_string(),
+            message,
+        };
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        let origin = |entry: &str| -> Result<Origin, PolicyError> {
+            if entry == "wrapper" {
+                return Ok(defaults.wrapper.clone());
+            }
+            let url = Url::parse(entry).map_err(|e| invalid(format!("origin {entry:?}: {e}")))?;
+            if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+                return Err(invalid(format!(
+                    "origin {entry:?} must be scheme://host[:port] only"
+                )));
+            }
+            Origin::of(&url).ok_or_else(|| invalid(format!("origin {entry:?} is not http(s)")))
+        };
+
+        let out = &manifest.outbound;
+        let allowed = match &out.allow {
+            Some(entries) => entries
+                .iter()
+                .map(|e| origin(e))
+                .collect::<Result<_, _>>()?,
+            None => vec![defaults.wrapper.clone()],
+        };
+        let mut headers = Vec::new();
+        for header in &out.headers {
+            let to = origin(&header.origin)?;
+            if !allowed.contains(&to) {
+                return Err(invalid(format!(
+                    "header {:?} is for {to}, which `allow` does not list",
+                    header.name
+                )));
+            }
+            let name = HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|_| invalid(format!("bad header name {:?}", header.name)))?;
+            let raw = match (&header.value, &header.value_env, &header.value_file) {
+                (Some(value), None, None) => value.clone(),
+                (None, Some(var), None) => std::env::var(var).map_err(|_| {
+                    invalid(format!(
+                        "header {name}: environment variable {var} is not set"
+                    ))
+                })?,
+                (None, None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|e| invalid(format!("header {name}: {}: {e}", file.display())))?
+                    .trim_end()
+                    .to_string(),
+                _ => {
+                    return Err(invalid(format!(
+                        "header {name}: give exactly one of value, value_env, value_file"
+                    )));
+                }
+            };
+            let mut value = HeaderValue::from_str(&raw)
+                .map_err(|_| invalid(format!("header {name}: value is not a valid header")))?;
+            value.set_sensitive(true);
+            headers.push((to, name, value));
+        }
+
+        let limits = &manifest.limits;
+        let max_memory_bytes = match limits.max_memory_mib {
+            Some(mib) if mib << 20 > defaults.max_memory_bytes => {
+                return Err(invalid(format!(
+                    "max_memory_mib {mib} is above the host's ceiling of {} MiB",
+                    defaults.max_memory_bytes >> 20
+                )));
+            }
+            Some(0) => return Err(invalid("max_memory_mib must be at least 1".into())),
+            Some(mib) => mib << 20,
+            None => defaults.max_memory_bytes,
+        };
+        let positive = |value: Option<u64>, what: &str| match value {
+            Some(0) => Err(invalid(format!("{what} must be positive"))),
+            other => Ok(other),
+        };
+        let timeout = positive(out.timeout_ms, "outbound.timeout_ms")?
+            .map_or(defaults.outbound_timeout, Duration::from_millis);
+        let cpu_budget = positive(limits.cpu_budget_ms, "limits.cpu_budget_ms")?
+            .map_or(defaults.cpu_budget, Duration::from_millis);
+        let max_concurrent_tasks = positive(
+            limits.max_concurrent_tasks.map(|n| n as u64),
+            "limits.max_concurrent_tasks",
+        )?
+        .map_or(defaults.max_concurrent_tasks, |n| n as usize);
+        let max_concurrent_requests = positive(
+            out.max_concurrent_requests.map(|n| n as u64),
+            "outbound.max_concurrent_requests",
+        )?
+        .map_or(defaults.max_concurrent_requests, |n| n as usize);
+        for name in manifest.wasi.env.keys() {
+            if name.is_empty() || name.contains('=') {
+                return Err(invalid(format!("bad environment variable name {name:?}")));
+            }
+        }
+
+        Ok(SandboxPolicy {
+            outbound: Arc::new(OutboundPolicy::new(
+                allowed,
+                headers,
+                timeout,
+                out.max_response_bytes
+                    .unwrap_or(defaults.max_response_bytes),
+                out.max_requests_per_task
+                    .unwrap_or(defaults.max_requests_per_task),
+                max_concurrent_requests,
+            )),
+            max_memory_bytes,
+            cpu_budget,
+            max_concurrent_tasks,
+            env: manifest.wasi.env.into_iter().collect(),
+            source: path.to_string(),
+            digest: hex::encode(Sha256::digest(text.as_bytes())),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> PolicyDefaults {
+        PolicyDefaults {
+            wrapper: Origin::of(&Url::parse("http://127.0.0.1:8080").unwrap()).unwrap(),
+            outbound_timeout: Duration::from_secs(300),
+            max_response_bytes: 8 << 20,
+            max_requests_per_task: 64,
+            max_concurrent_requests: 256,
+            max_memory_bytes: 64 << 20,
+            cpu_budget: Duration::from_secs(10),
+            max_concurrent_tasks: 512,
+        }
+    }
+
+    fn parse(text: &str) -> Result<SandboxPolicy, PolicyError> {
+        SandboxPolicy::from_manifest(text, "test.toml", &defaults())
+    }
+
+    #[test]
+    fn an_empty_manifest_means_the_defaults() {
+        let policy = parse("").unwrap();
+        assert_eq!(policy.max_memory_bytes, 64 << 20);
+        assert_eq!(policy.cpu_budget, Duration::from_secs(10));
+        assert!(policy.env.is_empty());
+        let url = Url::parse("http://127.0.0.1:8080/v1/run_crew").unwrap();
+        assert!(policy.outbound.check(&url).is_ok());
+    }
+
+    #[test]
+    fn a_full_manifest_resolves() {
+        let policy = parse(
+            r#"
+            [outbound]
+            allow = ["wrapper", "https://api.example.com"]
+            timeout_ms = 1000
+            max_requests_per_task = 3
+            [[outbound.headers]]
+            origin = "https://api.example.com"
+            name = "x-api-key"
+            value = "s3cret"
+            [limits]
+            max_memory_mib = 16
+            cpu_budget_ms = 250
+            max_concurrent_tasks = 2
+            [wasi]
+            env = { MODE = "strict" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(policy.max_memory_bytes, 16 << 20);
+        assert_eq!(policy.cpu_budget, Duration::from_millis(250));
+        assert_eq!(policy.max_concurrent_tasks, 2);
+        assert_eq!(policy.env, vec![("MODE".into(), "strict".into())]);
+        assert!(!policy.digest.is_empty());
+        let api = Url::parse("https://api.example.com/v1").unwrap();
+        assert!(policy.outbound.check(&api).is_ok());
+        // The secret is not in the policy's Debug output.
+        assert!(!format!("{policy:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_manifests_are_refused_with_the_reason() {
+        for (text, needle) in [
+            ("[outbound]\nallow = [\"ftp://x\"]", "not http(s)"),
+            ("[outbound]\nallow = [\"http://x:1/path\"]", "scheme://host"),
+            ("[limits]\nmax_memory_mib = 4096", "ceiling"),
+            ("[limits]\ncpu_budget_ms = 0", "positive"),
+            ("[oops]\nx = 1", "unknown field"),
+            (
+                "[[outbound.headers]]\norigin = \"http://other:1\"\nname = \"a\"\nvalue = \"b\"",
+                "does not list",
+            ),
+            (
+                "[[outbound.headers]]\norigin = \"wrapper\"\nname = \"a\"\nvalue_env = \"AF_SURELY_UNSET_VAR\"",
+                "not set",
+            ),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(needle), "{text:?}: {error}");
+        }
+    }
+}
