@@ -234,7 +234,10 @@ async fn hostile_adapters_are_contained_while_a_good_one_keeps_serving() {
     let log = setup.host.log();
     let printed = log.matches('y').count();
     assert!(printed > 1000, "guest output not in the log");
-    assert!(printed < 64 * 1024, "guest output not capped: {printed} bytes");
+    assert!(
+        printed < 64 * 1024,
+        "guest output not capped: {printed} bytes"
+    );
     assert!(log.contains("bytes after the first 16384 dropped]"));
 
     // The adapter span carries what each task used.
@@ -247,6 +250,43 @@ async fn hostile_adapters_are_contained_while_a_good_one_keeps_serving() {
         })
         .await;
     assert!(spans.is_ok(), "no adapter span recorded the denied call");
+
+    // And the adapter's metrics reach the collector: errors by code, traps, denied
+    // calls and its memory high-water mark, each labelled with the adapter.
+    let faults = |p: &otlp_sink::MetricPoint| p.attr_str("adapter.name") == Some("test-faults");
+    let points = setup
+        .sink
+        .wait_for_metrics(Duration::from_secs(15), |points| {
+            let has = |name: &str, pred: &dyn Fn(&otlp_sink::MetricPoint) -> bool| {
+                points
+                    .iter()
+                    .any(|p| p.name == name && faults(p) && pred(p))
+            };
+            has("federation.adapter.errors", &|p| {
+                p.attr_str("error.type") == Some("RESOURCE_EXHAUSTED") && p.value >= Some(3.0)
+            }) && has("federation.adapter.traps", &|p| p.value >= Some(2.0))
+                && has("federation.adapter.outbound_denied", &|p| {
+                    p.value >= Some(2.0)
+                })
+                && has("federation.adapter.memory_peak", &|p| {
+                    p.max.is_some_and(|max| max >= (8 << 20) as f64)
+                })
+                && has("federation.adapter.cpu_time", &|p| {
+                    p.count.is_some_and(|n| n > 0)
+                })
+        })
+        .await;
+    if let Err(error) = points {
+        panic!(
+            "adapter metrics missing: {error}\n{:#?}",
+            setup
+                .sink
+                .metric_points()
+                .iter()
+                .filter(|p| faults(p))
+                .collect::<Vec<_>>()
+        );
+    }
 }
 
 #[tokio::test]

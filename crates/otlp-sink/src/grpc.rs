@@ -1,4 +1,4 @@
-//! The OTLP/gRPC receiver (`opentelemetry.proto.collector.trace.v1.TraceService`).
+//! The OTLP/gRPC receiver: `TraceService` here, `MetricsService` in [`crate::metrics`].
 
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     trace_service_server::{TraceService, TraceServiceServer},
 };
 
-use crate::{MAX_EXPORT_BYTES, span::flatten, store::SpanStore};
+use crate::{MAX_EXPORT_BYTES, metrics::MetricStore, span::flatten, store::SpanStore};
 
 struct Receiver {
     store: SpanStore,
@@ -26,7 +26,12 @@ impl TraceService for Receiver {
     }
 }
 
-pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Receiver<()>) {
+pub async fn serve(
+    listener: TcpListener,
+    store: SpanStore,
+    metrics: MetricStore,
+    stop: oneshot::Receiver<()>,
+) {
     let service = TraceServiceServer::new(Receiver { store })
         // Exporters compress when OTEL_EXPORTER_OTLP_COMPRESSION=gzip.
         .accept_compressed(CompressionEncoding::Gzip)
@@ -34,6 +39,7 @@ pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Recei
         .max_decoding_message_size(MAX_EXPORT_BYTES);
     let result = tonic::transport::Server::builder()
         .add_service(service)
+        .add_service(crate::metrics::service(metrics))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stop.await;
         })

@@ -1,4 +1,5 @@
-//! otlp-sink: a real OTLP trace receiver that keeps every span it gets.
+//! otlp-sink: a real OTLP receiver that keeps every span (and, over gRPC, every metric
+//! data point) it gets.
 //!
 //! It accepts OTLP/gRPC (`TraceService/Export`, optionally gzip) and OTLP/HTTP
 //! (`POST /v1/traces`, protobuf or JSON, optionally gzip) and stores spans in memory,
@@ -9,6 +10,7 @@
 mod chain;
 mod grpc;
 mod http;
+mod metrics;
 mod span;
 mod store;
 mod tree;
@@ -19,9 +21,11 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use chain::{SpanMatch, children_of, descendants_of, find_chain, find_named_chain, named};
+pub use metrics::MetricPoint;
 pub use span::RecordedSpan;
 pub use tree::{ORPHAN_MARKER, render as render_spans};
 
+use metrics::MetricStore;
 use store::SpanStore;
 
 /// The largest export request either receiver accepts.
@@ -32,6 +36,7 @@ pub struct OtlpSink {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     store: SpanStore,
+    metrics: MetricStore,
     stop: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<()>>,
 }
@@ -54,16 +59,23 @@ impl OtlpSink {
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
         let store = SpanStore::default();
+        let metrics = MetricStore::default();
         let (grpc_stop, grpc_stopped) = oneshot::channel();
         let (http_stop, http_stopped) = oneshot::channel();
         let servers = vec![
-            tokio::spawn(grpc::serve(grpc_listener, store.clone(), grpc_stopped)),
+            tokio::spawn(grpc::serve(
+                grpc_listener,
+                store.clone(),
+                metrics.clone(),
+                grpc_stopped,
+            )),
             tokio::spawn(http::serve(http_listener, store.clone(), http_stopped)),
         ];
         Ok(OtlpSink {
             grpc_addr,
             http_addr,
             store,
+            metrics,
             stop: vec![grpc_stop, http_stop],
             servers,
         })
@@ -103,6 +115,21 @@ impl OtlpSink {
     /// first `seen` (for streaming spans out as they come).
     pub async fn spans_after(&self, seen: usize) -> Vec<RecordedSpan> {
         self.store.after(seen).await
+    }
+
+    /// Every metric data point received so far (OTLP/gRPC), in arrival order.
+    pub fn metric_points(&self) -> Vec<MetricPoint> {
+        self.metrics.all()
+    }
+
+    /// Waits until `pred` holds for the metric points received; after `timeout` fails
+    /// with the names of the metrics that did arrive.
+    pub async fn wait_for_metrics(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[MetricPoint]) -> bool,
+    ) -> anyhow::Result<Vec<MetricPoint>> {
+        self.metrics.wait_for(timeout, pred).await
     }
 
     /// One trace as an indented tree (see [`render_spans`]).

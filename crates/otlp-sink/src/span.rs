@@ -124,7 +124,7 @@ fn kind_name(kind: i32) -> &'static str {
     }
 }
 
-fn attributes(pairs: &[KeyValue]) -> BTreeMap<String, Json> {
+pub(crate) fn attributes(pairs: &[KeyValue]) -> BTreeMap<String, Json> {
     pairs
         .iter()
         .map(|kv| {

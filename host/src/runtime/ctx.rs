@@ -146,14 +146,17 @@ impl ResourceLimiter for PeakTrackingLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.peak = self.peak.max(desired);
         if desired > self.max {
             return Err(wasmtime::Error::new(MemoryLimitReached {
                 desired,
                 limit: self.max,
             }));
         }
-        self.inner.memory_growing(current, desired, maximum)
+        let granted = self.inner.memory_growing(current, desired, maximum)?;
+        if granted {
+            self.peak = self.peak.max(desired);
+        }
+        Ok(granted)
     }
 
     fn table_growing(

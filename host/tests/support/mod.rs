@@ -97,6 +97,7 @@ impl HostProcess {
             .args(extra)
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
             .env("RUST_LOG", "info,agent_federation=debug")
             .stdout(Stdio::piped())
             .stderr(log_file);
