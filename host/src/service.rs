@@ -24,10 +24,12 @@ use crate::server::Arrival;
 use crate::task::{grpc_timeout, validate};
 
 /// Time kept back from the caller's deadline so our own DEADLINE_EXCEEDED answer
-/// (with the trace id and the cause) wins over tonic's timeout layer, which answers
-/// a bare CANCELLED when the caller's deadline itself passes. Covers timer resolution
-/// and unwinding the guest.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(15);
+/// (with the trace id and the cause) reaches the caller before its own timer fires
+/// (which reports a bare CANCELLED). Covers timer resolution, unwinding the guest and
+/// a loaded machine: a tenth of the deadline, at least 15 ms and at most 250 ms.
+fn deadline_margin(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(15), Duration::from_millis(250))
+}
 
 /// Settings the service needs per task.
 #[derive(Clone, Debug)]
@@ -247,7 +249,7 @@ impl FederationService for Federation {
             .and_then(|v| v.to_str().ok())
             .and_then(grpc_timeout)
             .map_or(self.config.default_task_timeout, |t| {
-                t.saturating_sub(DEADLINE_MARGIN)
+                t.saturating_sub(deadline_margin(t))
                     .min(self.config.default_task_timeout)
             });
         tracing::debug!(?budget, since_arrival = ?received.elapsed(), "task budget");
