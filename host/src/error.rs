@@ -109,6 +109,8 @@ fn upstream_code(status: u16) -> Code {
         404 => Code::NotFound,
         408 | 504 => Code::DeadlineExceeded,
         409 => Code::Aborted,
+        // The wrapper's "run canceled" (nginx's client-closed-request).
+        499 => Code::Cancelled,
         412 => Code::FailedPrecondition,
         413 | 429 => Code::ResourceExhausted,
         501 => Code::Unimplemented,

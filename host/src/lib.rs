@@ -8,6 +8,7 @@
 //! wrapper.
 
 pub mod admin;
+pub mod async_tasks;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -23,3 +24,4 @@ pub mod server;
 pub mod service;
 pub mod task;
 pub mod telemetry;
+pub mod wrapper_runs;

@@ -23,6 +23,7 @@ use crate::runtime::bindings::{HttpError, Method, Request, Response};
 
 /// Headers the host owns: a guest's values for them are dropped.
 const HOST_OWNED_HEADERS: &[&str] = &[
+    DEADLINE_HEADER,
     "traceparent",
     "tracestate",
     "host",
@@ -32,6 +33,10 @@ const HOST_OWNED_HEADERS: &[&str] = &[
     "upgrade",
     "te",
 ];
+
+/// Milliseconds left before the task's deadline, set by the host on every request so
+/// the wrapper can stop its run in time.
+pub const DEADLINE_HEADER: &str = "x-federation-deadline-ms";
 
 /// Limits applied to every outbound request.
 #[derive(Clone, Debug)]
@@ -174,6 +179,10 @@ impl OutboundHttp {
         let timeout = self
             .timeout_for(request.timeout_ms, deadline)?
             .min(policy.timeout);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        headers.insert(DEADLINE_HEADER, HeaderValue::from(left as u64));
         let cap = self
             .limits
             .max_response_bytes

@@ -106,7 +106,7 @@ pub async fn serve(
             max_concurrent_tasks: args.max_concurrent_tasks as usize,
             max_output_bytes: args.max_output_bytes,
         },
-    );
+    )?;
 
     let (watch_stop, watch_stopped) = tokio::sync::oneshot::channel::<()>();
     if args.watch_adapters {

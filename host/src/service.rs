@@ -1,5 +1,8 @@
-//! `FederationService.RunAgentTask`: validate, pick the adapter, run it in its sandbox
-//! within the caller's deadline, answer with the result and the trace id.
+//! `FederationService`: `RunAgentTask` validates, picks the adapter, runs it in its
+//! sandbox within the caller's deadline and answers with the result and the trace id;
+//! a task whose caller goes away (or whose deadline passes) gets its wrapper run
+//! cancelled. `StartAgentTask` / `GetAgentTask` / `CancelAgentTask` run the same task
+//! in the background (the table of those lives in [`crate::async_tasks`]).
 
 use std::{
     sync::Arc,
@@ -12,16 +15,21 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::async_tasks::AsyncTasks;
 use crate::error::TaskError;
 use crate::json::json_to_struct;
 use crate::metrics::AdapterMetrics;
 use crate::proto::federation_service_server::FederationService;
-use crate::proto::{TaskRequest, TaskResponse, Timing};
+use crate::proto::{
+    AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
+    TaskRequest, TaskResponse, Timing,
+};
 use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
 use crate::runtime::ctx::Usage;
 use crate::runtime::registry::AdapterRegistry;
 use crate::server::Arrival;
 use crate::task::{grpc_timeout, validate};
+use crate::wrapper_runs::{CancelOnDrop, RunApiError, RunRecord, WrapperRuns};
 
 /// Time kept back from the caller's deadline so our own DEADLINE_EXCEEDED answer
 /// (with the trace id and the cause) reaches the caller before its own timer fires
@@ -43,11 +51,14 @@ pub struct ServiceConfig {
     pub max_output_bytes: usize,
 }
 
+#[derive(Clone)]
 pub struct Federation {
     runtime: Arc<AdapterRuntime>,
     registry: Arc<AdapterRegistry>,
-    config: ServiceConfig,
+    config: Arc<ServiceConfig>,
     in_flight: Arc<Semaphore>,
+    runs: Arc<WrapperRuns>,
+    started: Arc<AsyncTasks>,
 }
 
 impl Federation {
@@ -55,14 +66,16 @@ impl Federation {
         runtime: Arc<AdapterRuntime>,
         registry: Arc<AdapterRegistry>,
         config: ServiceConfig,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let in_flight = Arc::new(Semaphore::new(config.max_concurrent_tasks));
-        Federation {
+        Ok(Federation {
             runtime,
             registry,
-            config,
+            runs: Arc::new(WrapperRuns::new(&config.wrapper_url)?),
+            started: Arc::new(AsyncTasks::default()),
+            config: Arc::new(config),
             in_flight,
-        }
+        })
     }
 
     async fn run_task(
@@ -97,6 +110,9 @@ impl Federation {
         let session = valid.task.federation_session_id.clone();
         let request_id = valid.task.request_id.clone();
         let span = adapter_span(&adapter, &session, &request_id);
+        // Fires if this future is dropped (caller cancelled or disconnected) or the
+        // deadline passes before the run ends: the wrapper stops at its next step.
+        let mut cancel = CancelOnDrop::new(self.runs.clone(), session.clone(), request_id.clone());
 
         let run = self.runtime.run(&adapter, valid.task, deadline);
         // The epoch callback stops a running guest at the deadline; this outer timer
@@ -112,6 +128,9 @@ impl Federation {
             Err(_) => (Err((false, RunError::DeadlineExceeded)), Usage::default()),
         };
         record_usage(&span, &usage);
+        if !matches!(result, Err((_, RunError::DeadlineExceeded))) {
+            cancel.disarm();
+        }
         let outcome = match result {
             Ok(outcome) => outcome,
             Err((trapped, error)) => {
@@ -233,6 +252,32 @@ pub fn current_trace_id() -> String {
         .to_string()
 }
 
+/// A task's result as the gRPC answer: the trace id in the response, or in the
+/// `x-trace-id` metadata of the error; the server span gets the status code.
+fn answer(
+    result: Result<TaskResponse, TaskError>,
+    trace_id: String,
+) -> Result<TaskResponse, Status> {
+    let span = tracing::Span::current();
+    match result {
+        Ok(mut response) => {
+            response.trace_id = trace_id;
+            span.record("rpc.grpc.status_code", 0);
+            Ok(response)
+        }
+        Err(error) => {
+            let mut status = Status::from(error);
+            tracing::warn!(code = ?status.code(), message = status.message(), "task failed");
+            span.record("rpc.grpc.status_code", status.code() as i32);
+            span.record("otel.status_code", "ERROR");
+            if let Ok(value) = trace_id.parse() {
+                status.metadata_mut().insert("x-trace-id", value);
+            }
+            Err(status)
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl FederationService for Federation {
     async fn run_agent_task(
@@ -254,25 +299,164 @@ impl FederationService for Federation {
             });
         tracing::debug!(?budget, since_arrival = ?received.elapsed(), "task budget");
         let trace_id = current_trace_id();
-        let span = tracing::Span::current();
         let result = self.run_task(request.into_inner(), budget, received).await;
-        match result {
-            Ok(mut response) => {
-                response.trace_id = trace_id;
-                span.record("rpc.grpc.status_code", 0);
-                Ok(Response::new(response))
-            }
-            Err(error) => {
-                let status = Status::from(error);
-                tracing::warn!(code = ?status.code(), message = status.message(), "task failed");
-                span.record("rpc.grpc.status_code", status.code() as i32);
-                span.record("otel.status_code", "ERROR");
-                let mut status = status;
-                if let Ok(value) = trace_id.parse() {
-                    status.metadata_mut().insert("x-trace-id", value);
-                }
-                Err(status)
+        answer(result, trace_id).map(Response::new)
+    }
+
+    async fn start_agent_task(
+        &self,
+        request: Request<TaskRequest>,
+    ) -> Result<Response<StartAgentTaskResponse>, Status> {
+        let mut request = request.into_inner();
+        for id in [&mut request.federation_session_id, &mut request.request_id] {
+            if id.is_empty() {
+                *id = uuid::Uuid::new_v4().to_string();
             }
         }
+        // Bad input fails the start itself, not the task later.
+        let budget = self.config.default_task_timeout;
+        validate(request.clone(), &self.config.wrapper_url, budget).map_err(Status::from)?;
+        let task_id = task_id(&request.federation_session_id, &request.request_id);
+        let trace_id = current_trace_id();
+        let reply = StartAgentTaskResponse {
+            task_id: task_id.clone(),
+            federation_session_id: request.federation_session_id.clone(),
+            request_id: request.request_id.clone(),
+            trace_id: trace_id.clone(),
+        };
+        if !self.started.reserve(&task_id, &trace_id) {
+            // Already started here: attach (the wrapper runs it once anyway).
+            return Ok(Response::new(reply));
+        }
+        let this = self.clone();
+        let id = task_id.clone();
+        // The task outlives this RPC; its spans stay in the caller's trace.
+        let span = tracing::info_span!("agent_task", otel.name = "agent task (started)", federation.task_id = %task_id);
+        let handle = tokio::spawn(
+            async move {
+                let result = this.run_task(request, budget, Instant::now()).await;
+                let result = answer(result, trace_id);
+                this.started.finish(&id, result);
+            }
+            .instrument(span),
+        );
+        self.started.running(&task_id, handle.abort_handle());
+        Ok(Response::new(reply))
+    }
+
+    async fn get_agent_task(
+        &self,
+        request: Request<GetAgentTaskRequest>,
+    ) -> Result<Response<AgentTaskStatus>, Status> {
+        let task_id = request.into_inner().task_id;
+        if let Some(status) = self.started.status(&task_id) {
+            return Ok(Response::new(status));
+        }
+        let (session, request_id) = parse_task_id(&task_id)?;
+        let record = self
+            .runs
+            .status(session, request_id)
+            .await
+            .map_err(run_api_status)?;
+        Ok(Response::new(status_from_record(
+            &task_id, session, request_id, record,
+        )))
+    }
+
+    async fn cancel_agent_task(
+        &self,
+        request: Request<CancelAgentTaskRequest>,
+    ) -> Result<Response<AgentTaskStatus>, Status> {
+        let task_id = request.into_inner().task_id;
+        let (session, request_id) = parse_task_id(&task_id)?;
+        let local = self.started.cancel(&task_id);
+        match self.runs.cancel(session, request_id).await {
+            Ok(record) => {
+                let status = status_from_record(&task_id, session, request_id, record);
+                Ok(Response::new(local.unwrap_or(status)))
+            }
+            Err(RunApiError::NotFound { .. }) if local.is_some() => {
+                Ok(Response::new(local.expect("checked")))
+            }
+            Err(error) => Err(run_api_status(error)),
+        }
+    }
+}
+
+/// `"<session>/<request_id>"`: both ids exclude `/`, so any replica can split it.
+fn task_id(session: &str, request_id: &str) -> String {
+    format!("{session}/{request_id}")
+}
+
+fn parse_task_id(task_id: &str) -> Result<(&str, &str), Status> {
+    task_id
+        .split_once('/')
+        .filter(|(session, request_id)| {
+            crate::task::id_is_valid(session) && crate::task::id_is_valid(request_id)
+        })
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "task_id {task_id:?} is not \"<federation_session_id>/<request_id>\""
+            ))
+        })
+}
+
+fn run_api_status(error: RunApiError) -> Status {
+    match error {
+        RunApiError::NotFound { .. } => Status::not_found(error.to_string()),
+        RunApiError::Failed(_) => Status::unavailable(error.to_string()),
+    }
+}
+
+/// A task's status from the wrapper's run record (a task this replica did not run).
+fn status_from_record(
+    task_id: &str,
+    session: &str,
+    request_id: &str,
+    record: RunRecord,
+) -> AgentTaskStatus {
+    use crate::proto::agent_task_status::State;
+    let state = match record.status.as_str() {
+        "submitted" => State::Submitted,
+        "working" => State::Working,
+        "completed" => State::Completed,
+        "failed" => State::Failed,
+        "canceled" => State::Canceled,
+        _ => State::Unspecified,
+    };
+    let response = record.result.map(|reply| TaskResponse {
+        output: reply
+            .get("output")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        resumed: reply
+            .get("resumed")
+            .and_then(|v| v.as_bool())
+            .unwrap_or_default(),
+        result: Some(json_to_struct(reply)),
+        federation_session_id: session.to_string(),
+        request_id: request_id.to_string(),
+        trace_id: record.trace_id.clone().unwrap_or_default(),
+        ..Default::default()
+    });
+    let (error_code, error_message) = match record.error {
+        Some(error) => (
+            TaskError::Upstream {
+                status: error.status,
+                message: error.message.clone(),
+            }
+            .code() as i32,
+            error.message,
+        ),
+        None => (0, String::new()),
+    };
+    AgentTaskStatus {
+        task_id: task_id.to_string(),
+        state: state as i32,
+        response,
+        error_code,
+        error_message,
+        trace_id: record.trace_id.unwrap_or_default(),
     }
 }

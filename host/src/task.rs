@@ -88,18 +88,25 @@ fn id_or_new(field: &str, id: String) -> Result<String, TaskError> {
     if id.is_empty() {
         return Ok(uuid::Uuid::new_v4().to_string());
     }
-    let safe = id.len() <= MAX_ID_CHARS
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if safe {
+    if id_is_valid(&id) {
         Ok(id)
     } else {
         Err(TaskError::InvalidArgument(format!(
-            "{field} must be 1..{MAX_ID_CHARS} chars of [A-Za-z0-9._:-], not starting with '.'"
+            "{field} must be 1..{MAX_ID_CHARS} chars of [A-Za-z0-9._:-], not starting with '.' \
+             and without '..'"
         )))
     }
+}
+
+/// Whether `id` is a valid session or request id (the wrapper applies the same rule).
+pub fn id_is_valid(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_CHARS
+        && !id.starts_with('.')
+        && !id.contains("..")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, gRPC spec).

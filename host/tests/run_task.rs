@@ -239,3 +239,21 @@ async fn a_guest_cannot_forge_the_trace_header() {
     assert!(!sent.header("traceparent").unwrap().contains("0badc0de"));
     assert_eq!(sent.headers.get_all("traceparent").iter().count(), 1);
 }
+
+#[tokio::test]
+async fn the_wrapper_is_told_how_long_the_task_has_left() {
+    let env = env();
+    let mut client = env.host.client().await;
+    let request = task("crewai", "mind the time");
+    let request_id = request.request_id.clone();
+    run(&mut client, request, None, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let sent = &env.stub.requests_for(&request_id)[0];
+    let left: u64 = sent
+        .header("x-federation-deadline-ms")
+        .expect("deadline header")
+        .parse()
+        .unwrap();
+    assert!(left > 0 && left <= 5000, "{left}");
+}

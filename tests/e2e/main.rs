@@ -6,6 +6,7 @@
 
 mod processes;
 mod resume;
+mod task_api;
 mod trace;
 
 use std::time::Duration;

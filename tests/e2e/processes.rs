@@ -99,16 +99,26 @@ pub struct Stack {
     wrapper: Process,
     pub sink: OtlpSink,
     wrapper_port: u16,
+    wrapper_env: Vec<(String, String)>,
     pub host_addr: SocketAddr,
     pub dir: tempfile::TempDir,
 }
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with_wrapper_env(&[]).await
+    }
+
+    /// A stack whose wrapper gets extra environment (e.g. its test-only step delay).
+    pub async fn start_with_wrapper_env(wrapper_env: &[(&str, &str)]) -> Stack {
+        let wrapper_env: Vec<(String, String)> = wrapper_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let sink = OtlpSink::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let wrapper_port = free_port();
-        let mut wrapper = start_wrapper(&sink, dir.path(), wrapper_port);
+        let mut wrapper = start_wrapper(&sink, dir.path(), wrapper_port, &wrapper_env);
         wait_http_ok(
             &mut wrapper,
             wrapper_port,
@@ -142,6 +152,7 @@ impl Stack {
             dir,
             wrapper,
             wrapper_port,
+            wrapper_env,
             host,
             host_addr,
         }
@@ -161,13 +172,23 @@ impl Stack {
     /// Starts the wrapper again on the same port and state directory.
     pub fn restart_wrapper(&mut self) {
         self.wrapper.kill();
-        self.wrapper = start_wrapper(&self.sink, self.dir.path(), self.wrapper_port);
+        self.wrapper = start_wrapper(
+            &self.sink,
+            self.dir.path(),
+            self.wrapper_port,
+            &self.wrapper_env,
+        );
         wait_http_ok(
             &mut self.wrapper,
             self.wrapper_port,
             "/healthz",
             Duration::from_secs(90),
         );
+    }
+
+    /// The wrapper's base URL.
+    pub fn wrapper_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.wrapper_port)
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -179,20 +200,23 @@ impl Stack {
     }
 }
 
-fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16) -> Process {
+fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16, env: &[(String, String)]) -> Process {
     let venv = PathBuf::from(required_env("AGENT_WRAPPER_VENV"));
     let mut command = Command::new(venv.join("bin/python"));
     command
         .args(["-m", "agent_wrapper", "--host", "127.0.0.1", "--port"])
         .arg(port.to_string())
         .current_dir(dir)
+        // This checkout's wrapper, whatever checkout the cached venv was made from.
+        .env("PYTHONPATH", repo_root().join("agent-wrapper/src"))
         .env("AGENT_WRAPPER_STORE", "file")
         .env("AGENT_WRAPPER_STATE_DIR", dir.join("state"))
         .env("AGENT_WRAPPER_LLM_PROVIDER", "offline")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", sink.http_endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env_remove("OTEL_SERVICE_NAME");
+        .env_remove("OTEL_SERVICE_NAME")
+        .envs(env.iter().map(|(k, v)| (k, v)));
     Process::spawn("wrapper", command, dir.join("wrapper.log"))
 }
 

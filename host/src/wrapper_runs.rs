@@ -1,0 +1,163 @@
+//! The agent wrapper's run API, for what the host does about a task outside the
+//! adapter: cancel it (`POST /v1/sessions/{sid}/runs/{rid}/cancel`) when its caller
+//! went away, and read its status (`GET /v1/sessions/{sid}/runs/{rid}`) for
+//! `GetAgentTask` on any replica. Runs are keyed by (federation_session_id, request_id).
+
+use std::time::Duration;
+
+use opentelemetry_http::HeaderInjector;
+use serde::Deserialize;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A run as the wrapper's record shows it.
+#[derive(Debug, Deserialize)]
+pub struct RunRecord {
+    pub status: String,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// The wrapper's reply, when completed.
+    #[serde(default)]
+    pub result: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub error: Option<RunRecordError>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunRecordError {
+    pub status: u16,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunApiError {
+    #[error("the wrapper has no run {request_id:?} in session {session:?}")]
+    NotFound { session: String, request_id: String },
+    #[error("the wrapper's run API failed: {0}")]
+    Failed(String),
+}
+
+pub struct WrapperRuns {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl WrapperRuns {
+    pub fn new(wrapper_url: &str) -> anyhow::Result<Self> {
+        Ok(WrapperRuns {
+            client: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            base: wrapper_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub async fn status(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
+        let url = format!("{}/v1/sessions/{session}/runs/{request_id}", self.base);
+        self.call(self.client.get(url), session, request_id).await
+    }
+
+    /// Asks the wrapper to stop the run at its next step; the record as it stands.
+    pub async fn cancel(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
+        let url = format!(
+            "{}/v1/sessions/{session}/runs/{request_id}/cancel",
+            self.base
+        );
+        self.call(self.client.post(url), session, request_id).await
+    }
+
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        session: &str,
+        request_id: &str,
+    ) -> Result<RunRecord, RunApiError> {
+        // Part of the task's trace, like the adapter's own calls.
+        let mut headers = http::HeaderMap::new();
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
+        });
+        let response = request
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| RunApiError::Failed(e.to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(RunApiError::NotFound {
+                session: session.to_string(),
+                request_id: request_id.to_string(),
+            });
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| RunApiError::Failed(e.to_string()))?;
+        if !status.is_success() {
+            return Err(RunApiError::Failed(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(512)])
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| RunApiError::Failed(format!("bad record: {e}")))
+    }
+}
+
+/// Cancels a task's wrapper run when dropped armed: the caller cancelled or went away
+/// (tonic drops the handler) or the host gave up at the deadline.
+pub struct CancelOnDrop {
+    runs: std::sync::Arc<WrapperRuns>,
+    session: String,
+    request_id: String,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    pub fn new(runs: std::sync::Arc<WrapperRuns>, session: String, request_id: String) -> Self {
+        CancelOnDrop {
+            runs,
+            session,
+            request_id,
+            armed: true,
+        }
+    }
+
+    /// The run ended on its own; nothing to cancel.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (runs, session, request_id) = (
+            self.runs.clone(),
+            std::mem::take(&mut self.session),
+            std::mem::take(&mut self.request_id),
+        );
+        let span = tracing::Span::current();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(tracing::Instrument::instrument(
+            async move {
+                match runs.cancel(&session, &request_id).await {
+                    Ok(record) => tracing::info!(%session, %request_id, status = %record.status, "asked the wrapper to cancel the run"),
+                    // The adapter may never have reached the wrapper.
+                    Err(RunApiError::NotFound { .. }) => {
+                        tracing::debug!(%session, %request_id, "no wrapper run to cancel")
+                    }
+                    Err(error) => tracing::warn!(%session, %request_id, %error, "could not cancel the wrapper run"),
+                }
+            },
+            span,
+        ));
+    }
+}
