@@ -48,10 +48,9 @@ impl Guest for Faults {
                 resumed: false,
             }),
             "recurse" => Ok(answer(&task, format!("depth {}", recurse(0)))),
-            "forge-secret" => send_with_headers(
-                &task,
-                vec![("x-api-key".into(), "guest-forged-key".into())],
-            ),
+            "forge-secret" => {
+                send_with_headers(&task, vec![("x-api-key".into(), "guest-forged-key".into())])
+            }
             "snoop" => Ok(answer(&task, snoop())),
             goal if goal.starts_with("alloc:") => {
                 let mib: usize = number(goal)?;
@@ -59,7 +58,10 @@ impl Guest for Faults {
                 for _ in 0..mib {
                     hoard.push(vec![1u8; 1 << 20]);
                 }
-                Ok(answer(&task, format!("held {} MiB", std::hint::black_box(hoard).len())))
+                Ok(answer(
+                    &task,
+                    format!("held {} MiB", std::hint::black_box(hoard).len()),
+                ))
             }
             goal if goal.starts_with("huge-output:") => {
                 let mib: usize = number(goal)?;
