@@ -28,6 +28,21 @@ pub enum Command {
     Health(HealthArgs),
     /// Operate a running host's adapters through AdminService (needs the admin token).
     Adapters(AdaptersArgs),
+    /// Local tools for adapter authors (no host needed).
+    #[command(subcommand)]
+    Adapter(AdapterCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AdapterCommand {
+    /// Load FILE.wasm as the host would and run conformance checks against a built-in
+    /// stub wrapper; exits 1 with a report when any check fails.
+    Check {
+        file: PathBuf,
+        /// Policy manifest (default: FILE.toml beside the component, if any).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

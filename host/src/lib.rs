@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod async_tasks;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 
-use agent_federation::config::{Cli, Command};
-use agent_federation::{client, server, telemetry::Telemetry};
+use agent_federation::config::{AdapterCommand, Cli, Command};
+use agent_federation::{check, client, server, telemetry::Telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,5 +22,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Call(args) => std::process::exit(client::call(args).await?),
         Command::Health(args) => std::process::exit(client::health(args).await?),
         Command::Adapters(args) => std::process::exit(client::adapters(args).await?),
+        Command::Adapter(AdapterCommand::Check { file, policy }) => {
+            let telemetry = Telemetry::init_local()?;
+            let code = check::check(check::CheckArgs { file, policy }).await?;
+            telemetry.shutdown();
+            std::process::exit(code)
+        }
     }
 }

@@ -14,7 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 const DEFAULT_SERVICE_NAME: &str = "agent-federation";
 const DEFAULT_LOG_FILTER: &str =
@@ -29,6 +29,16 @@ pub struct Telemetry {
 impl Telemetry {
     /// Installs the global subscriber and propagator. Call once, inside a tokio runtime.
     pub fn init() -> anyhow::Result<Telemetry> {
+        Self::init_with(true, DEFAULT_LOG_FILTER)
+    }
+
+    /// Trace ids and propagation without exporting anything, warnings only on stderr
+    /// (for local tools such as `adapter check`).
+    pub fn init_local() -> anyhow::Result<Telemetry> {
+        Self::init_with(false, "warn,wasmtime=error,cranelift=error")
+    }
+
+    fn init_with(export: bool, default_filter: &str) -> anyhow::Result<Telemetry> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
         let mut resource = Resource::builder();
@@ -42,7 +52,7 @@ impl Telemetry {
             ))
             .build();
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
-        if !std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| v == "none") {
+        if export && !std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| v == "none") {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .build()
@@ -53,7 +63,8 @@ impl Telemetry {
         opentelemetry::global::set_meter_provider(meters.clone());
 
         let mut builder = SdkTracerProvider::builder().with_resource(resource);
-        let exporter_off = std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none");
+        let exporter_off =
+            !export || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none");
         if !exporter_off {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
@@ -65,16 +76,23 @@ impl Telemetry {
         let tracer = provider.tracer(DEFAULT_SERVICE_NAME);
         opentelemetry::global::set_tracer_provider(provider.clone());
 
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+        // The log and the spans are filtered apart: quiet logs (a local tool) must not
+        // disable the spans that carry the trace context into outbound requests.
+        let log_filter =
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+        let span_filter = EnvFilter::new(DEFAULT_LOG_FILTER);
         tracing_subscriber::registry()
-            .with(filter)
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_filter(log_filter),
             )
-            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(span_filter),
+            )
             .try_init()
             .context("installing the tracing subscriber")?;
         Ok(Telemetry { provider, meters })

@@ -207,17 +207,45 @@ impl AdapterRuntime {
     ) -> Result<Adapter, LoadError> {
         let started = Instant::now();
         let digest = digest_of(&bytes);
+        let (component, from_cache) = self.compile(bytes, &digest).await?;
+        self.load_compiled(component, digest, source, policy, started, from_cache)
+            .await
+    }
+
+    /// Compiles a component (or takes it from the cache), off the async workers:
+    /// compiling takes milliseconds to seconds. Also whether it was a cache hit.
+    pub async fn compile(
+        &self,
+        bytes: Vec<u8>,
+        digest: &str,
+    ) -> Result<(Component, bool), LoadError> {
         let engine = self.engine.clone();
-        // Compiling takes milliseconds to seconds: keep it off the async workers.
         let cache = self.cache.clone();
-        let key = digest.clone();
-        let (component, from_cache) = tokio::task::spawn_blocking(move || match cache {
+        let key = digest.to_string();
+        tokio::task::spawn_blocking(move || match cache {
             Some(cache) => cache.load_or_compile(&engine, &key, &bytes),
             None => Component::new(&engine, &bytes).map(|c| (c, false)),
         })
         .await
         .map_err(|e| LoadError::Compile(wasmtime::Error::msg(e.to_string())))?
-        .map_err(LoadError::Compile)?;
+        .map_err(LoadError::Compile)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Links, describes and self-tests a compiled component (`started`: when loading
+    /// began, for the load time).
+    pub async fn load_compiled(
+        &self,
+        component: Component,
+        digest: String,
+        source: String,
+        policy: Arc<SandboxPolicy>,
+        started: Instant,
+        from_cache: bool,
+    ) -> Result<Adapter, LoadError> {
         let pre = self
             .linker
             .instantiate_pre(&component)

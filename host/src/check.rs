@@ -1,0 +1,416 @@
+//! `agent-federation adapter check FILE.wasm`: a conformance report for an adapter,
+//! produced by loading it exactly as the host does (same engine, linker, policy and
+//! self-test) and running golden tasks against a built-in stub wrapper.
+//!
+//! Checks: it compiles; its world (imports and exports) fits `agent-backend`;
+//! `describe()` answers valid info; its policy manifest (beside the file, or
+//! `--policy`) is valid; a successful wrapper reply maps to a response and the request
+//! it sent has the expected shape (POST to its route, JSON body with the task's goal,
+//! session and request ids, the host's `traceparent`); wrapper errors 422, 503 and 500
+//! map to INVALID_ARGUMENT, UNAVAILABLE and INTERNAL; a non-JSON reply is INTERNAL; a
+//! wrapper slower than the deadline ends with DEADLINE_EXCEEDED. Exit code 1 if any
+//! check fails.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use opentelemetry::trace::TraceContextExt;
+use serde_json::{Value, json};
+use tonic::Code;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::TaskError;
+use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
+use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
+use crate::runtime::adapter::{Adapter, AdapterRuntime, digest_of};
+use crate::runtime::bindings::Task;
+use crate::runtime::engine::{EngineLimits, build_engine};
+
+/// What the command was asked to check.
+pub struct CheckArgs {
+    pub file: PathBuf,
+    /// Policy manifest; default: `FILE.toml` beside the component, if present.
+    pub policy: Option<PathBuf>,
+}
+
+/// One line of the report.
+struct Check {
+    name: String,
+    passed: bool,
+    detail: String,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn record(&mut self, name: impl Into<String>, result: Result<String, String>) -> bool {
+        let passed = result.is_ok();
+        let (Ok(detail) | Err(detail)) = result;
+        let check = Check {
+            name: name.into(),
+            passed,
+            detail,
+        };
+        println!(
+            "{} {:<34} {}",
+            if check.passed { "PASS" } else { "FAIL" },
+            check.name,
+            check.detail
+        );
+        self.checks.push(check);
+        passed
+    }
+
+    fn exit_code(&self) -> i32 {
+        let failed = self.checks.iter().filter(|c| !c.passed).count();
+        println!(
+            "\n{} checks, {} passed, {failed} failed",
+            self.checks.len(),
+            self.checks.len() - failed
+        );
+        i32::from(failed > 0)
+    }
+}
+
+/// Runs every check and prints the report; returns the exit code.
+pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
+    let mut report = Report::default();
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    println!(
+        "adapter check: {} ({} bytes, sha256 {})\n",
+        args.file.display(),
+        bytes.len(),
+        digest_of(&bytes)
+    );
+
+    let stub = StubWrapper::start().await?;
+    let defaults = PolicyDefaults {
+        wrapper: Origin::of(&url::Url::parse(&stub.url)?).expect("stub URL is http"),
+        outbound_timeout: Duration::from_secs(30),
+        max_response_bytes: 8 << 20,
+        max_requests_per_task: 64,
+        max_concurrent_requests: 256,
+        max_memory_bytes: 64 << 20,
+        cpu_budget: Duration::from_secs(30),
+        max_concurrent_tasks: 64,
+    };
+    let policy = match load_policy(&args, &defaults) {
+        Ok(policy) => {
+            report.record("policy manifest", Ok(policy.source.clone()));
+            Arc::new(policy)
+        }
+        Err(error) => {
+            report.record("policy manifest", Err(error));
+            Arc::new(SandboxPolicy::defaults(&defaults))
+        }
+    };
+
+    let engine = build_engine(&EngineLimits {
+        max_instances: 16,
+        max_memory_bytes: defaults.max_memory_bytes,
+    })?;
+    let outbound = OutboundHttp::new(OutboundLimits {
+        max_response_bytes: defaults.max_response_bytes,
+        default_timeout: defaults.outbound_timeout,
+        connect_timeout: Duration::from_secs(5),
+    })?;
+    let runtime = AdapterRuntime::new(engine, Arc::new(outbound), None, true)?;
+
+    let started = Instant::now();
+    let digest = digest_of(&bytes);
+    let component = match runtime.compile(bytes, &digest).await {
+        Ok((component, _)) => {
+            report.record(
+                "compiles as a component",
+                Ok(format!("{} ms", started.elapsed().as_millis())),
+            );
+            component
+        }
+        Err(error) => {
+            report.record("compiles as a component", Err(error.to_string()));
+            return Ok(report.exit_code());
+        }
+    };
+    let ty = component.component_type();
+    let names = |items: Vec<&str>| items.join(", ");
+    let imports: Vec<&str> = ty.imports(runtime.engine()).map(|(name, _)| name).collect();
+    let exports: Vec<&str> = ty.exports(runtime.engine()).map(|(name, _)| name).collect();
+    println!(
+        "     imports: {}\n     exports: {}",
+        names(imports),
+        names(exports)
+    );
+
+    let adapter = match runtime
+        .load_compiled(
+            component,
+            digest,
+            args.file.display().to_string(),
+            policy,
+            started,
+            false,
+        )
+        .await
+    {
+        Ok(adapter) => {
+            report.record(
+                "fits agent-backend, describe(), self-test",
+                Ok(format!(
+                    "{} {} (framework {}, route {})",
+                    adapter.info.name,
+                    adapter.info.version,
+                    adapter.info.framework,
+                    adapter.info.route
+                )),
+            );
+            adapter
+        }
+        Err(error) => {
+            report.record(
+                "fits agent-backend, describe(), self-test",
+                Err(error.to_string()),
+            );
+            return Ok(report.exit_code());
+        }
+    };
+
+    golden_success(&mut report, &runtime, &adapter, &stub).await;
+    for (goal, code) in [
+        ("golden:422", Code::InvalidArgument),
+        ("golden:503", Code::Unavailable),
+        ("golden:500", Code::Internal),
+        ("golden:notjson", Code::Internal),
+    ] {
+        let outcome = run(&runtime, &adapter, &stub, goal, Duration::from_secs(10)).await;
+        report.record(
+            format!("maps {goal} to {code:?}"),
+            expect_code(outcome, code),
+        );
+    }
+    let outcome = run(
+        &runtime,
+        &adapter,
+        &stub,
+        "golden:slow",
+        Duration::from_millis(500),
+    )
+    .await;
+    report.record(
+        "a slow wrapper ends at the deadline",
+        expect_code(outcome, Code::DeadlineExceeded),
+    );
+    Ok(report.exit_code())
+}
+
+fn load_policy(args: &CheckArgs, defaults: &PolicyDefaults) -> Result<SandboxPolicy, String> {
+    let path = args
+        .policy
+        .clone()
+        .unwrap_or_else(|| manifest_path(&args.file));
+    if !path.exists() {
+        return Ok(SandboxPolicy::defaults(defaults));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    SandboxPolicy::from_manifest(&text, &path.display().to_string(), defaults)
+        .map_err(|e| e.to_string())
+}
+
+/// The gRPC code a run ends with (OK on success), as the host would answer.
+type Outcome = Result<String, Code>;
+
+async fn run(
+    runtime: &AdapterRuntime,
+    adapter: &Adapter,
+    stub: &StubWrapper,
+    goal: &str,
+    budget: Duration,
+) -> Outcome {
+    let deadline = Instant::now() + budget;
+    let task = golden_task(goal, &stub.url, budget);
+    match tokio::time::timeout_at(deadline.into(), runtime.run(adapter, task, deadline)).await {
+        Ok((Ok(outcome), _)) => Ok(outcome.response.output),
+        Ok((Err(error), _)) => Err(TaskError::from_run(&adapter.info.name, error, budget).code()),
+        Err(_) => Err(Code::DeadlineExceeded),
+    }
+}
+
+fn expect_code(outcome: Outcome, want: Code) -> Result<String, String> {
+    match outcome {
+        Err(code) if code == want => Ok(format!("{code:?}")),
+        Err(code) => Err(format!("got {code:?}")),
+        Ok(output) => Err(format!("succeeded with output {output:?}")),
+    }
+}
+
+async fn golden_success(
+    report: &mut Report,
+    runtime: &AdapterRuntime,
+    adapter: &Adapter,
+    stub: &StubWrapper,
+) {
+    let span = tracing::info_span!("adapter check");
+    let trace_id = span.context().span().span_context().trace_id().to_string();
+    let outcome = tracing::Instrument::instrument(
+        run(runtime, adapter, stub, "golden:ok", Duration::from_secs(10)),
+        span,
+    )
+    .await;
+    let ok = report.record(
+        "maps a wrapper reply to a response",
+        match &outcome {
+            Ok(output) if output == "golden answer" => Ok("output \"golden answer\"".into()),
+            Ok(output) => Err(format!("output {output:?}, wanted the reply's `output`")),
+            Err(code) => Err(format!("failed with {code:?}")),
+        },
+    );
+    let requests = stub.take();
+    let shape = match requests.as_slice() {
+        [request] => request_shape(request, &adapter.info.route),
+        other => Err(format!("{} requests, expected 1", other.len())),
+    };
+    report.record("sends the expected request", shape);
+    let trace = match requests.first().and_then(|r| r.traceparent.clone()) {
+        Some(tp) if tp.split('-').nth(1) == Some(trace_id.as_str()) => Ok(tp),
+        Some(tp) => Err(format!(
+            "traceparent {tp} is not the host's trace {trace_id}"
+        )),
+        None => Err("no traceparent reached the wrapper".into()),
+    };
+    if ok || !requests.is_empty() {
+        report.record("carries the host's traceparent", trace);
+    }
+}
+
+fn request_shape(request: &Recorded, route: &str) -> Result<String, String> {
+    if request.method != Method::POST {
+        return Err(format!("method {}, expected POST", request.method));
+    }
+    if request.path != route {
+        return Err(format!("path {}, expected its route {route}", request.path));
+    }
+    let body = &request.body;
+    for (field, want) in [
+        ("goal", "golden:ok"),
+        ("federation_session_id", "adapter-check-session"),
+        ("request_id", "adapter-check-golden:ok"),
+    ] {
+        if body[field] != want {
+            return Err(format!(
+                "body.{field} is {}, expected {want:?}",
+                body[field]
+            ));
+        }
+    }
+    Ok(format!("POST {route} with goal, session and request ids"))
+}
+
+fn golden_task(goal: &str, wrapper_url: &str, budget: Duration) -> Task {
+    Task {
+        goal: goal.into(),
+        context: "agent-federation adapter check".into(),
+        input_data: r#"{"check":true}"#.into(),
+        federation_session_id: "adapter-check-session".into(),
+        request_id: format!("adapter-check-{goal}"),
+        metadata: vec![("origin".into(), "adapter-check".into())],
+        wrapper_url: wrapper_url.into(),
+        deadline_ms: Some(budget.as_millis() as u64),
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    method: Method,
+    path: String,
+    traceparent: Option<String>,
+    body: Value,
+}
+
+/// The built-in stand-in for a wrapper: answers by the task's goal.
+#[derive(Clone)]
+struct StubWrapper {
+    url: String,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl StubWrapper {
+    async fn start() -> anyhow::Result<StubWrapper> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the stub wrapper")?;
+        let stub = StubWrapper {
+            url: format!("http://{}", listener.local_addr()?),
+            seen: Arc::default(),
+        };
+        let app = Router::new().fallback(answer).with_state(stub.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(stub)
+    }
+
+    fn take(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.seen.lock().expect("stub lock poisoned"))
+    }
+}
+
+async fn answer(
+    State(stub): State<StubWrapper>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let goal = body["goal"].as_str().unwrap_or_default().to_string();
+    stub.seen
+        .lock()
+        .expect("stub lock poisoned")
+        .push(Recorded {
+            method,
+            path: uri.path().to_string(),
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: body.clone(),
+        });
+    let error = |status: StatusCode| {
+        let message = format!("adapter check: wrapper answers {}", status.as_u16());
+        (
+            status,
+            axum::Json(json!({"error": {"code": "check", "message": message}})),
+        )
+            .into_response()
+    };
+    match goal.as_str() {
+        "golden:422" => error(StatusCode::UNPROCESSABLE_ENTITY),
+        "golden:503" => error(StatusCode::SERVICE_UNAVAILABLE),
+        "golden:500" => error(StatusCode::INTERNAL_SERVER_ERROR),
+        "golden:notjson" => "<html>not json</html>".into_response(),
+        "golden:slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            error(StatusCode::GATEWAY_TIMEOUT)
+        }
+        _ => axum::Json(json!({
+            "output": "golden answer",
+            "federation_session_id": body["federation_session_id"],
+            "request_id": body["request_id"],
+            "resumed": false,
+            "steps": [],
+        }))
+        .into_response(),
+    }
+}
