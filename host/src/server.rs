@@ -7,7 +7,6 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context;
 use opentelemetry_http::HeaderExtractor;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -140,9 +139,14 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(FederationServiceServer::new(federation))
         .add_optional_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stop_rx.await;
-        });
+        // TCP_NODELAY: without it every small reply waits ~40 ms on the client's
+        // delayed ACK (measured: p50 44 ms instead of ~1 ms).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.context("gRPC server failed"),
