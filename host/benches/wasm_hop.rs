@@ -1,0 +1,442 @@
+//! What the WASM hop costs: micro benchmarks of the host's per-task sandbox.
+//!
+//! `cargo bench -p agent-federation --bench wasm_hop` (adapters built first by
+//! `scripts/build-adapters.sh`). Criterion groups:
+//!
+//! - `hop_stubbed`: store + instantiate + run-task + drop per adapter, pooling vs
+//!   on-demand allocator, with `outbound-http.send` answered in-process (no socket):
+//!   the hop alone.
+//! - `instantiate_only`: store + instantiate + drop.
+//! - `warm_call`: run-task on an instance that already exists (what a per-task fresh
+//!   instance costs on top).
+//! - `runtime_run`: the host's own `AdapterRuntime::run`, outbound call answered by a
+//!   loopback HTTP stub wrapper (the hop plus a real HTTP round trip).
+//! - `outbound`: the outbound import's own work (policy check, trace span and
+//!   `traceparent` injection) and `OutboundHttp::send` against a bare reqwest POST.
+//!
+//! After criterion, with `--bench`, a plain timing loop prints p50/p90/p99 of the same
+//! paths (criterion reports means). `FEDERATION_BENCH_PERCENTILES=0` skips it;
+//! `FEDERATION_BENCH_ITERATIONS` sets its sample count (default 20000).
+//! Telemetry is the host's own (`Telemetry::init`, spans sampled, exporter `none`).
+
+mod support;
+
+use std::{
+    hint::black_box,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use agent_federation::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
+use agent_federation::policy::SandboxPolicy;
+use agent_federation::runtime::adapter::{Adapter, AdapterRuntime};
+use agent_federation::runtime::bindings::{Method, Request, Task};
+use agent_federation::telemetry::Telemetry;
+use criterion::Criterion;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry_http::HeaderInjector;
+use support::{Allocator, StubAdapter};
+use tokio::runtime::Runtime;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use url::Url;
+
+/// Everything the benches share, built once.
+struct Fixture {
+    rt: Runtime,
+    wrapper_url: String,
+    outbound: Arc<OutboundHttp>,
+    policy: Arc<SandboxPolicy>,
+    /// Per adapter and allocator: the in-process-stub build and the host runtime's build.
+    adapters: Vec<AdapterFixture>,
+}
+
+struct AdapterFixture {
+    name: &'static str,
+    allocator: Allocator,
+    stubbed: StubAdapter,
+    runtime: AdapterRuntime,
+    loaded: Adapter,
+}
+
+fn outbound() -> OutboundHttp {
+    OutboundHttp::new(OutboundLimits {
+        max_response_bytes: 8 << 20,
+        default_timeout: Duration::from_secs(300),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .expect("building the outbound client")
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // SAFETY: no other thread reads the environment yet.
+        unsafe { std::env::set_var("OTEL_TRACES_EXPORTER", "none") };
+        let telemetry = rt.block_on(async { Telemetry::init() });
+        std::mem::forget(telemetry.expect("telemetry"));
+        let wrapper_url = rt.block_on(support::start_stub_wrapper());
+        let outbound = Arc::new(outbound());
+        let origin = Origin::of(&Url::parse(&wrapper_url).unwrap()).unwrap();
+        let policy = Arc::new(support::host_default_policy(origin));
+        let mut adapters = Vec::new();
+        for allocator in Allocator::ALL {
+            let engine = allocator.engine();
+            for (name, path) in support::adapters().unwrap_or_default() {
+                let runtime = AdapterRuntime::new(engine.clone(), outbound.clone(), None, false)
+                    .expect("building the adapter runtime");
+                let loaded = rt
+                    .block_on(runtime.load_file(&path, policy.clone()))
+                    .expect("loading the adapter");
+                adapters.push(AdapterFixture {
+                    name,
+                    allocator,
+                    stubbed: StubAdapter::load(&engine, &path),
+                    runtime,
+                    loaded,
+                });
+            }
+        }
+        Fixture {
+            rt,
+            wrapper_url,
+            outbound,
+            policy,
+            adapters,
+        }
+    }
+
+    fn task(&self) -> Task {
+        support::task(&self.wrapper_url)
+    }
+
+    fn request(&self, task: &Task) -> Request {
+        Request {
+            method: Method::Post,
+            url: format!("{}/v1/run_crew", self.wrapper_url),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("accept".into(), "application/json".into()),
+            ],
+            body: serde_json::to_vec(&serde_json::json!({
+                "goal": task.goal, "context": task.context,
+                "federation_session_id": task.federation_session_id,
+                "request_id": task.request_id,
+            }))
+            .unwrap(),
+            timeout_ms: Some(30_000),
+        }
+    }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(30)
+}
+
+fn bench_hops(c: &mut Criterion, fx: &Fixture) {
+    let task = fx.task();
+    let mut group = c.benchmark_group("hop_stubbed");
+    for a in &fx.adapters {
+        group.bench_function(format!("{}/{}", a.name, a.allocator.label()), |b| {
+            b.iter_custom(|iters| {
+                fx.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        a.stubbed.hop(&task).await;
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("instantiate_only");
+    for a in &fx.adapters {
+        group.bench_function(format!("{}/{}", a.name, a.allocator.label()), |b| {
+            b.iter_custom(|iters| {
+                fx.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let mut store = a.stubbed.store();
+                        let instance = a.stubbed.pre.instantiate_async(&mut store).await.unwrap();
+                        black_box(&instance);
+                        drop(store);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("warm_call");
+    for a in fx
+        .adapters
+        .iter()
+        .filter(|a| matches!(a.allocator, Allocator::Pooling))
+    {
+        group.bench_function(a.name, |b| {
+            b.iter_custom(|iters| {
+                fx.rt.block_on(async {
+                    let mut store = a.stubbed.store();
+                    let instance = a.stubbed.pre.instantiate_async(&mut store).await.unwrap();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let response = instance.call_run_task(&mut store, &task).await.unwrap();
+                        assert!(response.is_ok());
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("runtime_run");
+    for a in &fx.adapters {
+        group.bench_function(format!("{}/{}", a.name, a.allocator.label()), |b| {
+            b.iter_custom(|iters| {
+                fx.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let (outcome, usage) =
+                            a.runtime.run(&a.loaded, task.clone(), deadline()).await;
+                        black_box((outcome.expect("task failed").response, usage));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+/// What `OutboundHttp::send` does before the request leaves, replicated step by step
+/// (its helpers are private): URL parse, policy check, guest headers, span, injection.
+fn prepare_outbound(policy: &OutboundPolicy, request: &Request) -> HeaderMap {
+    let url = Url::parse(&request.url).unwrap();
+    policy.check(&url).unwrap();
+    let mut headers = HeaderMap::with_capacity(request.headers.len() + 2);
+    for (name, value) in &request.headers {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let span = tracing::info_span!(
+        "outbound_http",
+        otel.name = "POST",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = "POST",
+        url.full = %url,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let context = span.context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
+    });
+    assert!(headers.contains_key("traceparent"));
+    headers
+}
+
+fn bench_outbound(c: &mut Criterion, fx: &Fixture) {
+    let task = fx.task();
+    let request = fx.request(&task);
+    let url = Url::parse(&request.url).unwrap();
+    let raw = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("outbound");
+    group.bench_function("policy_check", |b| {
+        b.iter(|| fx.policy.outbound.check(black_box(&url)).unwrap())
+    });
+    group.bench_function("prepare (parse+policy+headers+span+traceparent)", |b| {
+        b.iter(|| black_box(prepare_outbound(&fx.policy.outbound, &request)))
+    });
+    group.bench_function("host_send (OutboundHttp::send, loopback stub)", |b| {
+        b.iter_custom(|iters| {
+            fx.rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let response = fx
+                        .outbound
+                        .send(&fx.policy.outbound, request.clone(), deadline())
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status, 200);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("raw_reqwest (same POST, loopback stub)", |b| {
+        b.iter_custom(|iters| {
+            fx.rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    raw_post(&raw, &request).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+async fn raw_post(client: &reqwest::Client, request: &Request) {
+    let mut builder = client.post(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.body(request.body.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    black_box(response.bytes().await.unwrap());
+}
+
+/// Plain timing loops: percentiles that criterion's means hide.
+fn print_percentiles(fx: &Fixture) {
+    let iterations: usize = std::env::var("FEDERATION_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let warmup = (iterations / 10).max(100);
+    let only = std::env::var("FEDERATION_BENCH_ONLY").ok();
+    let wanted = |label: &str| only.as_deref().is_none_or(|only| label.contains(only));
+    let task = fx.task();
+    println!();
+    println!(
+        "== WASM hop percentiles ({iterations} sequential iterations after {warmup} warm-up, µs) =="
+    );
+    println!("{}", support::percentile_header());
+    fx.rt.block_on(async {
+        for a in &fx.adapters {
+            let label = format!("hop {} {} (in-process send)", a.name, a.allocator.label());
+            if !wanted(&label) {
+                continue;
+            }
+            let mut samples = Vec::with_capacity(iterations);
+            for i in 0..warmup + iterations {
+                let start = Instant::now();
+                a.stubbed.hop(&task).await;
+                if i >= warmup {
+                    samples.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            println!("{}", support::percentile_row(&label, &mut samples));
+        }
+        for a in fx
+            .adapters
+            .iter()
+            .filter(|a| matches!(a.allocator, Allocator::Pooling))
+        {
+            let label = format!("warm call {} (existing instance)", a.name);
+            if !wanted(&label) {
+                continue;
+            }
+            let mut store = a.stubbed.store();
+            let instance = a.stubbed.pre.instantiate_async(&mut store).await.unwrap();
+            let mut samples = Vec::with_capacity(iterations);
+            for i in 0..warmup + iterations {
+                let start = Instant::now();
+                let response = instance.call_run_task(&mut store, &task).await.unwrap();
+                assert!(response.is_ok());
+                if i >= warmup {
+                    samples.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            println!("{}", support::percentile_row(&label, &mut samples));
+        }
+        let http_iterations = (iterations / 4).max(100);
+        for a in fx.adapters.iter().filter(|a| {
+            !matches!(a.allocator, Allocator::OnDemand)
+                && wanted(&format!("AdapterRuntime::run {}", a.name))
+        }) {
+            let mut total = Vec::with_capacity(http_iterations);
+            let mut hop = Vec::with_capacity(http_iterations);
+            for i in 0..warmup + http_iterations {
+                let start = Instant::now();
+                let (outcome, usage) = a.runtime.run(&a.loaded, task.clone(), deadline()).await;
+                let outcome = outcome.expect("task failed");
+                let outbound = usage.outbound_time;
+                let inside = outcome.instantiate_time + outcome.call_time;
+                drop(outcome);
+                if i >= warmup {
+                    total.push(start.elapsed().as_secs_f64() * 1e6);
+                    hop.push(inside.saturating_sub(outbound).as_secs_f64() * 1e6);
+                }
+            }
+            let label = format!(
+                "AdapterRuntime::run {} {} (loopback HTTP)",
+                a.name,
+                a.allocator.label()
+            );
+            println!("{}", support::percentile_row(&label, &mut total));
+            let label = format!("  of which hop (run minus outbound) {}", a.name);
+            println!("{}", support::percentile_row(&label, &mut hop));
+        }
+        if !wanted("outbound") {
+            return;
+        }
+        let request = fx.request(&task);
+        let raw = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let http_iterations = (iterations / 4).max(100);
+        let mut host = Vec::with_capacity(http_iterations);
+        let mut bare = Vec::with_capacity(http_iterations);
+        for i in 0..warmup + http_iterations {
+            let start = Instant::now();
+            fx.outbound
+                .send(&fx.policy.outbound, request.clone(), deadline())
+                .await
+                .unwrap();
+            let middle = Instant::now();
+            raw_post(&raw, &request).await;
+            if i >= warmup {
+                host.push((middle - start).as_secs_f64() * 1e6);
+                bare.push(middle.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        println!(
+            "{}",
+            support::percentile_row("OutboundHttp::send (loopback HTTP)", &mut host)
+        );
+        println!(
+            "{}",
+            support::percentile_row("bare reqwest POST (loopback HTTP)", &mut bare)
+        );
+        let mut prepare = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let start = Instant::now();
+            black_box(prepare_outbound(&fx.policy.outbound, &request));
+            prepare.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        println!(
+            "{}",
+            support::percentile_row("outbound prepare (policy+span+traceparent)", &mut prepare)
+        );
+    });
+}
+
+fn main() {
+    let fx = Fixture::new();
+    let mut criterion = Criterion::default().configure_from_args();
+    bench_hops(&mut criterion, &fx);
+    bench_outbound(&mut criterion, &fx);
+    criterion.final_summary();
+    let benching = std::env::args().any(|arg| arg == "--bench");
+    let wanted = std::env::var("FEDERATION_BENCH_PERCENTILES").map_or(true, |v| v != "0");
+    if benching && wanted && !fx.adapters.is_empty() {
+        print_percentiles(&fx);
+    }
+}

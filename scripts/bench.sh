@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Benchmarks, one command (see docs/performance.md): builds the adapters, the release
+# host and the load benchmark, runs the load + memory benchmark (WASM host against the
+# native baseline), then the WASM hop micro benchmarks. Not part of CI: the figures are
+# noisy on shared 2-core machines. Extra arguments go to federation-bench, e.g.
+#   scripts/bench.sh --duration 5s --concurrency 1,64
+# FEDERATION_BENCH_SKIP_MICRO=1 skips the criterion benches (~4 min).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-federation/target-bench}"
+export CARGO_TERM_COLOR=never
+
+echo "==> adapters" >&2
+scripts/build-adapters.sh >/dev/null
+echo "==> release build: agent-federation, federation-bench" >&2
+cargo build --release -p agent-federation -p federation-bench
+echo "==> load and memory: WASM host vs native baseline" >&2
+"$CARGO_TARGET_DIR/release/federation-bench" --adapters-dir dist/adapters "$@"
+if [ "${FEDERATION_BENCH_SKIP_MICRO:-0}" != 1 ]; then
+    echo "==> micro: the WASM hop (criterion + percentiles)" >&2
+    cargo bench -p agent-federation --bench wasm_hop
+fi
