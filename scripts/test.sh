@@ -21,6 +21,15 @@ scripts/check-deploy.sh
 
 echo "==> adapters"
 scripts/build-adapters.sh
+# The Python adapter (componentize-py): unit tests, lint, then the component.
+"$AGENT_WRAPPER_VENV/bin/ruff" check adapters/python-http
+"$AGENT_WRAPPER_VENV/bin/ruff" format --check adapters/python-http
+scripts/build-python-adapter.sh
+
+echo "==> adapter template (as a user copies it)"
+(cd templates/rust-adapter && cargo fmt --check && cargo test \
+    && cargo clippy --target wasm32-wasip2 -- -D warnings \
+    && cargo build --release --target wasm32-wasip2)
 
 echo "==> host and otlp-sink tests"
 cargo test -p agent-federation -p otlp-sink
