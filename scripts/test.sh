@@ -34,6 +34,10 @@ echo "==> adapter template (as a user copies it)"
 echo "==> host and otlp-sink tests"
 cargo test -p agent-federation -p otlp-sink
 
+echo "==> adapter check on the template's build (as an author would run it)"
+"${CARGO_TARGET_DIR:-target}/debug/agent-federation" adapter check \
+    "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/my_adapter.wasm"
+
 echo "==> agent wrapper tests"
 agent-wrapper/scripts/test.sh
 
