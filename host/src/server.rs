@@ -165,7 +165,7 @@ pub async fn serve(
 }
 
 /// The server span of one RPC, continuing the caller's `traceparent` when it sent one.
-fn server_span(request: &http::Request<()>) -> tracing::Span {
+pub fn server_span(request: &http::Request<()>) -> tracing::Span {
     let path = request.uri().path().trim_start_matches('/');
     let (service, method) = path.split_once('/').unwrap_or((path, ""));
     let span = tracing::info_span!(
@@ -190,7 +190,7 @@ fn server_span(request: &http::Request<()>) -> tracing::Span {
 #[derive(Clone, Copy, Debug)]
 pub struct Arrival(pub std::time::Instant);
 
-fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
+pub fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
     request
         .extensions_mut()
         .insert(Arrival(std::time::Instant::now()));

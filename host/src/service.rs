@@ -252,6 +252,24 @@ pub fn current_trace_id() -> String {
         .to_string()
 }
 
+/// When `request` arrived and the time its task gets: the caller's deadline less the
+/// margin, capped by `default` (also the budget when the caller set no deadline).
+pub fn arrival_and_budget<T>(request: &Request<T>, default: Duration) -> (Instant, Duration) {
+    let received = request
+        .extensions()
+        .get::<Arrival>()
+        .map_or_else(Instant::now, |arrival| arrival.0);
+    let budget = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(grpc_timeout)
+        .map_or(default, |t| {
+            t.saturating_sub(deadline_margin(t)).min(default)
+        });
+    (received, budget)
+}
+
 /// A task's result as the gRPC answer: the trace id in the response, or in the
 /// `x-trace-id` metadata of the error; the server span gets the status code.
 fn answer(
@@ -284,19 +302,7 @@ impl FederationService for Federation {
         &self,
         request: Request<TaskRequest>,
     ) -> Result<Response<TaskResponse>, Status> {
-        let received = request
-            .extensions()
-            .get::<Arrival>()
-            .map_or_else(Instant::now, |arrival| arrival.0);
-        let budget = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(grpc_timeout)
-            .map_or(self.config.default_task_timeout, |t| {
-                t.saturating_sub(deadline_margin(t))
-                    .min(self.config.default_task_timeout)
-            });
+        let (received, budget) = arrival_and_budget(&request, self.config.default_task_timeout);
         tracing::debug!(?budget, since_arrival = ?received.elapsed(), "task budget");
         let trace_id = current_trace_id();
         let result = self.run_task(request.into_inner(), budget, received).await;

@@ -32,22 +32,19 @@ use agent_federation::runtime::adapter::RunError;
 use agent_federation::runtime::bindings::{
     AdapterError, HttpError, Method, Request, Task, TaskResponse as AdapterResponse,
 };
-use agent_federation::server::Arrival;
+use agent_federation::server::{server_span, stamp_arrival};
+use agent_federation::service::arrival_and_budget;
 use agent_federation::service::current_trace_id;
-use agent_federation::task::{grpc_timeout, validate};
+use agent_federation::task::validate;
 use agent_federation::telemetry::Telemetry;
 use anyhow::Context;
 use clap::Args;
-use opentelemetry_http::HeaderExtractor;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use tonic::{Response, Status};
 use tracing::{Instrument, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
-/// As the host's `DEADLINE_MARGIN`.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(15);
 /// Longest upstream error text kept, as the adapters' SDK.
 const MAX_ERROR_EXCERPT: usize = 512;
 
@@ -127,32 +124,6 @@ struct Native {
     default_task_timeout: Duration,
     max_concurrent_tasks: usize,
     in_flight: Arc<Semaphore>,
-}
-
-/// As the host's server span (`server.rs`).
-fn server_span(request: &http::Request<()>) -> tracing::Span {
-    let path = request.uri().path().trim_start_matches('/');
-    let (service, method) = path.split_once('/').unwrap_or((path, ""));
-    let span = tracing::info_span!(
-        "grpc.server",
-        otel.name = %path,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
-        rpc.grpc.status_code = Empty,
-    );
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(request.headers()))
-    });
-    let _ = span.set_parent(parent);
-    span
-}
-
-fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
-    request.extensions_mut().insert(Arrival(Instant::now()));
-    request
 }
 
 /// The wrapper route of a backend, as the adapters' `describe()` says.
@@ -382,19 +353,8 @@ impl FederationService for Native {
         &self,
         request: tonic::Request<TaskRequest>,
     ) -> Result<Response<TaskResponse>, Status> {
-        let received = request
-            .extensions()
-            .get::<Arrival>()
-            .map_or_else(Instant::now, |arrival| arrival.0);
-        let budget = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(grpc_timeout)
-            .map_or(self.default_task_timeout, |t| {
-                t.saturating_sub(DEADLINE_MARGIN)
-                    .min(self.default_task_timeout)
-            });
+        // The host's own rules, so both targets give tasks the same budget.
+        let (received, budget) = arrival_and_budget(&request, self.default_task_timeout);
         let trace_id = current_trace_id();
         let span = tracing::Span::current();
         match self.run_task(request.into_inner(), budget, received).await {

@@ -92,41 +92,31 @@ impl MetricStore {
                         sum,
                         max,
                     };
-                    match &metric.data {
-                        Some(Data::Sum(sum)) => {
-                            for p in &sum.data_points {
-                                out.push(point(
-                                    attributes(&p.attributes),
-                                    number(p.value),
-                                    None,
-                                    None,
-                                    None,
-                                ));
-                            }
+                    // Sums and gauges carry plain numbers; histograms count and sum.
+                    let numbers = match &metric.data {
+                        Some(Data::Sum(sum)) => sum.data_points.as_slice(),
+                        Some(Data::Gauge(gauge)) => gauge.data_points.as_slice(),
+                        _ => &[],
+                    };
+                    for p in numbers {
+                        out.push(point(
+                            attributes(&p.attributes),
+                            number(p.value),
+                            None,
+                            None,
+                            None,
+                        ));
+                    }
+                    if let Some(Data::Histogram(histogram)) = &metric.data {
+                        for p in &histogram.data_points {
+                            out.push(point(
+                                attributes(&p.attributes),
+                                None,
+                                Some(p.count),
+                                p.sum,
+                                p.max,
+                            ));
                         }
-                        Some(Data::Gauge(gauge)) => {
-                            for p in &gauge.data_points {
-                                out.push(point(
-                                    attributes(&p.attributes),
-                                    number(p.value),
-                                    None,
-                                    None,
-                                    None,
-                                ));
-                            }
-                        }
-                        Some(Data::Histogram(histogram)) => {
-                            for p in &histogram.data_points {
-                                out.push(point(
-                                    attributes(&p.attributes),
-                                    None,
-                                    Some(p.count),
-                                    p.sum,
-                                    p.max,
-                                ));
-                            }
-                        }
-                        _ => {}
                     }
                 }
             }
