@@ -11,10 +11,23 @@
 //!
 //! `TEST_FAULTS_VERSION` at build time sets the version `describe()` reports, so the
 //! hot-swap tests get two builds that differ only in version.
+//!
+//! It is built against the frozen adapter contract 0.1.0 (`wit/released/0.1.0`), so
+//! every test that uses it also checks that components built before 0.1.1 still load
+//! and run on the current host.
 
-use federation_adapter_sdk::{
-    AdapterError, AdapterInfo, Guest, Method, Request, Task, TaskResponse, export, outbound_http,
-};
+#[allow(clippy::too_many_arguments)] // generated glue for records with many fields
+mod bindings {
+    wit_bindgen::generate!({
+        world: "agent-backend",
+        path: "../../wit/released/0.1.0",
+        default_bindings_module: "crate::bindings",
+    });
+}
+
+use bindings::federation::agent_backend::outbound_http::{self, Method, Request};
+use bindings::federation::agent_backend::types::{AdapterError, AdapterInfo, Task, TaskResponse};
+use bindings::{Guest, export};
 
 struct Faults;
 
