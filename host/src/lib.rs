@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod outbound_http;
 pub mod policy;
+pub mod progress;
 pub mod proto;
 pub mod runtime;
 pub mod server;

@@ -6,6 +6,8 @@
 //! `traceparent`/`tracestate` from the current span (replacing anything the guest set),
 //! bounds the time by the task's deadline, caps the response size and the adapter's
 //! concurrent requests. One shared `reqwest` client pools connections across all tasks.
+//! [`OutboundHttp::send_streaming`] does the same but hands the body over line by line
+//! as it arrives ([`ResponseStream`]), for wrappers that stream progress.
 
 use std::{
     sync::Arc,
@@ -158,13 +160,78 @@ impl OutboundHttp {
         Ok(OutboundHttp { client, limits })
     }
 
-    /// Sends one request for an adapter whose task must end by `deadline`.
+    /// Sends one request for an adapter whose task must end by `deadline` and reads
+    /// the whole response.
     pub async fn send(
         &self,
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
     ) -> Result<Response, HttpError> {
+        let prepared = self.prepare(policy, request, deadline).await?;
+        let span = prepared.span.clone();
+        let exchange = async {
+            let response = prepared
+                .builder
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            read_response(response, prepared.cap).await
+        };
+        let result = exchange.instrument(span.clone()).await;
+        match &result {
+            Ok(response) => record_response(&span, response.status, response.body.len()),
+            Err(error) => record_error(&span, error),
+        }
+        result
+    }
+
+    /// Sends one request and returns once the response headers are in; the body is
+    /// read line by line from the returned stream, within the same timeout and cap.
+    pub async fn send_streaming(
+        &self,
+        policy: &OutboundPolicy,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<ResponseStream, HttpError> {
+        let prepared = self.prepare(policy, request, deadline).await?;
+        let span = prepared.span.clone();
+        let response = match prepared.builder.send().instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = classify(&error);
+                record_error(&span, &error);
+                return Err(error);
+            }
+        };
+        if response.content_length().is_some_and(|len| len > prepared.cap) {
+            let error = HttpError::TooLarge(prepared.cap);
+            record_error(&span, &error);
+            return Err(error);
+        }
+        Ok(ResponseStream {
+            status: response.status().as_u16(),
+            headers: header_pairs(response.headers()),
+            body: Box::pin(response.bytes_stream()),
+            buffer: Vec::new(),
+            scanned: 0,
+            read: 0,
+            ended: false,
+            cap: prepared.cap,
+            span,
+            _slot: prepared.slot,
+        })
+    }
+
+    /// Everything before a request leaves: URL and policy checks, the secret and
+    /// host-owned headers, the timeout, a concurrency slot and the client span with
+    /// `traceparent` injected.
+    async fn prepare(
+        &self,
+        policy: &OutboundPolicy,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Prepared, HttpError> {
         let url = Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", request.url)))?;
         policy.check(&url)?;
@@ -189,15 +256,18 @@ impl OutboundHttp {
             .min(policy.max_response_bytes);
         let method = http_method(request.method);
         // Waiting for a slot counts against the task's deadline like the request does.
-        let _slot = tokio::time::timeout_at(deadline.into(), policy.concurrency.acquire())
-            .await
-            .map_err(|_| {
-                HttpError::Timeout(format!(
-                    "the adapter's {} concurrent outbound requests stayed busy until the deadline",
-                    policy.max_concurrent_requests
-                ))
-            })?
-            .expect("the semaphore is never closed");
+        let slot = tokio::time::timeout_at(
+            deadline.into(),
+            policy.concurrency.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            HttpError::Timeout(format!(
+                "the adapter's {} concurrent outbound requests stayed busy until the deadline",
+                policy.max_concurrent_requests
+            ))
+        })?
+        .expect("the semaphore is never closed");
 
         let span = tracing::info_span!(
             "outbound_http",
@@ -217,35 +287,18 @@ impl OutboundHttp {
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
         });
-
-        let exchange = async {
-            let response = self
-                .client
-                .request(method, url)
-                .headers(headers)
-                .body(request.body)
-                .timeout(timeout)
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
-            read_response(response, cap).await
-        };
-        let result = exchange.instrument(span.clone()).await;
-        match &result {
-            Ok(response) => {
-                span.record("http.response.status_code", i64::from(response.status));
-                span.record("http.response.body.size", response.body.len() as i64);
-                if response.status >= 500 {
-                    span.record("otel.status_code", "ERROR");
-                    span.record("error.type", i64::from(response.status));
-                }
-            }
-            Err(error) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", error_kind(error));
-            }
-        }
-        result
+        let builder = self
+            .client
+            .request(method, url)
+            .headers(headers)
+            .body(request.body)
+            .timeout(timeout);
+        Ok(Prepared {
+            builder,
+            span,
+            cap,
+            slot,
+        })
     }
 
     /// The smaller of the guest's timeout, the host's default and the time left.
@@ -265,16 +318,7 @@ async fn read_response(response: reqwest::Response, cap: u64) -> Result<Response
         return Err(HttpError::TooLarge(cap));
     }
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(response.headers());
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -289,6 +333,108 @@ async fn read_response(response: reqwest::Response, cap: u64) -> Result<Response
         headers,
         body,
     })
+}
+
+/// A request ready to leave, and what its exchange is bound by.
+struct Prepared {
+    builder: reqwest::RequestBuilder,
+    span: tracing::Span,
+    cap: u64,
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A response whose body an adapter reads line by line (`outbound-stream`). Holds the
+/// adapter's concurrency slot and the client span until it is dropped.
+pub struct ResponseStream {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    /// Received bytes not yet returned as lines.
+    buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no newline.
+    scanned: usize,
+    /// Body bytes received so far (counted against `cap`).
+    read: u64,
+    ended: bool,
+    cap: u64,
+    span: tracing::Span,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ResponseStream {
+    /// The next line of the body without its line ending; `None` at the end.
+    pub async fn read_line(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        loop {
+            if let Some(at) = self.buffer[self.scanned..].iter().position(|&b| b == b'\n') {
+                let end = self.scanned + at;
+                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.scanned = 0;
+                return Ok(Some(line));
+            }
+            self.scanned = self.buffer.len();
+            if self.ended {
+                self.scanned = 0;
+                return Ok((!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer)));
+            }
+            match self.body.next().instrument(self.span.clone()).await {
+                Some(Ok(chunk)) => {
+                    self.read += chunk.len() as u64;
+                    if self.read > self.cap {
+                        let error = HttpError::TooLarge(self.cap);
+                        record_error(&self.span, &error);
+                        self.ended = true;
+                        self.buffer.clear();
+                        return Err(error);
+                    }
+                    self.buffer.extend_from_slice(&chunk);
+                }
+                Some(Err(error)) => {
+                    let error = classify(&error);
+                    record_error(&self.span, &error);
+                    self.ended = true;
+                    self.buffer.clear();
+                    return Err(error);
+                }
+                None => self.ended = true,
+            }
+        }
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        record_response(&self.span, self.status, self.read as usize);
+    }
+}
+
+fn record_response(span: &tracing::Span, status: u16, body_size: usize) {
+    span.record("http.response.status_code", i64::from(status));
+    span.record("http.response.body.size", body_size as i64);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", i64::from(status));
+    }
+}
+
+fn record_error(span: &tracing::Span, error: &HttpError) {
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", error_kind(error));
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The guest's headers minus the host-owned ones; invalid names or values are refused.

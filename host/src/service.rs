@@ -3,6 +3,8 @@
 //! a task whose caller goes away (or whose deadline passes) gets its wrapper run
 //! cancelled. `StartAgentTask` / `GetAgentTask` / `CancelAgentTask` run the same task
 //! in the background (the table of those lives in [`crate::async_tasks`]).
+//! `StreamAgentTask` runs it beside a stream of its progress events
+//! ([`crate::progress`]), ending with the result.
 
 use std::{
     sync::Arc,
@@ -10,7 +12,9 @@ use std::{
 };
 
 use opentelemetry::trace::TraceContextExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -22,9 +26,11 @@ use crate::metrics::AdapterMetrics;
 use crate::proto::federation_service_server::FederationService;
 use crate::proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
-    TaskRequest, TaskResponse, Timing,
+    TaskEvent, TaskFailed, TaskRequest, TaskResponse, TaskStarted, Timing, task_event,
 };
+use crate::progress::ProgressSink;
 use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
+use crate::runtime::bindings::Task;
 use crate::runtime::ctx::Usage;
 use crate::runtime::registry::AdapterRegistry;
 use crate::server::Arrival;
@@ -84,12 +90,18 @@ impl Federation {
         budget: Duration,
         received: Instant,
     ) -> Result<TaskResponse, TaskError> {
-        let _permit = self
+        let admitted = self.admit(request, budget)?;
+        self.execute(admitted, received, None).await
+    }
+
+    /// Everything that can refuse a task before it starts: the host's and the
+    /// adapter's concurrency limits, validation, the adapter lookup.
+    fn admit(&self, request: TaskRequest, budget: Duration) -> Result<Admitted, TaskError> {
+        let in_flight = self
             .in_flight
             .clone()
             .try_acquire_owned()
             .map_err(|_| TaskError::Overloaded(self.config.max_concurrent_tasks))?;
-        let deadline = received + budget;
         let valid = validate(request, &self.config.wrapper_url, budget)?;
         let adapter =
             self.registry
@@ -99,7 +111,7 @@ impl Federation {
                     loaded: self.registry.names().join(", "),
                 })?;
         // The adapter's own limit (its policy), so one adapter cannot take every slot.
-        let _adapter_slot = adapter
+        let adapter_slot = adapter
             .task_slots
             .clone()
             .try_acquire_owned()
@@ -107,14 +119,42 @@ impl Federation {
                 adapter: adapter.info.name.clone(),
                 limit: adapter.policy.max_concurrent_tasks,
             })?;
-        let session = valid.task.federation_session_id.clone();
-        let request_id = valid.task.request_id.clone();
+        Ok(Admitted {
+            task: valid.task,
+            adapter,
+            budget,
+            _in_flight: in_flight,
+            _adapter_slot: adapter_slot,
+        })
+    }
+
+    /// Runs an admitted task to its response; `progress` receives the adapter's
+    /// progress events when someone watches the task.
+    async fn execute(
+        &self,
+        admitted: Admitted,
+        received: Instant,
+        progress: Option<ProgressSink>,
+    ) -> Result<TaskResponse, TaskError> {
+        // The slots are bound (not `_`) so they are held until the task ends.
+        let Admitted {
+            task,
+            adapter,
+            budget,
+            _in_flight,
+            _adapter_slot,
+        } = admitted;
+        let deadline = received + budget;
+        let session = task.federation_session_id.clone();
+        let request_id = task.request_id.clone();
         let span = adapter_span(&adapter, &session, &request_id);
         // Fires if this future is dropped (caller cancelled or disconnected) or the
         // deadline passes before the run ends: the wrapper stops at its next step.
         let mut cancel = CancelOnDrop::new(self.runs.clone(), session.clone(), request_id.clone());
 
-        let run = self.runtime.run(&adapter, valid.task, deadline);
+        let run = self
+            .runtime
+            .run_watched(&adapter, task, deadline, progress);
         // The epoch callback stops a running guest at the deadline; this outer timer
         // also covers time spent in host code (instantiation, outbound waits).
         let (result, usage) = match tokio::time::timeout_at(deadline.into(), run)
@@ -182,6 +222,15 @@ impl Federation {
             }),
         })
     }
+}
+
+/// A task that passed admission, holding its slots until it ends.
+struct Admitted {
+    task: Task,
+    adapter: Arc<Adapter>,
+    budget: Duration,
+    _in_flight: OwnedSemaphorePermit,
+    _adapter_slot: OwnedSemaphorePermit,
 }
 
 fn adapter_span(adapter: &Adapter, session: &str, request_id: &str) -> tracing::Span {
@@ -283,17 +332,22 @@ fn answer(
             span.record("rpc.grpc.status_code", 0);
             Ok(response)
         }
-        Err(error) => {
-            let mut status = Status::from(error);
-            tracing::warn!(code = ?status.code(), message = status.message(), "task failed");
-            span.record("rpc.grpc.status_code", status.code() as i32);
-            span.record("otel.status_code", "ERROR");
-            if let Ok(value) = trace_id.parse() {
-                status.metadata_mut().insert("x-trace-id", value);
-            }
-            Err(status)
-        }
+        Err(error) => Err(error_status(error, &trace_id)),
     }
+}
+
+/// The gRPC status of a failed task, with its trace id in the `x-trace-id` metadata;
+/// the server span gets the status code.
+fn error_status(error: TaskError, trace_id: &str) -> Status {
+    let span = tracing::Span::current();
+    let mut status = Status::from(error);
+    tracing::warn!(code = ?status.code(), message = status.message(), "task failed");
+    span.record("rpc.grpc.status_code", status.code() as i32);
+    span.record("otel.status_code", "ERROR");
+    if let Ok(value) = trace_id.parse() {
+        status.metadata_mut().insert("x-trace-id", value);
+    }
+    status
 }
 
 #[tonic::async_trait]
@@ -307,6 +361,65 @@ impl FederationService for Federation {
         let trace_id = current_trace_id();
         let result = self.run_task(request.into_inner(), budget, received).await;
         answer(result, trace_id).map(Response::new)
+    }
+
+    async fn stream_agent_task(
+        &self,
+        request: Request<TaskRequest>,
+    ) -> Result<Response<BoxStream<TaskEvent>>, Status> {
+        let (received, budget) = arrival_and_budget(&request, self.config.default_task_timeout);
+        let trace_id = current_trace_id();
+        // Refusals before the task starts fail the call itself.
+        let admitted = self
+            .admit(request.into_inner(), budget)
+            .map_err(|error| error_status(error, &trace_id))?;
+        let task_id = task_id(
+            &admitted.task.federation_session_id,
+            &admitted.task.request_id,
+        );
+        let (sink, events) = ProgressSink::channel();
+        sink.send(task_event::Event::Started(TaskStarted {
+            backend: admitted.adapter.info.name.clone(),
+            adapter_version: admitted.adapter.info.version.clone(),
+            adapter_digest: admitted.adapter.digest.clone(),
+            federation_session_id: admitted.task.federation_session_id.clone(),
+            request_id: admitted.task.request_id.clone(),
+            progress_events: admitted.adapter.reports_progress,
+        }))
+        .await;
+        let this = self.clone();
+        let final_trace_id = trace_id.clone();
+        // The task runs beside the stream, in the server span (which it keeps open
+        // until the last event); dropping the stream (the caller cancelled or went
+        // away) aborts it, which cancels the wrapper's run like a dropped RunAgentTask.
+        let task = tokio::spawn(
+            async move {
+                let result = this.execute(admitted, received, Some(sink.clone())).await;
+                let last = match answer(result, final_trace_id) {
+                    Ok(response) => task_event::Event::Completed(response),
+                    Err(status) => task_event::Event::Failed(TaskFailed {
+                        code: status.code() as i32,
+                        message: status.message().to_string(),
+                    }),
+                };
+                sink.send(last).await;
+            }
+            .instrument(tracing::Span::current()),
+        );
+        let abort_on_drop = AbortOnDrop(task);
+        let mut seq = 0;
+        let stream = ReceiverStream::new(events).map(move |stamped| {
+            let _task = &abort_on_drop;
+            seq += 1;
+            Ok(TaskEvent {
+                seq,
+                trace_id: trace_id.clone(),
+                task_id: task_id.clone(),
+                at: Some(stamped.at.into()),
+                event: Some(stamped.event),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn start_agent_task(
@@ -386,6 +499,15 @@ impl FederationService for Federation {
             }
             Err(error) => Err(run_api_status(error)),
         }
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

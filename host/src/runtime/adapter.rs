@@ -19,6 +19,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::outbound_http::{OutboundHttp, OutboundPolicy};
 use crate::policy::SandboxPolicy;
+use crate::progress::ProgressSink;
 use crate::runtime::bindings::{
     AdapterError, AdapterInfo, AgentBackend, AgentBackendPre, Task, TaskResponse,
 };
@@ -28,6 +29,8 @@ use crate::runtime::engine::EPOCH_TICK;
 
 /// Time an adapter gets to answer `describe()` at load time.
 const DESCRIBE_BUDGET: Duration = Duration::from_secs(5);
+/// The `progress` import's name, up to its version.
+const PROGRESS_INTERFACE: &str = "federation:agent-backend/progress@";
 /// Time an adapter gets for its self-test task at load time.
 const SELF_TEST_BUDGET: Duration = Duration::from_secs(5);
 
@@ -47,6 +50,9 @@ pub struct Adapter {
     pub policy: Arc<SandboxPolicy>,
     /// Admits at most `policy.max_concurrent_tasks` tasks at once.
     pub task_slots: Arc<tokio::sync::Semaphore>,
+    /// Whether the component imports `progress` (contract 0.1.1 or later), i.e. can
+    /// report progress events to a watcher.
+    pub reports_progress: bool,
     tasks_started: AtomicU64,
     pre: AgentBackendPre<AdapterCtx>,
 }
@@ -69,6 +75,7 @@ impl Adapter {
             from_cache: true,
             task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
             policy,
+            reports_progress: self.reports_progress,
             tasks_started: AtomicU64::new(0),
             pre: self.pre.clone(),
         }
@@ -255,6 +262,7 @@ impl AdapterRuntime {
             "(loading)".into(),
             policy.clone(),
             Instant::now() + DESCRIBE_BUDGET,
+            None,
         );
         let instance = pre
             .instantiate_async(&mut store)
@@ -266,6 +274,10 @@ impl AdapterRuntime {
             .map_err(|e| LoadError::Describe(classify_trap(e, &store)))?;
         validate_info(&info)?;
         drop(store);
+        let reports_progress = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| name.starts_with(PROGRESS_INTERFACE));
         if self.self_test {
             self.self_test(&pre, &info, &policy).await?;
         }
@@ -278,6 +290,7 @@ impl AdapterRuntime {
             from_cache,
             task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
             policy,
+            reports_progress,
             tasks_started: AtomicU64::new(0),
             pre,
         })
@@ -302,6 +315,7 @@ impl AdapterRuntime {
             info.name.as_str().into(),
             Arc::new(offline),
             Instant::now() + SELF_TEST_BUDGET,
+            None,
         );
         let task = Task {
             goal: "agent-federation self-test".into(),
@@ -331,12 +345,25 @@ impl AdapterRuntime {
         task: Task,
         deadline: Instant,
     ) -> (Result<RunOutcome, RunError>, Usage) {
+        self.run_watched(adapter, task, deadline, None).await
+    }
+
+    /// [`run`](Self::run), with the adapter's progress events sent to `progress` when
+    /// someone watches the task.
+    pub async fn run_watched(
+        &self,
+        adapter: &Adapter,
+        task: Task,
+        deadline: Instant,
+        progress: Option<ProgressSink>,
+    ) -> (Result<RunOutcome, RunError>, Usage) {
         let started = Instant::now();
         adapter.tasks_started.fetch_add(1, Ordering::Relaxed);
         let mut store = self.new_store(
             adapter.info.name.as_str().into(),
             adapter.policy.clone(),
             deadline,
+            progress,
         );
         let instance = match adapter.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
@@ -368,8 +395,9 @@ impl AdapterRuntime {
         adapter: Arc<str>,
         policy: Arc<SandboxPolicy>,
         deadline: Instant,
+        progress: Option<ProgressSink>,
     ) -> Store<AdapterCtx> {
-        let ctx = AdapterCtx::new(adapter, self.outbound.clone(), policy, deadline);
+        let ctx = AdapterCtx::new(adapter, self.outbound.clone(), policy, deadline, progress);
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| ctx.limiter());
         // Each epoch tick while the guest runs: count it against the CPU budget, check

@@ -8,7 +8,11 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async },
     exports: { default: async },
+    with: {
+        "federation:agent-backend/outbound-stream.response-stream": crate::outbound_http::ResponseStream,
+    },
 });
 
 pub use federation::agent_backend::log::Level;
 pub use federation::agent_backend::outbound_http::{HttpError, Method, Request, Response};
+pub use federation::agent_backend::progress::{Event as ProgressEvent, EventKind};

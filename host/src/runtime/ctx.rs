@@ -11,15 +11,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log;
-use crate::outbound_http::OutboundHttp;
+use crate::outbound_http::{OutboundHttp, ResponseStream};
 use crate::policy::SandboxPolicy;
-use crate::runtime::bindings::federation::agent_backend::{log, outbound_http, types};
-use crate::runtime::bindings::{HttpError, Level, Request, Response};
+use crate::progress::{ProgressSink, ProgressState};
+use crate::runtime::bindings::federation::agent_backend::{
+    log, outbound_http, outbound_stream, progress, types,
+};
+use crate::runtime::bindings::{HttpError, Level, ProgressEvent, Request, Response};
 use crate::runtime::guest_stdio::CappedPipe;
 
 /// Bytes of guest stdout and of stderr kept per task (panic messages land on stderr).
@@ -36,6 +39,8 @@ pub struct Usage {
     pub memory_peak: usize,
     pub outbound_requests: u32,
     pub outbound_denied: u32,
+    /// Progress events dropped because the task reported too many.
+    pub progress_dropped: u32,
 }
 
 /// The data of one task's `Store`.
@@ -48,6 +53,7 @@ pub struct AdapterCtx {
     outbound: Arc<OutboundHttp>,
     policy: Arc<SandboxPolicy>,
     adapter: Arc<str>,
+    progress: ProgressState,
     /// When the task must be done; bounds guest CPU time and every outbound call.
     pub deadline: Instant,
     pub usage: Usage,
@@ -59,6 +65,7 @@ impl AdapterCtx {
         outbound: Arc<OutboundHttp>,
         policy: Arc<SandboxPolicy>,
         deadline: Instant,
+        progress: Option<ProgressSink>,
     ) -> Self {
         let stdout = CappedPipe::new(STDIO_CAPACITY);
         let stderr = CappedPipe::new(STDIO_CAPACITY);
@@ -86,6 +93,7 @@ impl AdapterCtx {
             outbound,
             policy,
             adapter,
+            progress: ProgressState::new(progress),
             deadline,
             usage: Usage::default(),
         }
@@ -103,7 +111,29 @@ impl AdapterCtx {
     pub fn usage(&self) -> Usage {
         Usage {
             memory_peak: self.limits.peak,
+            progress_dropped: self.progress.dropped,
             ..self.usage
+        }
+    }
+
+    /// Counts one more outbound request against the policy's per-task budget.
+    fn take_request_budget(&mut self) -> Result<(), HttpError> {
+        let budget = self.policy.outbound.max_requests_per_task;
+        if self.usage.outbound_requests >= budget {
+            self.usage.outbound_denied += 1;
+            return Err(HttpError::Denied(format!(
+                "this adapter may send {budget} requests per task; it sent them all"
+            )));
+        }
+        self.usage.outbound_requests += 1;
+        Ok(())
+    }
+
+    /// Books an outbound exchange's wait and (when denied) its refusal.
+    fn account<T>(&mut self, started: Instant, result: &Result<T, HttpError>) {
+        self.usage.outbound_time += started.elapsed();
+        if let Err(HttpError::Denied(_)) = result {
+            self.usage.outbound_denied += 1;
         }
     }
 
@@ -182,24 +212,71 @@ impl types::Host for AdapterCtx {}
 
 impl outbound_http::Host for AdapterCtx {
     async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
-        let budget = self.policy.outbound.max_requests_per_task;
-        if self.usage.outbound_requests >= budget {
-            self.usage.outbound_denied += 1;
-            return Err(HttpError::Denied(format!(
-                "this adapter may send {budget} requests per task; it sent them all"
-            )));
-        }
-        self.usage.outbound_requests += 1;
+        self.take_request_budget()?;
         let started = Instant::now();
         let result = self
             .outbound
             .send(&self.policy.outbound, request, self.deadline)
             .await;
-        self.usage.outbound_time += started.elapsed();
-        if let Err(HttpError::Denied(_)) = &result {
-            self.usage.outbound_denied += 1;
-        }
+        self.account(started, &result);
         result
+    }
+}
+
+impl outbound_stream::Host for AdapterCtx {
+    async fn send(&mut self, request: Request) -> Result<Resource<ResponseStream>, HttpError> {
+        self.take_request_budget()?;
+        let started = Instant::now();
+        let result = self
+            .outbound
+            .send_streaming(&self.policy.outbound, request, self.deadline)
+            .await;
+        self.account(started, &result);
+        let stream = result?;
+        self.table
+            .push(stream)
+            .map_err(|e| HttpError::Transport(format!("no room for another response: {e}")))
+    }
+}
+
+impl outbound_stream::HostResponseStream for AdapterCtx {
+    async fn status(&mut self, stream: Resource<ResponseStream>) -> u16 {
+        self.table.get(&stream).map_or(0, |s| s.status)
+    }
+
+    async fn headers(&mut self, stream: Resource<ResponseStream>) -> Vec<(String, String)> {
+        self.table
+            .get(&stream)
+            .map_or_else(|_| Vec::new(), |s| s.headers.clone())
+    }
+
+    async fn read_line(
+        &mut self,
+        stream: Resource<ResponseStream>,
+    ) -> Result<Option<Vec<u8>>, HttpError> {
+        let started = Instant::now();
+        let stream = self
+            .table
+            .get_mut(&stream)
+            .map_err(|e| HttpError::InvalidRequest(format!("unknown response stream: {e}")))?;
+        let result = stream.read_line().await;
+        self.account(started, &result);
+        result
+    }
+
+    async fn drop(&mut self, stream: Resource<ResponseStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl progress::Host for AdapterCtx {
+    async fn watched(&mut self) -> bool {
+        self.progress.watched()
+    }
+
+    async fn emit(&mut self, event: ProgressEvent) {
+        self.progress.emit(event).await;
     }
 }
 
