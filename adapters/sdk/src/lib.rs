@@ -23,6 +23,10 @@ pub use bindings::federation::agent_backend::log::Level;
 pub use bindings::federation::agent_backend::outbound_http::{
     self as outbound_http, HttpError, Method, Request, Response,
 };
+pub use bindings::federation::agent_backend::outbound_stream::{self, ResponseStream};
+pub use bindings::federation::agent_backend::progress::{
+    self, Event as ProgressEvent, EventKind,
+};
 pub use bindings::federation::agent_backend::types::{
     AdapterError, AdapterInfo, Task, TaskResponse, UpstreamStatus,
 };
@@ -30,6 +34,8 @@ use serde_json::{Map, Value, json};
 
 /// Longest upstream error text carried into an `adapter-error` (bytes).
 const MAX_ERROR_EXCERPT: usize = 512;
+/// The media type of the wrapper's progress stream: one JSON event per line.
+const NDJSON: &str = "application/x-ndjson";
 
 /// Writes one line to the host's log.
 pub fn log(level: Level, message: &str) {
@@ -74,20 +80,7 @@ pub fn post_json(
     route: &str,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, AdapterError> {
-    let url = format!("{}{}", task.wrapper_url.trim_end_matches('/'), route);
-    let request = Request {
-        method: Method::Post,
-        url,
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("accept".into(), "application/json".into()),
-        ],
-        body: serde_json::to_vec(body)
-            .map_err(|e| AdapterError::Internal(format!("encoding the payload: {e}")))?,
-        timeout_ms: task
-            .deadline_ms
-            .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX)),
-    };
+    let request = json_request(task, route, body, "application/json")?;
     let response = outbound_http::send(&request).map_err(http_error_to_adapter_error)?;
     if !(200..300).contains(&response.status) {
         return Err(AdapterError::UpstreamStatus(UpstreamStatus {
@@ -105,6 +98,135 @@ pub fn post_json(
             excerpt(&response.body)
         ))),
     }
+}
+
+/// A JSON POST of `body` to `{task.wrapper_url}{route}` that accepts `accept`, with the
+/// task's deadline as its timeout.
+fn json_request(
+    task: &Task,
+    route: &str,
+    body: &Map<String, Value>,
+    accept: &str,
+) -> Result<Request, AdapterError> {
+    Ok(Request {
+        method: Method::Post,
+        url: format!("{}{}", task.wrapper_url.trim_end_matches('/'), route),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("accept".into(), accept.into()),
+        ],
+        body: serde_json::to_vec(body)
+            .map_err(|e| AdapterError::Internal(format!("encoding the payload: {e}")))?,
+        timeout_ms: task
+            .deadline_ms
+            .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX)),
+    })
+}
+
+/// Like [`post_json`], but asks the wrapper for its progress stream (NDJSON events,
+/// see `agent-wrapper`'s `runs/events.py`), reports each progress event to the host
+/// as it arrives, and returns the reply carried by the final `completed` event.
+///
+/// A `failed` or `canceled` event becomes `upstream-status` with the event's HTTP-like
+/// status (499 for a cancelled run), as the blocking call would have answered.
+pub fn stream_json(
+    task: &Task,
+    route: &str,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, AdapterError> {
+    let request = json_request(task, route, body, NDJSON)?;
+    let response = outbound_stream::send(&request).map_err(http_error_to_adapter_error)?;
+    if !(200..300).contains(&response.status()) {
+        // An error before the run started is a plain JSON body, as for `post_json`.
+        let mut body = Vec::new();
+        while let Some(line) = response.read_line().map_err(http_error_to_adapter_error)? {
+            body.extend_from_slice(&line);
+            body.push(b'\n');
+        }
+        return Err(AdapterError::UpstreamStatus(UpstreamStatus {
+            status: response.status(),
+            message: upstream_message(&body),
+        }));
+    }
+    while let Some(line) = response.read_line().map_err(http_error_to_adapter_error)? {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let event: Map<String, Value> = serde_json::from_slice(&line).map_err(|e| {
+            AdapterError::Internal(format!(
+                "wrapper sent a progress line that is not a JSON object ({e}): {}",
+                excerpt(&line)
+            ))
+        })?;
+        let data = match event.get("data") {
+            Some(Value::Object(data)) => data.clone(),
+            _ => Map::new(),
+        };
+        match event.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "completed" => {
+                return match data.get("reply") {
+                    Some(Value::Object(reply)) => Ok(reply.clone()),
+                    _ => Err(AdapterError::Internal(
+                        "the wrapper's completed event carries no reply object".into(),
+                    )),
+                };
+            }
+            "failed" | "canceled" => {
+                let status = data
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (400..600).contains(s))
+                    .unwrap_or(500);
+                let message = data
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the wrapper's run failed");
+                return Err(AdapterError::UpstreamStatus(UpstreamStatus {
+                    status,
+                    message: truncate(message),
+                }));
+            }
+            kind => {
+                if let Some(event) = progress_event(kind, &data) {
+                    progress::emit(&event);
+                }
+            }
+        }
+    }
+    Err(AdapterError::Transport(
+        "the wrapper's progress stream ended before the run finished".into(),
+    ))
+}
+
+/// The host-side progress event for one of the wrapper's event types; `None` for the
+/// ones the host reports itself (`started`) or does not know.
+pub fn progress_event(kind: &str, data: &Map<String, Value>) -> Option<ProgressEvent> {
+    let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or("?");
+    let (kind, message) = match kind {
+        "step" => (
+            EventKind::Step,
+            format!("step {} {}", text("name"), text("phase")),
+        ),
+        "llm_call" => (
+            EventKind::LlmCall,
+            format!("LLM call by {} ({})", text("agent"), text("model")),
+        ),
+        "tool_call" => (
+            EventKind::ToolCall,
+            format!("tool {} called by {}", text("tool"), text("agent")),
+        ),
+        "checkpoint_saved" => (
+            EventKind::CheckpointSaved,
+            format!("checkpoint saved after step {}", text("step")),
+        ),
+        _ => return None,
+    };
+    Some(ProgressEvent {
+        kind,
+        message,
+        data_json: serde_json::to_string(data).unwrap_or_else(|_| "{}".into()),
+    })
 }
 
 /// Maps the wrapper's reply to a `task-response`: `output` (string) is required,
@@ -188,8 +310,8 @@ fn truncate(text: &str) -> String {
 }
 
 /// The whole task for an adapter whose framework sits behind the agent wrapper:
-/// build the standard body, let `shape` add the framework's fields, POST it to `route`,
-/// map the reply.
+/// build the standard body, let `shape` add the framework's fields, POST it to `route`
+/// (streaming the run's progress when someone watches the task), map the reply.
 pub fn run_via_wrapper(
     task: &Task,
     route: &str,
@@ -197,6 +319,10 @@ pub fn run_via_wrapper(
 ) -> Result<TaskResponse, AdapterError> {
     let mut body = wrapper_payload(task)?;
     shape(task, &mut body);
-    let reply = post_json(task, route, &body)?;
+    let reply = if progress::watched() {
+        stream_json(task, route, &body)?
+    } else {
+        post_json(task, route, &body)?
+    };
     response_from_reply(task, reply)
 }

@@ -1,5 +1,6 @@
 //! A minimal agent-federation adapter: maps a task to the agent wrapper's JSON body,
-//! POSTs it through the host's `outbound-http` import and maps the reply back.
+//! POSTs it through the host's `outbound-http` import (or, when a caller watches the
+//! task, `outbound-stream`, relaying progress) and maps the reply back.
 //!
 //! Change `ROUTE` and `build_payload` for your framework; everything else is plumbing
 //! the SDK already does the same way for every adapter.
@@ -29,7 +30,13 @@ impl Guest for Adapter {
     /// (each variant maps to a gRPC code); a panic is a trap (INTERNAL).
     fn run_task(task: Task) -> Result<TaskResponse, AdapterError> {
         let body = build_payload(&task)?;
-        let reply = sdk::post_json(&task, ROUTE, &body)?;
+        let reply = if sdk::progress::watched() {
+            // A caller watches the task (StreamAgentTask): ask the wrapper for its
+            // NDJSON progress stream and relay each event through `progress.emit`.
+            sdk::stream_json(&task, ROUTE, &body)?
+        } else {
+            sdk::post_json(&task, ROUTE, &body)?
+        };
         sdk::response_from_reply(&task, reply)
     }
 }
