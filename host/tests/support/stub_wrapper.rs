@@ -1,7 +1,12 @@
 //! A recording HTTP stub standing in for the agent wrapper. It keeps every request and
 //! answers according to the task's goal: `status:NNN` answers that HTTP status,
 //! `slow:MS` waits first, `huge` sends 2 MiB, `notjson` sends text; anything else gets
-//! a wrapper-shaped success reply.
+//! a wrapper-shaped success reply. A request that accepts `application/x-ndjson` gets
+//! the wrapper's progress stream instead (started, step, llm_call, tool_call,
+//! checkpoint_saved, step, completed with that reply), shaped by goals of its own:
+//! `stream-fail:NNN` ends with a `failed` event of that status, `stream-cut` ends
+//! without a final event, `stream-big-event` sends an event over the host's data
+//! limit, `stream-slow:MS` waits that long before each event.
 
 use std::{
     net::SocketAddr,
@@ -16,6 +21,7 @@ use axum::{
     http::{HeaderMap, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
 };
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
@@ -120,14 +126,66 @@ async fn handle(
         .and_then(|tp| tp.split('-').nth(1))
         .unwrap_or_default()
         .to_string();
-    axum::Json(json!({
+    let reply = reply(&goal, uri.path(), &body, &trace_id);
+    let streamed = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/x-ndjson"));
+    if streamed {
+        return progress_stream(&goal, reply, &trace_id);
+    }
+    axum::Json(reply).into_response()
+}
+
+/// The wrapper's NDJSON progress stream for `goal`, ending (normally) with `reply`.
+fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
+    let mut events = vec![
+        ("started", json!({"framework": reply["framework"], "attempt": 1})),
+        ("step", json!({"name": "research", "agent": "researcher", "phase": "started"})),
+        ("llm_call", json!({"model": "stub", "agent": "researcher", "step": "research", "prompt_chars": 10, "completion_chars": 20})),
+        ("tool_call", json!({"tool": "search", "agent": "researcher", "step": "research"})),
+        ("step", json!({"name": "research", "agent": "researcher", "phase": "finished", "output": "notes"})),
+        ("checkpoint_saved", json!({"step": "research", "checkpoint": 1})),
+    ];
+    if goal == "stream-big-event" {
+        events.push(("tool_call", json!({"tool": "x".repeat(70 * 1024)})));
+    }
+    match goal.strip_prefix("stream-fail:") {
+        Some(code) => events.push((
+            "failed",
+            json!({"status": code.parse::<u16>().unwrap(), "code": "stub", "message": format!("stub run failed with {code}")}),
+        )),
+        None if goal == "stream-cut" => {}
+        None => events.push(("completed", json!({"reply": reply, "llm_calls": 1, "replayed": false}))),
+    }
+    let delay = goal
+        .strip_prefix("stream-slow:")
+        .map_or(Duration::ZERO, |ms| Duration::from_millis(ms.parse().unwrap()));
+    let trace_id = trace_id.to_string();
+    let lines = events.into_iter().enumerate().map(move |(i, (kind, data))| {
+        let event = json!({"seq": i + 1, "type": kind, "trace_id": trace_id, "ts": 0, "data": data});
+        format!("{event}\n")
+    });
+    let body = futures::stream::iter(lines).then(move |line| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    (
+        [("content-type", "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// The wrapper's JSON reply to a task.
+fn reply(goal: &str, path: &str, body: &Value, trace_id: &str) -> Value {
+    json!({
         "output": format!("stub answer to: {goal}"),
-        "framework": if uri.path() == "/v1/run_graph" { "langgraph" } else { "crewai" },
+        "framework": if path == "/v1/run_graph" { "langgraph" } else { "crewai" },
         "federation_session_id": body["federation_session_id"],
         "request_id": body["request_id"],
         "resumed": body["context"] == "resume",
         "trace_id": trace_id,
         "steps": [{"name": "research", "output": "notes"}, {"name": "write", "output": "answer"}],
-    }))
-    .into_response()
+    })
 }
