@@ -6,6 +6,7 @@
 
 mod processes;
 mod resume;
+mod streaming;
 mod task_api;
 mod trace;
 

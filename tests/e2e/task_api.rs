@@ -15,7 +15,7 @@ use crate::{call, orchestrator_traceparent, request};
 /// Every wrapper step sleeps this long first, so a crew takes seconds (test-only knob).
 const STEP_DELAY_MS: &str = "400";
 
-fn is_llm(span: &RecordedSpan) -> bool {
+pub fn is_llm(span: &RecordedSpan) -> bool {
     span.attributes
         .get("openinference.span.kind")
         .and_then(|v| v.as_str())
@@ -23,7 +23,7 @@ fn is_llm(span: &RecordedSpan) -> bool {
 }
 
 /// LLM spans of one trace received so far (after letting batches land).
-async fn llm_spans(stack: &Stack, trace_id: &str) -> Vec<RecordedSpan> {
+pub async fn llm_spans(stack: &Stack, trace_id: &str) -> Vec<RecordedSpan> {
     tokio::time::sleep(Duration::from_millis(600)).await;
     stack
         .sink
@@ -235,7 +235,7 @@ async fn started_tasks_report_their_status_and_can_be_cancelled() {
 }
 
 /// Polls the wrapper's run record until the run is no longer active; its status.
-async fn wait_for_run_end(stack: &Stack, session: &str, request_id: &str) -> String {
+pub async fn wait_for_run_end(stack: &Stack, session: &str, request_id: &str) -> String {
     let url = format!(
         "{}/v1/sessions/{session}/runs/{request_id}",
         stack.wrapper_url()
