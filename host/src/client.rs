@@ -6,10 +6,11 @@ use tonic::metadata::MetadataValue;
 
 use crate::config::{AdaptersAction, AdaptersArgs, CallArgs, HealthArgs};
 use crate::json::{json_to_struct, struct_to_json};
-use crate::proto::TaskRequest;
+use crate::proto::{TaskRequest, TaskResponse, task_event, task_progress};
 use crate::proto::federation_service_client::FederationServiceClient;
 
 /// Sends one task; prints the result (or the gRPC error) and returns the exit code.
+/// With `--stream`, prints the task's progress events as they arrive first.
 pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
     let input = match serde_json::from_str(&args.input).context("--input is not JSON")? {
         serde_json::Value::Object(map) => json_to_struct(map),
@@ -25,65 +26,170 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
         federation_session_id: args.session,
         backend: args.backend,
         request_id: args.request_id,
-        metadata: Default::default(),
+        metadata: args.metadata.into_iter().collect(),
     });
     request.set_timeout(std::time::Duration::from_millis(args.timeout_ms));
     if let Some(traceparent) = &args.traceparent {
         let value: MetadataValue<_> = traceparent.parse().context("--traceparent")?;
         request.metadata_mut().insert("traceparent", value);
     }
+    if args.stream {
+        return watch(&mut client, request, args.json).await;
+    }
     match client.run_agent_task(request).await {
         Ok(response) => {
-            let r = response.into_inner();
-            let result = r.result.as_ref().map(struct_to_json).transpose();
-            let result = serde_json::Value::Object(result.ok().flatten().unwrap_or_default());
-            if args.json {
-                let timing = r.timing.unwrap_or_default();
-                let whole = serde_json::json!({
-                    "output": r.output,
-                    "trace_id": r.trace_id,
-                    "federation_session_id": r.federation_session_id,
-                    "request_id": r.request_id,
-                    "backend": r.backend,
-                    "adapter_version": r.adapter_version,
-                    "adapter_digest": r.adapter_digest,
-                    "resumed": r.resumed,
-                    "timing_us": {
-                        "total": timing.total_us,
-                        "instantiate": timing.instantiate_us,
-                        "adapter": timing.adapter_us,
-                        "outbound": timing.outbound_us,
-                    },
-                    "result": result,
-                });
-                println!("{}", serde_json::to_string_pretty(&whole)?);
-            } else {
-                println!(
-                    "backend:    {} {} (sha256 {:.12})",
-                    r.backend, r.adapter_version, r.adapter_digest
-                );
-                println!(
-                    "session:    {}  resumed: {}",
-                    r.federation_session_id, r.resumed
-                );
-                println!("trace id:   {}", r.trace_id);
-                if let Some(t) = r.timing {
-                    println!(
-                        "timing:     total {} µs, instantiate {} µs, adapter {} µs, outbound {} µs",
-                        t.total_us, t.instantiate_us, t.adapter_us, t.outbound_us
-                    );
-                }
-                println!("output:\n{}", r.output);
-            }
+            print_response(response.into_inner(), args.json)?;
             Ok(0)
         }
         Err(status) => {
-            eprintln!("error: {:?}: {}", status.code(), status.message());
-            if let Some(trace) = status.metadata().get("x-trace-id") {
-                eprintln!("trace id: {}", trace.to_str().unwrap_or_default());
-            }
+            print_error(&status);
             Ok(1)
         }
+    }
+}
+
+/// Streams a task: each event on a line (JSON lines with `json`), then the result.
+async fn watch(
+    client: &mut FederationServiceClient<tonic::transport::Channel>,
+    request: tonic::Request<TaskRequest>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let mut events = match client.stream_agent_task(request).await {
+        Ok(stream) => stream.into_inner(),
+        Err(status) => {
+            print_error(&status);
+            return Ok(1);
+        }
+    };
+    let mut code = 1;
+    loop {
+        let event = match events.message().await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(status) => {
+                print_error(&status);
+                return Ok(1);
+            }
+        };
+        let Some(kind) = event.event else { continue };
+        if json {
+            println!("{}", serde_json::to_string(&event_json(event.seq, &event.trace_id, &kind))?);
+            code = i32::from(!matches!(kind, task_event::Event::Completed(_)));
+            continue;
+        }
+        match kind {
+            task_event::Event::Started(s) => println!(
+                "#{:<3} started    {} {} (sha256 {:.12}), trace id {}",
+                event.seq, s.backend, s.adapter_version, s.adapter_digest, event.trace_id
+            ),
+            task_event::Event::Progress(p) => println!(
+                "#{:<3} {:<10} {}",
+                event.seq,
+                progress_kind(p.kind),
+                p.message
+            ),
+            task_event::Event::Completed(response) => {
+                println!("#{:<3} completed", event.seq);
+                print_response(response, false)?;
+                code = 0;
+            }
+            task_event::Event::Failed(f) => {
+                println!("#{:<3} failed", event.seq);
+                eprintln!("error: {:?}: {}", tonic::Code::from(f.code), f.message);
+                eprintln!("trace id: {}", event.trace_id);
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn progress_kind(kind: i32) -> &'static str {
+    match task_progress::Kind::try_from(kind) {
+        Ok(task_progress::Kind::Step) => "step",
+        Ok(task_progress::Kind::LlmCall) => "llm_call",
+        Ok(task_progress::Kind::ToolCall) => "tool_call",
+        Ok(task_progress::Kind::CheckpointSaved) => "checkpoint",
+        _ => "progress",
+    }
+}
+
+/// One streamed event as a JSON object (`--stream --json`).
+fn event_json(seq: u64, trace_id: &str, event: &task_event::Event) -> serde_json::Value {
+    use serde_json::json;
+    let (kind, data) = match event {
+        task_event::Event::Started(s) => (
+            "started",
+            json!({"backend": s.backend, "adapter_version": s.adapter_version,
+                   "adapter_digest": s.adapter_digest, "progress_events": s.progress_events,
+                   "federation_session_id": s.federation_session_id, "request_id": s.request_id}),
+        ),
+        task_event::Event::Progress(p) => (
+            progress_kind(p.kind),
+            json!({"message": p.message, "data": struct_json(p.data.as_ref())}),
+        ),
+        task_event::Event::Completed(r) => ("completed", response_json(r)),
+        task_event::Event::Failed(f) => (
+            "failed",
+            json!({"code": format!("{:?}", tonic::Code::from(f.code)), "message": f.message}),
+        ),
+    };
+    json!({"seq": seq, "trace_id": trace_id, "type": kind, "data": data})
+}
+
+fn struct_json(value: Option<&prost_types::Struct>) -> serde_json::Value {
+    let map = value.map(struct_to_json).transpose().ok().flatten();
+    serde_json::Value::Object(map.unwrap_or_default())
+}
+
+fn response_json(r: &TaskResponse) -> serde_json::Value {
+    let timing = r.timing.unwrap_or_default();
+    serde_json::json!({
+        "output": r.output,
+        "trace_id": r.trace_id,
+        "federation_session_id": r.federation_session_id,
+        "request_id": r.request_id,
+        "backend": r.backend,
+        "adapter_version": r.adapter_version,
+        "adapter_digest": r.adapter_digest,
+        "resumed": r.resumed,
+        "timing_us": {
+            "total": timing.total_us,
+            "instantiate": timing.instantiate_us,
+            "adapter": timing.adapter_us,
+            "outbound": timing.outbound_us,
+        },
+        "result": struct_json(r.result.as_ref()),
+    })
+}
+
+fn print_response(r: TaskResponse, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&response_json(&r))?);
+        return Ok(());
+    }
+    println!(
+        "backend:    {} {} (sha256 {:.12})",
+        r.backend, r.adapter_version, r.adapter_digest
+    );
+    println!(
+        "session:    {}  resumed: {}",
+        r.federation_session_id, r.resumed
+    );
+    println!("trace id:   {}", r.trace_id);
+    if let Some(t) = r.timing {
+        println!(
+            "timing:     total {} µs, instantiate {} µs, adapter {} µs, outbound {} µs",
+            t.total_us, t.instantiate_us, t.adapter_us, t.outbound_us
+        );
+    }
+    println!("output:\n{}", r.output);
+    Ok(())
+}
+
+fn print_error(status: &tonic::Status) {
+    eprintln!("error: {:?}: {}", status.code(), status.message());
+    if let Some(trace) = status.metadata().get("x-trace-id") {
+        eprintln!("trace id: {}", trace.to_str().unwrap_or_default());
     }
 }
 

@@ -243,7 +243,20 @@ pub struct CallArgs {
     /// W3C traceparent to continue (as an orchestrator would send).
     #[arg(long)]
     pub traceparent: Option<String>,
-    /// Print the whole response as JSON.
+    /// Caller metadata passed to the adapter, KEY=VALUE (repeatable).
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub metadata: Vec<(String, String)>,
+    /// Watch the task run (StreamAgentTask): print each progress event as it comes.
+    #[arg(long)]
+    pub stream: bool,
+    /// Print the whole response as JSON (with --stream: one JSON event per line).
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
