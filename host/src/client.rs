@@ -6,8 +6,8 @@ use tonic::metadata::MetadataValue;
 
 use crate::config::{AdaptersAction, AdaptersArgs, CallArgs, HealthArgs};
 use crate::json::{json_to_struct, struct_to_json};
-use crate::proto::{TaskRequest, TaskResponse, task_event, task_progress};
 use crate::proto::federation_service_client::FederationServiceClient;
+use crate::proto::{TaskRequest, TaskResponse, task_event, task_progress};
 
 /// Sends one task; prints the result (or the gRPC error) and returns the exit code.
 /// With `--stream`, prints the task's progress events as they arrive first.
@@ -73,7 +73,10 @@ async fn watch(
         };
         let Some(kind) = event.event else { continue };
         if json {
-            println!("{}", serde_json::to_string(&event_json(event.seq, &event.trace_id, &kind))?);
+            println!(
+                "{}",
+                serde_json::to_string(&event_json(event.seq, &event.trace_id, &kind))?
+            );
             code = i32::from(!matches!(kind, task_event::Event::Completed(_)));
             continue;
         }

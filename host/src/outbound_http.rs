@@ -171,11 +171,7 @@ impl OutboundHttp {
         let prepared = self.prepare(policy, request, deadline).await?;
         let span = prepared.span.clone();
         let exchange = async {
-            let response = prepared
-                .builder
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
+            let response = prepared.builder.send().await.map_err(|e| classify(&e))?;
             read_response(response, prepared.cap).await
         };
         let result = exchange.instrument(span.clone()).await;
@@ -204,7 +200,10 @@ impl OutboundHttp {
                 return Err(error);
             }
         };
-        if response.content_length().is_some_and(|len| len > prepared.cap) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > prepared.cap)
+        {
             let error = HttpError::TooLarge(prepared.cap);
             record_error(&span, &error);
             return Err(error);

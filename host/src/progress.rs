@@ -160,11 +160,29 @@ mod tests {
 
     #[test]
     fn replaces_bad_or_oversized_data_and_truncates_the_message() {
-        assert!(dropped_reason(&progress_from_guest(event("m", "[1]"))).unwrap().contains("not a JSON object"));
-        assert!(dropped_reason(&progress_from_guest(event("m", "{nope"))).unwrap().contains("not JSON"));
+        assert!(
+            dropped_reason(&progress_from_guest(event("m", "[1]")))
+                .unwrap()
+                .contains("not a JSON object")
+        );
+        assert!(
+            dropped_reason(&progress_from_guest(event("m", "{nope")))
+                .unwrap()
+                .contains("not JSON")
+        );
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(MAX_DATA_BYTES));
-        assert!(dropped_reason(&progress_from_guest(event("m", &big))).unwrap().contains("limit"));
-        assert!(progress_from_guest(event("m", "")).data.unwrap().fields.is_empty());
+        assert!(
+            dropped_reason(&progress_from_guest(event("m", &big)))
+                .unwrap()
+                .contains("limit")
+        );
+        assert!(
+            progress_from_guest(event("m", ""))
+                .data
+                .unwrap()
+                .fields
+                .is_empty()
+        );
         let long = "é".repeat(MAX_MESSAGE_BYTES);
         let cut = progress_from_guest(event(&long, "{}")).message;
         assert!(cut.starts_with(&"é".repeat(MAX_MESSAGE_BYTES / 2)), "{cut}");

@@ -23,12 +23,12 @@ use crate::async_tasks::AsyncTasks;
 use crate::error::TaskError;
 use crate::json::json_to_struct;
 use crate::metrics::AdapterMetrics;
+use crate::progress::ProgressSink;
 use crate::proto::federation_service_server::FederationService;
 use crate::proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
     TaskEvent, TaskFailed, TaskRequest, TaskResponse, TaskStarted, Timing, task_event,
 };
-use crate::progress::ProgressSink;
 use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
 use crate::runtime::bindings::Task;
 use crate::runtime::ctx::Usage;
@@ -152,9 +152,7 @@ impl Federation {
         // deadline passes before the run ends: the wrapper stops at its next step.
         let mut cancel = CancelOnDrop::new(self.runs.clone(), session.clone(), request_id.clone());
 
-        let run = self
-            .runtime
-            .run_watched(&adapter, task, deadline, progress);
+        let run = self.runtime.run_watched(&adapter, task, deadline, progress);
         // The epoch callback stops a running guest at the deadline; this outer timer
         // also covers time spent in host code (instantiation, outbound waits).
         let (result, usage) = match tokio::time::timeout_at(deadline.into(), run)

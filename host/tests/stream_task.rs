@@ -50,10 +50,7 @@ fn assert_well_formed(events: &[TaskEvent], request: &TaskRequest) {
         assert!(event.at.is_some());
         assert_eq!(
             event.task_id,
-            format!(
-                "{}/{}",
-                request.federation_session_id, request.request_id
-            )
+            format!("{}/{}", request.federation_session_id, request.request_id)
         );
     }
     let Some(Event::Started(started)) = &events[0].event else {
@@ -87,13 +84,19 @@ async fn crewai_streams_the_wrappers_progress_then_the_result() {
             "completed"
         ]
     );
-    let Some(Event::Started(started)) = &events[0].event else { unreachable!() };
+    let Some(Event::Started(started)) = &events[0].event else {
+        unreachable!()
+    };
     assert!(started.progress_events, "crewai imports progress");
-    let Some(Event::Progress(step)) = &events[4].event else { unreachable!() };
+    let Some(Event::Progress(step)) = &events[4].event else {
+        unreachable!()
+    };
     assert_eq!(step.message, "step research finished");
     let data = agent_federation::json::struct_to_json(step.data.as_ref().unwrap()).unwrap();
     assert_eq!(data["output"], "notes");
-    let Some(Event::Progress(llm)) = &events[2].event else { unreachable!() };
+    let Some(Event::Progress(llm)) = &events[2].event else {
+        unreachable!()
+    };
     assert_eq!(llm.message, "LLM call by researcher (stub)");
 
     let Some(Event::Completed(response)) = &events.last().unwrap().event else {
@@ -101,12 +104,20 @@ async fn crewai_streams_the_wrappers_progress_then_the_result() {
     };
     assert_eq!(response.output, "stub answer to: Stream a haiku");
     assert_eq!(response.trace_id, events[0].trace_id);
-    assert_eq!(response.federation_session_id, request.federation_session_id);
+    assert_eq!(
+        response.federation_session_id,
+        request.federation_session_id
+    );
     // The wrapper was asked for its stream, once, in the same trace.
     let sent = env().stub.requests_for(&request.request_id);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].header("accept"), Some("application/x-ndjson"));
-    assert!(sent[0].header("traceparent").unwrap().contains(&events[0].trace_id));
+    assert!(
+        sent[0]
+            .header("traceparent")
+            .unwrap()
+            .contains(&events[0].trace_id)
+    );
 }
 
 #[tokio::test]
@@ -128,7 +139,11 @@ async fn a_failed_run_ends_the_stream_with_its_status() {
         panic!("{:?}", kinds(&events));
     };
     assert_eq!(Code::from_i32(failed.code), Code::DeadlineExceeded);
-    assert!(failed.message.contains("stub run failed with 504"), "{}", failed.message);
+    assert!(
+        failed.message.contains("stub run failed with 504"),
+        "{}",
+        failed.message
+    );
     // The progress before the failure was delivered.
     assert!(kinds(&events).contains(&"CheckpointSaved".to_string()));
 
@@ -174,7 +189,9 @@ async fn an_adapter_built_against_contract_0_1_0_gets_host_events_only() {
     let events = stream_all(request.clone()).await.unwrap();
     assert_well_formed(&events, &request);
     assert_eq!(kinds(&events), ["started", "completed"]);
-    let Some(Event::Started(started)) = &events[0].event else { unreachable!() };
+    let Some(Event::Started(started)) = &events[0].event else {
+        unreachable!()
+    };
     assert!(!started.progress_events);
 
     let trapped = stream_all(with_session(task("test-faults", "trap")))
@@ -207,7 +224,11 @@ async fn dropping_the_stream_cancels_the_wrappers_run() {
         request.request_id.clone(),
     );
     let mut client = env().host.client().await;
-    let mut stream = client.stream_agent_task(request).await.unwrap().into_inner();
+    let mut stream = client
+        .stream_agent_task(request)
+        .await
+        .unwrap()
+        .into_inner();
     // Wait for the wrapper's first relayed event, then walk away.
     loop {
         let event = stream.next().await.unwrap().unwrap();
@@ -233,7 +254,11 @@ async fn the_callers_deadline_ends_a_stream_with_deadline_exceeded() {
     let mut client = env().host.client().await;
     let mut request = tonic::Request::new(with_session(task("crewai", "stream-slow:400")));
     request.set_timeout(Duration::from_millis(1500));
-    let mut stream = client.stream_agent_task(request).await.unwrap().into_inner();
+    let mut stream = client
+        .stream_agent_task(request)
+        .await
+        .unwrap()
+        .into_inner();
     let mut last = None;
     while let Some(Ok(event)) = stream.next().await {
         last = event.event;

@@ -25,7 +25,11 @@ async fn stream(
     request
         .metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());
-    client.stream_agent_task(request).await.unwrap().into_inner()
+    client
+        .stream_agent_task(request)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 fn progress_kinds(events: &[TaskEvent]) -> Vec<Kind> {
@@ -52,11 +56,17 @@ async fn a_crew_and_a_graph_stream_their_progress_then_the_result() {
 
         for (i, event) in events.iter().enumerate() {
             assert_eq!(event.seq, i as u64 + 1, "{backend}: numbered without gaps");
-            assert_eq!(event.trace_id, trace_id, "{backend}: the orchestrator's trace");
+            assert_eq!(
+                event.trace_id, trace_id,
+                "{backend}: the orchestrator's trace"
+            );
         }
         assert!(matches!(events[0].event, Some(Event::Started(ref s)) if s.progress_events));
         let Some(Event::Completed(response)) = &events.last().unwrap().event else {
-            panic!("{backend}: last event is not completed: {:?}", events.last());
+            panic!(
+                "{backend}: last event is not completed: {:?}",
+                events.last()
+            );
         };
         assert!(!response.output.is_empty());
         assert_eq!(response.trace_id, trace_id);
@@ -84,8 +94,7 @@ async fn a_crew_and_a_graph_stream_their_progress_then_the_result() {
 
 #[tokio::test]
 async fn dropping_the_stream_mid_crew_cancels_the_run() {
-    let stack =
-        Stack::start_with_wrapper_env(&[("AGENT_WRAPPER_TEST_STEP_DELAY_MS", "400")]).await;
+    let stack = Stack::start_with_wrapper_env(&[("AGENT_WRAPPER_TEST_STEP_DELAY_MS", "400")]).await;
     let (tp, trace_id, _) = orchestrator_traceparent(203);
     let mut request = request("crewai", "Stream then hang up", "e2e-stream-cancel");
     request.request_id = "stream-cancel-1".into();

@@ -24,9 +24,7 @@ pub use bindings::federation::agent_backend::outbound_http::{
     self as outbound_http, HttpError, Method, Request, Response,
 };
 pub use bindings::federation::agent_backend::outbound_stream::{self, ResponseStream};
-pub use bindings::federation::agent_backend::progress::{
-    self, Event as ProgressEvent, EventKind,
-};
+pub use bindings::federation::agent_backend::progress::{self, Event as ProgressEvent, EventKind};
 pub use bindings::federation::agent_backend::types::{
     AdapterError, AdapterInfo, Task, TaskResponse, UpstreamStatus,
 };
@@ -162,7 +160,11 @@ pub fn stream_json(
             Some(Value::Object(data)) => data.clone(),
             _ => Map::new(),
         };
-        match event.get("type").and_then(Value::as_str).unwrap_or_default() {
+        match event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
             "completed" => {
                 return match data.get("reply") {
                     Some(Value::Object(reply)) => Ok(reply.clone()),

@@ -140,12 +140,30 @@ async fn handle(
 /// The wrapper's NDJSON progress stream for `goal`, ending (normally) with `reply`.
 fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
     let mut events = vec![
-        ("started", json!({"framework": reply["framework"], "attempt": 1})),
-        ("step", json!({"name": "research", "agent": "researcher", "phase": "started"})),
-        ("llm_call", json!({"model": "stub", "agent": "researcher", "step": "research", "prompt_chars": 10, "completion_chars": 20})),
-        ("tool_call", json!({"tool": "search", "agent": "researcher", "step": "research"})),
-        ("step", json!({"name": "research", "agent": "researcher", "phase": "finished", "output": "notes"})),
-        ("checkpoint_saved", json!({"step": "research", "checkpoint": 1})),
+        (
+            "started",
+            json!({"framework": reply["framework"], "attempt": 1}),
+        ),
+        (
+            "step",
+            json!({"name": "research", "agent": "researcher", "phase": "started"}),
+        ),
+        (
+            "llm_call",
+            json!({"model": "stub", "agent": "researcher", "step": "research", "prompt_chars": 10, "completion_chars": 20}),
+        ),
+        (
+            "tool_call",
+            json!({"tool": "search", "agent": "researcher", "step": "research"}),
+        ),
+        (
+            "step",
+            json!({"name": "research", "agent": "researcher", "phase": "finished", "output": "notes"}),
+        ),
+        (
+            "checkpoint_saved",
+            json!({"step": "research", "checkpoint": 1}),
+        ),
     ];
     if goal == "stream-big-event" {
         events.push(("tool_call", json!({"tool": "x".repeat(70 * 1024)})));
@@ -160,12 +178,18 @@ fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
     }
     let delay = goal
         .strip_prefix("stream-slow:")
-        .map_or(Duration::ZERO, |ms| Duration::from_millis(ms.parse().unwrap()));
+        .map_or(Duration::ZERO, |ms| {
+            Duration::from_millis(ms.parse().unwrap())
+        });
     let trace_id = trace_id.to_string();
-    let lines = events.into_iter().enumerate().map(move |(i, (kind, data))| {
-        let event = json!({"seq": i + 1, "type": kind, "trace_id": trace_id, "ts": 0, "data": data});
-        format!("{event}\n")
-    });
+    let lines = events
+        .into_iter()
+        .enumerate()
+        .map(move |(i, (kind, data))| {
+            let event =
+                json!({"seq": i + 1, "type": kind, "trace_id": trace_id, "ts": 0, "data": data});
+            format!("{event}\n")
+        });
     let body = futures::stream::iter(lines).then(move |line| async move {
         tokio::time::sleep(delay).await;
         Ok::<_, std::convert::Infallible>(line)
