@@ -8,8 +8,10 @@
 //! it sent has the expected shape (POST to its route, JSON body with the task's goal,
 //! session and request ids, the host's `traceparent`); wrapper errors 422, 503 and 500
 //! map to INVALID_ARGUMENT, UNAVAILABLE and INTERNAL; a non-JSON reply is INTERNAL; a
-//! wrapper slower than the deadline ends with DEADLINE_EXCEEDED. Exit code 1 if any
-//! check fails.
+//! wrapper slower than the deadline ends with DEADLINE_EXCEEDED; an adapter that
+//! imports `progress` maps the wrapper's NDJSON progress stream to the same response
+//! when its task is watched (and the report counts the events it relayed). Exit code
+//! 1 if any check fails.
 
 use std::{
     path::PathBuf,
@@ -33,6 +35,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::error::TaskError;
 use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
 use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
+use crate::progress::ProgressSink;
+use crate::proto::task_event;
 use crate::runtime::adapter::{Adapter, AdapterRuntime, digest_of};
 use crate::runtime::bindings::Task;
 use crate::runtime::engine::{EngineLimits, build_engine};
@@ -190,6 +194,9 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
     };
 
     golden_success(&mut report, &runtime, &adapter, &stub).await;
+    if adapter.reports_progress {
+        golden_watched(&mut report, &runtime, &adapter, &stub).await;
+    }
     for (goal, code) in [
         ("golden:422", Code::InvalidArgument),
         ("golden:503", Code::Unavailable),
@@ -294,6 +301,55 @@ async fn golden_success(
     if ok || !requests.is_empty() {
         report.record("carries the host's traceparent", trace);
     }
+}
+
+/// The golden task again, watched (as `StreamAgentTask` runs it): the stub streams
+/// progress to adapters that ask for it; the result must be the same.
+async fn golden_watched(
+    report: &mut Report,
+    runtime: &AdapterRuntime,
+    adapter: &Adapter,
+    stub: &StubWrapper,
+) {
+    let budget = Duration::from_secs(10);
+    let deadline = Instant::now() + budget;
+    let task = golden_task("golden:ok", &stub.url, budget);
+    let (sink, mut events) = ProgressSink::channel();
+    let run = runtime.run_watched(adapter, task, deadline, Some(sink));
+    let outcome = tokio::time::timeout_at(deadline.into(), run).await;
+    let mut relayed = Vec::new();
+    while let Ok(stamped) = events.try_recv() {
+        if let task_event::Event::Progress(progress) = stamped.event {
+            relayed.push(progress.message);
+        }
+    }
+    stub.take();
+    let result = match outcome {
+        Ok((Ok(outcome), _)) if outcome.response.output == "golden answer" => {
+            if relayed.is_empty() {
+                Ok(
+                    "answered; relayed no progress (watchers see only started and the result)"
+                        .into(),
+                )
+            } else {
+                Ok(format!(
+                    "{} progress events: {}",
+                    relayed.len(),
+                    relayed.join("; ")
+                ))
+            }
+        }
+        Ok((Ok(outcome), _)) => Err(format!(
+            "output {:?}, wanted the completed event's reply",
+            outcome.response.output
+        )),
+        Ok((Err(error), _)) => {
+            let error = TaskError::from_run(&adapter.info.name, error, budget);
+            Err(format!("failed with {:?}: {error}", error.code()))
+        }
+        Err(_) => Err("ran past its deadline".into()),
+    };
+    report.record("relays progress when watched", result);
 }
 
 fn request_shape(request: &Recorded, route: &str) -> Result<String, String> {
@@ -404,13 +460,61 @@ async fn answer(
             tokio::time::sleep(Duration::from_secs(5)).await;
             error(StatusCode::GATEWAY_TIMEOUT)
         }
-        _ => axum::Json(json!({
-            "output": "golden answer",
-            "federation_session_id": body["federation_session_id"],
-            "request_id": body["request_id"],
-            "resumed": false,
-            "steps": [],
-        }))
-        .into_response(),
+        _ => {
+            let reply = json!({
+                "output": "golden answer",
+                "federation_session_id": body["federation_session_id"],
+                "request_id": body["request_id"],
+                "resumed": false,
+                "steps": [],
+            });
+            let streamed = headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("application/x-ndjson"));
+            if streamed {
+                progress_stream(reply)
+            } else {
+                axum::Json(reply).into_response()
+            }
+        }
     }
+}
+
+/// The agent wrapper's NDJSON progress stream for a run that answers `reply`.
+fn progress_stream(reply: Value) -> Response {
+    let events = [
+        ("started", json!({"framework": "check", "attempt": 1})),
+        (
+            "step",
+            json!({"name": "golden", "agent": "checker", "phase": "started"}),
+        ),
+        (
+            "llm_call",
+            json!({"model": "check", "agent": "checker", "step": "golden"}),
+        ),
+        (
+            "step",
+            json!({"name": "golden", "agent": "checker", "phase": "finished", "output": "ok"}),
+        ),
+        (
+            "checkpoint_saved",
+            json!({"step": "golden", "checkpoint": 1}),
+        ),
+        (
+            "completed",
+            json!({"reply": reply, "llm_calls": 1, "replayed": false}),
+        ),
+    ];
+    let body: String = events
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, data))| {
+            format!(
+                "{}\n",
+                json!({"seq": i + 1, "type": kind, "trace_id": "", "ts": 0, "data": data})
+            )
+        })
+        .collect();
+    ([("content-type", "application/x-ndjson")], body).into_response()
 }

@@ -61,11 +61,18 @@ fn shipped_adapters_pass_and_broken_ones_fail_with_a_report() {
             "{report}"
         );
         assert!(report.contains("exports: describe, run-task"), "{report}");
+        assert!(
+            report.lines().any(|line| line.starts_with("PASS relays progress when watched")
+                && line.ends_with("4 progress events: step golden started; LLM call by checker (check); step golden finished; checkpoint saved after step golden")),
+            "{report}"
+        );
     }
 
-    // test-faults answers every golden task with invalid-input.
+    // test-faults answers every golden task with invalid-input. It is built against
+    // contract 0.1.0, so there is no progress check.
     let (code, report) = faults;
     assert_eq!(code, 1, "{report}");
+    assert!(!report.contains("relays progress"), "{report}");
     assert!(
         report.contains("FAIL maps a wrapper reply to a response"),
         "{report}"
