@@ -9,16 +9,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::outbound_http::Origin;
+use agent_federation::outbound_http::{Origin, ResponseStream};
 use agent_federation::policy::{PolicyDefaults, SandboxPolicy};
-use agent_federation::runtime::bindings::federation::agent_backend::{log, outbound_http, types};
+use agent_federation::runtime::bindings::federation::agent_backend::{
+    log, outbound_http, outbound_stream, progress, types,
+};
 use agent_federation::runtime::bindings::{
     AgentBackend, AgentBackendPre, HttpError, Level, Request, Response, Task,
 };
 use agent_federation::runtime::engine::{EPOCH_TICK, EngineLimits, build_engine};
 use axum::{Router, body::Bytes, http::HeaderMap, response::IntoResponse};
 use serde_json::{Value, json};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
     StoreLimits, StoreLimitsBuilder, UpdateDeadline,
@@ -265,6 +267,46 @@ impl outbound_http::Host for StubCtx {
 
 impl log::Host for StubCtx {
     async fn log(&mut self, _level: Level, _message: String) {}
+}
+
+// The hop's tasks run unwatched, so adapters never stream: these answer as a host
+// with nothing to stream would.
+impl outbound_stream::Host for StubCtx {
+    async fn send(&mut self, _request: Request) -> Result<Resource<ResponseStream>, HttpError> {
+        Err(HttpError::Denied(
+            "the benchmark stub does not stream".into(),
+        ))
+    }
+}
+
+impl outbound_stream::HostResponseStream for StubCtx {
+    async fn status(&mut self, _stream: Resource<ResponseStream>) -> u16 {
+        0
+    }
+
+    async fn headers(&mut self, _stream: Resource<ResponseStream>) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    async fn read_line(
+        &mut self,
+        _stream: Resource<ResponseStream>,
+    ) -> Result<Option<Vec<u8>>, HttpError> {
+        Ok(None)
+    }
+
+    async fn drop(&mut self, stream: Resource<ResponseStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl progress::Host for StubCtx {
+    async fn watched(&mut self) -> bool {
+        false
+    }
+
+    async fn emit(&mut self, _event: agent_federation::runtime::bindings::ProgressEvent) {}
 }
 
 /// An adapter linked against [`StubCtx`].
