@@ -62,12 +62,16 @@ pids+=($!)
 host_addr=$(wait_line "$run/host.out" "listening on" | awk '{print $NF}')
 
 status=0
+# CrewAI as one blocking RunAgentTask; LangGraph as StreamAgentTask, printing the
+# graph's progress events as they arrive.
 for backend in crewai langgraph; do
     trace_id=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
     parent=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(8))')
+    mode=(); rpc=RunAgentTask
+    if [ "$backend" = langgraph ]; then mode=(--stream); rpc=StreamAgentTask; fi
     echo
-    echo "==> RunAgentTask backend=$backend (orchestrator traceparent 00-$trace_id-$parent-01)"
-    if ! "$bin/agent-federation" call --addr "http://$host_addr" --backend "$backend" \
+    echo "==> $rpc backend=$backend (orchestrator traceparent 00-$trace_id-$parent-01)"
+    if ! "$bin/agent-federation" call "${mode[@]}" --addr "http://$host_addr" --backend "$backend" \
         --goal "Explain in two sentences why AI agent adapters should run in a WebAssembly sandbox" \
         --context "Audience: platform engineers" --input '{"tone": "plain"}' \
         --session "demo-$backend-$(date +%s)" --traceparent "00-$trace_id-$parent-01"; then
