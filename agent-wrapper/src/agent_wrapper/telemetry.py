@@ -66,8 +66,11 @@ def instrument_app(app, provider: TracerProvider) -> None:
     """Server spans for the app, continuing incoming ``traceparent``/``tracestate``."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    # No span per ASGI send/receive message: a streamed run sends one message per
+    # progress event, which would bury the run's own spans.
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
-                                       excluded_urls="healthz,readyz")
+                                       excluded_urls="healthz,readyz",
+                                       exclude_spans=["receive", "send"])
 
 
 def tracer() -> trace.Tracer:
