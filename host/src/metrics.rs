@@ -5,12 +5,13 @@
 //! `error.type` (the gRPC code name). `OTEL_METRICS_EXPORTER=none` turns export off;
 //! `OTEL_METRIC_EXPORT_INTERVAL` (ms) sets how often points are sent.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 
 use crate::runtime::adapter::Adapter;
+use crate::runtime::bindings::AdapterInfo;
 use crate::runtime::ctx::Usage;
 
 pub struct AdapterMetrics {
@@ -65,29 +66,46 @@ impl AdapterMetrics {
     }
 
     /// Records one finished task; `error` is its gRPC code name when it failed.
-    pub fn record(&self, adapter: &Adapter, usage: &Usage, error: Option<&str>, trapped: bool) {
-        let attributes = [
-            KeyValue::new("adapter.name", adapter.info.name.clone()),
-            KeyValue::new("adapter.version", adapter.info.version.clone()),
-        ];
-        self.tasks.add(1, &attributes);
+    /// Allocates nothing: the adapter's attributes were built when it was loaded.
+    pub fn record(
+        &self,
+        adapter: &Adapter,
+        usage: &Usage,
+        error: Option<&'static str>,
+        trapped: bool,
+    ) {
+        let attributes = &adapter.metric_attributes;
+        self.tasks.add(1, attributes);
         if let Some(code) = error {
-            let mut with_kind = attributes.to_vec();
-            with_kind.push(KeyValue::new("error.type", code.to_string()));
+            let [name, version] = attributes;
+            let with_kind = [
+                name.clone(),
+                version.clone(),
+                KeyValue::new("error.type", code),
+            ];
             self.errors.add(1, &with_kind);
         }
         if trapped {
-            self.traps.add(1, &attributes);
+            self.traps.add(1, attributes);
         }
         self.cpu_time
-            .record(usage.cpu_time.as_secs_f64(), &attributes);
+            .record(usage.cpu_time.as_secs_f64(), attributes);
         self.memory_peak
-            .record(usage.memory_peak as u64, &attributes);
+            .record(usage.memory_peak as u64, attributes);
         self.outbound_requests
-            .add(u64::from(usage.outbound_requests), &attributes);
+            .add(u64::from(usage.outbound_requests), attributes);
         if usage.outbound_denied > 0 {
             self.outbound_denied
-                .add(u64::from(usage.outbound_denied), &attributes);
+                .add(u64::from(usage.outbound_denied), attributes);
         }
     }
+}
+
+/// `adapter.name` and `adapter.version` of one adapter build, with the strings shared
+/// (`Arc<str>`), so that recording a task copies no string.
+pub fn adapter_attributes(info: &AdapterInfo) -> [KeyValue; 2] {
+    [
+        KeyValue::new("adapter.name", Arc::<str>::from(info.name.as_str())),
+        KeyValue::new("adapter.version", Arc::<str>::from(info.version.as_str())),
+    ]
 }

@@ -53,6 +53,8 @@ pub struct Adapter {
     /// Whether the component imports `progress` (contract 0.1.1 or later), i.e. can
     /// report progress events to a watcher.
     pub reports_progress: bool,
+    /// `adapter.name` and `adapter.version`, for its metrics.
+    pub metric_attributes: [opentelemetry::KeyValue; 2],
     tasks_started: AtomicU64,
     pre: AgentBackendPre<AdapterCtx>,
 }
@@ -76,6 +78,7 @@ impl Adapter {
             task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
             policy,
             reports_progress: self.reports_progress,
+            metric_attributes: self.metric_attributes.clone(),
             tasks_started: AtomicU64::new(0),
             pre: self.pre.clone(),
         }
@@ -278,6 +281,7 @@ impl AdapterRuntime {
             .component_type()
             .imports(&self.engine)
             .any(|(name, _)| name.starts_with(PROGRESS_INTERFACE));
+        let metric_attributes = crate::metrics::adapter_attributes(&info);
         if self.self_test {
             self.self_test(&pre, &info, &policy).await?;
         }
@@ -291,6 +295,7 @@ impl AdapterRuntime {
             task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
             policy,
             reports_progress,
+            metric_attributes,
             tasks_started: AtomicU64::new(0),
             pre,
         })
