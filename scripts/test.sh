@@ -38,6 +38,15 @@ echo "==> adapter check on the template's build (as an author would run it)"
 "${CARGO_TARGET_DIR:-target}/debug/agent-federation" adapter check \
     "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/my_adapter.wasm"
 
+echo "==> adapter new: a scaffolded crate builds and passes adapter check"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+scaffold="$(mktemp -d)/scaffold-agent"
+"$target_dir/debug/agent-federation" adapter new scaffold-agent --dir "$scaffold" --sdk adapters/sdk
+(cd "$scaffold" && CARGO_TARGET_DIR="$target_dir" cargo build --release --target wasm32-wasip2)
+"$target_dir/debug/agent-federation" adapter check \
+    "$target_dir/wasm32-wasip2/release/scaffold_agent.wasm"
+rm -rf "$(dirname "$scaffold")"
+
 echo "==> agent wrapper tests"
 agent-wrapper/scripts/test.sh
 

@@ -43,6 +43,19 @@ pub enum AdapterCommand {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
+    /// Create a new Rust adapter crate NAME from the template (builds with
+    /// `cargo build --release --target wasm32-wasip2`).
+    New {
+        /// The adapter's backend name: 1..64 of [a-z0-9-], starting with a letter.
+        name: String,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK crate, `adapters/sdk` of an agent-federation checkout (default:
+        /// found above the current directory).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod progress;
 pub mod proto;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod service;
 pub mod task;

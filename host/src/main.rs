@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use agent_federation::config::{AdapterCommand, Cli, Command};
-use agent_federation::{check, client, server, telemetry::Telemetry};
+use agent_federation::{check, client, scaffold, server, telemetry::Telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,6 +27,14 @@ async fn main() -> anyhow::Result<()> {
             let code = check::check(check::CheckArgs { file, policy }).await?;
             telemetry.shutdown();
             std::process::exit(code)
+        }
+        Command::Adapter(AdapterCommand::New { name, dir, sdk }) => {
+            let dir = scaffold::new_adapter(scaffold::NewArgs { name, dir, sdk })?;
+            println!(
+                "created {}: build it with `cargo build --release --target wasm32-wasip2` there",
+                dir.display()
+            );
+            Ok(())
         }
     }
 }
