@@ -9,6 +9,9 @@ use agent_federation::{check, client, scaffold, server, telemetry::Telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Serve(args) => {
             let telemetry = Telemetry::init()?;
@@ -36,5 +39,15 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`call --json | head`) fails
+/// and `println!` panics. A command-line client should just end, as other Unix tools
+/// do. Not for `serve`: a peer closing a socket must never kill the host.
+fn restore_sigpipe() {
+    // SAFETY: signal() only sets the process-wide disposition; SIG_DFL is valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -116,7 +116,7 @@ async fn the_host_serves_when_no_collector_is_listening() {
 
 #[tokio::test]
 async fn call_and_health_subcommands_talk_to_a_running_host() {
-    let (_, stub_url, sink) = start_stub_and_sink().await;
+    let (stub, stub_url, sink) = start_stub_and_sink().await;
     let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
     let bin = env!("CARGO_BIN_EXE_agent-federation");
     let endpoint = host.endpoint();
@@ -159,11 +159,46 @@ async fn call_and_health_subcommands_talk_to_a_running_host() {
             ])
             .output()
             .unwrap();
-        (health, call, missing)
+        let watched = std::process::Command::new(bin)
+            .args(["call", "--addr", &endpoint, "--backend", "crewai"])
+            .args(["--goal", "watched from the cli", "--stream", "--json"])
+            .args(["--metadata", "team=infra"])
+            .output()
+            .unwrap();
+        // Nobody reads the output: the client ends quietly, no panic.
+        let mut unread = std::process::Command::new(bin)
+            .args(["call", "--addr", &endpoint, "--backend", "crewai"])
+            .args(["--goal", "nobody reads", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(unread.stdout.take());
+        let unread = unread.wait_with_output().unwrap();
+        (health, call, missing, watched, unread)
     })
     .await
     .unwrap();
-    let (health, call, missing) = output;
+    let (health, call, missing, watched, unread) = output;
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&watched.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["type"], "started");
+    assert_eq!(events.last().unwrap()["type"], "completed");
+    assert!(events.iter().any(|e| e["type"] == "llm_call"), "{events:?}");
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["seq"], i as u64 + 1);
+    }
+    let sent = stub.requests_with_goal("watched from the cli");
+    assert_eq!(sent[0].body["metadata"]["team"], "infra");
+    let unread_stderr = String::from_utf8_lossy(&unread.stderr);
+    assert!(!unread_stderr.contains("panicked"), "{unread_stderr}");
     assert!(health.status.success());
     assert!(String::from_utf8_lossy(&health.stdout).contains("SERVING"));
     assert!(
