@@ -166,6 +166,15 @@ impl Federation {
             Err(_) => (Err((false, RunError::DeadlineExceeded)), Usage::default()),
         };
         record_usage(&span, &usage);
+        if usage.progress_dropped > 0 {
+            tracing::warn!(
+                parent: &span,
+                adapter = %adapter.info.name,
+                dropped = usage.progress_dropped,
+                limit = crate::progress::MAX_EVENTS_PER_TASK,
+                "the adapter reported more progress events than a task may; the rest were dropped"
+            );
+        }
         if !matches!(result, Err((_, RunError::DeadlineExceeded))) {
             cancel.disarm();
         }
