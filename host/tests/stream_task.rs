@@ -1,8 +1,8 @@
 //! StreamAgentTask through the real host and adapters to the recording stub wrapper:
 //! the event sequence (numbering, trace id, progress relayed from the wrapper's NDJSON
 //! stream, the final result or error), refusals before the start, a 0.1.0 adapter's
-//! host-only events, oversized adapter events, and a dropped stream cancelling the
-//! wrapper's run.
+//! host-only events, oversized adapter events, a malformed or over-cap stream, and a
+//! dropped stream cancelling the wrapper's run.
 
 mod support;
 
@@ -163,6 +163,52 @@ async fn a_stream_cut_before_the_end_is_unavailable() {
     };
     assert_eq!(Code::from_i32(failed.code), Code::Unavailable);
     assert!(failed.message.contains("ended before the run finished"));
+}
+
+#[tokio::test]
+async fn a_line_that_is_not_an_event_is_internal() {
+    let events = stream_all(with_session(task("crewai", "stream-garbage")))
+        .await
+        .unwrap();
+    let Some(Event::Failed(failed)) = &events.last().unwrap().event else {
+        panic!("{:?}", kinds(&events));
+    };
+    assert_eq!(Code::from_i32(failed.code), Code::Internal);
+    assert!(
+        failed.message.contains("not a JSON object"),
+        "{}",
+        failed.message
+    );
+    assert!(failed.message.contains("<html>"), "{}", failed.message);
+}
+
+#[tokio::test]
+async fn a_stream_past_the_response_cap_is_cut_off() {
+    let (_, stub_url, sink) = support::start_stub_and_sink().await;
+    let cap = ["--max-response-bytes", "65536"];
+    let host = support::HostProcess::start(&stub_url, &sink.grpc_endpoint(), &cap);
+    let mut client = host.client().await;
+    let request = with_session(task("crewai", "stream-big-event"));
+    let mut stream = client
+        .stream_agent_task(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        events.push(event.unwrap());
+    }
+    // The events before the oversized one were relayed; then the cap ended the run.
+    assert!(kinds(&events).contains(&"CheckpointSaved".to_string()));
+    let Some(Event::Failed(failed)) = &events.last().unwrap().event else {
+        panic!("{:?}", kinds(&events));
+    };
+    assert_eq!(Code::from_i32(failed.code), Code::Internal);
+    assert!(
+        failed.message.contains("65536-byte cap"),
+        "{}",
+        failed.message
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! the wrapper's progress stream instead (started, step, llm_call, tool_call,
 //! checkpoint_saved, step, completed with that reply), shaped by goals of its own:
 //! `stream-fail:NNN` ends with a `failed` event of that status, `stream-cut` ends
-//! without a final event, `stream-big-event` sends an event over the host's data
+//! without a final event, `stream-garbage` ends with a line that is not JSON,
+//! `stream-big-event` sends an event over the host's data
 //! limit, `stream-slow:MS` waits that long before each event.
 
 use std::{
@@ -173,7 +174,7 @@ fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
             "failed",
             json!({"status": code.parse::<u16>().unwrap(), "code": "stub", "message": format!("stub run failed with {code}")}),
         )),
-        None if goal == "stream-cut" => {}
+        None if goal == "stream-cut" || goal == "stream-garbage" => {}
         None => events.push(("completed", json!({"reply": reply, "llm_calls": 1, "replayed": false}))),
     }
     let delay = goal
@@ -189,7 +190,8 @@ fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
             let event =
                 json!({"seq": i + 1, "type": kind, "trace_id": trace_id, "ts": 0, "data": data});
             format!("{event}\n")
-        });
+        })
+        .chain((goal == "stream-garbage").then(|| "<html>not an event</html>\n".to_string()));
     let body = futures::stream::iter(lines).then(move |line| async move {
         tokio::time::sleep(delay).await;
         Ok::<_, std::convert::Infallible>(line)
