@@ -150,14 +150,14 @@ pub fn stream_json(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let event: Map<String, Value> = serde_json::from_slice(&line).map_err(|e| {
+        let mut event: Map<String, Value> = serde_json::from_slice(&line).map_err(|e| {
             AdapterError::Internal(format!(
                 "wrapper sent a progress line that is not a JSON object ({e}): {}",
                 excerpt(&line)
             ))
         })?;
-        let data = match event.get("data") {
-            Some(Value::Object(data)) => data.clone(),
+        let mut data = match event.remove("data") {
+            Some(Value::Object(data)) => data,
             _ => Map::new(),
         };
         match event
@@ -166,8 +166,8 @@ pub fn stream_json(
             .unwrap_or_default()
         {
             "completed" => {
-                return match data.get("reply") {
-                    Some(Value::Object(reply)) => Ok(reply.clone()),
+                return match data.remove("reply") {
+                    Some(Value::Object(reply)) => Ok(reply),
                     _ => Err(AdapterError::Internal(
                         "the wrapper's completed event carries no reply object".into(),
                     )),
