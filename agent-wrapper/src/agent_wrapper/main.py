@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from agent_wrapper import __version__, telemetry
+from agent_wrapper.agents import AgentRegistry, load_registry
 from agent_wrapper.api.body_limit import BodyLimitMiddleware
 from agent_wrapper.api.errors import install_error_handlers
 from agent_wrapper.api.routes import router
@@ -28,11 +29,13 @@ class WrapperState:
     llm_factory: LLMFactory
     records: RunRecords
     runs: RunManager
+    agents: AgentRegistry
 
 
 def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None,
                llm_factory: LLMFactory | None = None, store: StateStore | None = None,
-               step_hook: StepHook | None = None) -> FastAPI:
+               step_hook: StepHook | None = None,
+               agents: AgentRegistry | None = None) -> FastAPI:
     """Build the wrapper app; the keyword arguments exist for tests (``step_hook`` is
     called at every step boundary of every run, before the cancel/deadline checks)."""
     settings = settings or Settings()
@@ -40,13 +43,15 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     store = store or build_store(settings)
     llm_factory = llm_factory or LLMFactory(settings)
     records = RunRecords(store, settings.run_record_ttl_s)
+    # A broken registry entry fails the start here (RegistryError names the entry).
+    agents = agents or load_registry(settings.agents_file)
     state = WrapperState(settings=settings, store=store, llm_factory=llm_factory,
-                         records=records,
+                         records=records, agents=agents,
                          runs=RunManager(settings=settings, store=store, records=records,
                                          llm_factory=llm_factory, step_hook=step_hook))
     llm = state.llm_factory.bundle()
-    log.info("agent-wrapper %s: llm provider=%s model=%s, store=%s", __version__,
-             llm.provider, llm.model, state.store.kind)
+    log.info("agent-wrapper %s: llm provider=%s model=%s, store=%s, agents: %s", __version__,
+             llm.provider, llm.model, state.store.kind, ", ".join(agents.agents))
     if settings.test_crash_after_step is not None:
         log.warning("TEST-ONLY fault injection active: AGENT_WRAPPER_TEST_CRASH_AFTER_STEP=%s",
                     settings.test_crash_after_step)

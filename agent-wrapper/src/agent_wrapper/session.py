@@ -2,13 +2,18 @@
 
 Document layout (identical in the file and the Redis store)::
 
-    {"version": 1, "session_id": str, "run_count": int,
-     "history": [{"request_id", "framework", "goal", "output", "finished_at"}, ...],
-     "crew":  {"pending": {"fingerprint", "run_id", "completed": [step, ...]} | null,
-               "last_checkpoint": str | null},
-     "graph": {"threads": <serialised LangGraph checkpoints>, "last_checkpoint": str | null},
+    {"version": 2, "session_id": str, "run_count": int,
+     "history": [{"request_id", "framework", "agent", "goal", "output", "finished_at"}, ...],
+     "agents": {"<agent name>": {
+         # crewai: the unfinished run's finished tasks
+         "pending": {"fingerprint", "run_id", "completed": [step, ...]} | null,
+         # langgraph: serialised checkpoints of the agent's thread, and the run's steps
+         "threads": {...}, "run": {"fingerprint", "steps": [step, ...]} | null,
+         "last_checkpoint": str | null}},
      "updated_at": iso8601}
 
+Each agent of a session keeps its own state, so a session can use several agents.
+Version-1 documents (``crew``/``graph`` at the top) are read as the built-in agents'.
 Only completed steps and finished runs are ever added; a failing request adds at
 most checkpoints of its own unfinished run, never rewrites history.
 """
@@ -28,9 +33,7 @@ from agent_wrapper.store.base import StateStore
 
 log = logging.getLogger(__name__)
 
-DOC_VERSION = 1
-# How many finished runs are fed back into a new run's prompt.
-HISTORY_IN_PROMPT = 5
+DOC_VERSION = 2
 
 
 def _now() -> str:
@@ -39,13 +42,26 @@ def _now() -> str:
 
 def new_document(session_id: str) -> dict[str, Any]:
     return {"version": DOC_VERSION, "session_id": session_id, "run_count": 0,
-            "history": [], "crew": {"pending": None, "last_checkpoint": None},
-            "graph": {"threads": None, "last_checkpoint": None}, "updated_at": _now()}
+            "history": [], "agents": {}, "updated_at": _now()}
 
 
-def request_fingerprint(framework: str, goal: str, context: str, input_data: dict) -> str:
+def _upgrade(document: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 document's ``crew``/``graph`` become the built-in agents' state."""
+    agents = document.setdefault("agents", {})
+    for old, name in (("crew", "crew"), ("graph", "graph")):
+        if isinstance(document.get(old), dict):
+            agents.setdefault(name, document.pop(old))
+    document["version"] = DOC_VERSION
+    return document
+
+
+def request_fingerprint(framework: str, goal: str, context: str, input_data: dict,
+                        agent: str | None = None) -> str:
     """Identifies "the same request" so only its own unfinished run is resumed."""
-    blob = json.dumps([framework, goal, context, input_data], sort_keys=True, default=str)
+    parts: list[Any] = [framework, goal, context, input_data]
+    if agent is not None:
+        parts.append(agent)
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -66,22 +82,16 @@ class SessionRun:
     def open(cls, store: StateStore, session_id: str,
              crash_after_step: int | None = None) -> "SessionRun":
         stored = store.load(session_id)
-        document = stored if stored is not None else new_document(session_id)
-        document.setdefault("crew", {"pending": None, "last_checkpoint": None})
-        document.setdefault("graph", {"threads": None, "last_checkpoint": None})
+        document = _upgrade(stored) if stored is not None else new_document(session_id)
         return cls(store, session_id, document, stored is not None, crash_after_step)
 
     @property
     def history(self) -> list[dict[str, Any]]:
         return self.document.setdefault("history", [])
 
-    def history_prompt(self) -> str:
-        """Previous finished runs, as text a model can use as context."""
-        lines = [
-            f"- goal: {item.get('goal', '')!s} -> answer: {str(item.get('output', ''))[:300]}"
-            for item in self.history[-HISTORY_IN_PROMPT:]
-        ]
-        return "\n".join(lines)
+    def agent_state(self, agent: str) -> dict[str, Any]:
+        """The stored state of one agent of this session (created empty)."""
+        return self.document.setdefault("agents", {}).setdefault(agent, {})
 
     def save(self) -> None:
         """Persist the document now; remembers store failures for error mapping."""
@@ -103,10 +113,11 @@ class SessionRun:
             sys.stderr.flush()
             os._exit(17)
 
-    def finish(self, framework: str, request_id: str | None, goal: str, output: str) -> None:
+    def finish(self, framework: str, agent: str, request_id: str | None, goal: str,
+               output: str) -> None:
         """Record the finished run and save it."""
-        self.history.append({"request_id": request_id, "framework": framework, "goal": goal,
-                             "output": output, "finished_at": _now()})
+        self.history.append({"request_id": request_id, "framework": framework, "agent": agent,
+                             "goal": goal, "output": output, "finished_at": _now()})
         self.document["run_count"] = int(self.document.get("run_count", 0)) + 1
         self.save()
 
@@ -119,3 +130,6 @@ class ExecutionResult:
     steps: list[dict[str, Any]]
     checkpoint: str | None
     messages: list[dict[str, str]] | None = None
+    # "input_required": the run stopped at an interrupt and waits for ``resume``.
+    status: str = "completed"
+    interrupt: Any = None

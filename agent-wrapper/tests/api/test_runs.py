@@ -179,7 +179,7 @@ def test_a_retry_takes_over_a_run_whose_replica_died(make_client) -> None:
     records = client.app.state.wrapper.records
     body = {"goal": "orphan", "federation_session_id": "dead-1", "request_id": "o-1"}
     claim = records.begin(session_id="dead-1", request_id="o-1", route="/v1/run_graph",
-                          framework="langgraph", trace_id="0" * 32,
+                          framework="langgraph", agent="graph", trace_id="0" * 32,
                           body_hash=body_sha256("/v1/run_graph", "orphan", "", {}, {}))
     records.mark_working("dead-1", "o-1", claim.owner)  # ... and then the replica died
 

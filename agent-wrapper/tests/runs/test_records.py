@@ -17,7 +17,7 @@ def records(tmp_path: Path) -> RunRecords:
 
 def begin(records: RunRecords, body_hash: str = "h1", request_id: str = "r-1"):
     return records.begin(session_id="s", request_id=request_id, route="/v1/run_crew",
-                         framework="crewai", body_hash=body_hash, trace_id="t" * 32)
+                         framework="crewai", agent="crew", body_hash=body_hash, trace_id="t" * 32)
 
 
 def test_body_hash_is_canonical() -> None:

@@ -1,4 +1,8 @@
-"""Routes: ``/v1/run_crew``, ``/v1/run_graph``, ``/healthz``, ``/readyz``.
+"""Routes: ``/v1/run_crew``, ``/v1/run_graph``, ``/v1/agents``, ``/healthz``, ``/readyz``.
+
+A run request names an agent (``agent``; empty: the route's default agent): an
+unknown one is 404 ``agent_not_found``, ``input_data`` that does not fit the agent's
+inputs is 422 naming the field, both before anything runs.
 
 A run takes the session lock first; a second request for a session that is
 running is rejected with 409 ``session_busy`` (not queued), so callers decide
@@ -12,21 +16,24 @@ application/x-ndjson`` streams progress events.
 """
 
 import contextvars
+import functools
 import logging
 import re
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from agent_wrapper import telemetry
-from agent_wrapper.api.schemas import ErrorResponse, RunRecordView, RunRequest, RunResponse
+from agent_wrapper.api.deps import Manager, Registry, wrapper_state
 from agent_wrapper.core.errors import BadRequest, StoreUnavailable, WrapperError, error_body
+from agent_wrapper.frameworks import FRAMEWORKS
+from agent_wrapper.models import AgentList, ErrorResponse, RunRecordView, RunRequest, RunResponse
 from agent_wrapper.runs import NDJSON, RunSpec, body_sha256, public_view
-from agent_wrapper.runs.executor import Outcome, Runner
+from agent_wrapper.runs.executor import Outcome
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -38,7 +45,7 @@ REQUEST_ID_HEADER = "x-agent-wrapper-request-id"
 _DEADLINE_RE = re.compile(r"\d{1,12}")
 
 _ERRORS = {code: {"model": ErrorResponse}
-           for code in (400, 409, 412, 413, 422, 499, 500, 502, 503, 504)}
+           for code in (400, 404, 409, 412, 413, 422, 499, 500, 502, 503, 504)}
 _RUN_RESPONSES = {
     **_ERRORS,
     200: {"content": {NDJSON: {"schema": {"type": "string"}}},
@@ -86,25 +93,28 @@ def _outcome_response(outcome: Outcome, request_id: str | None) -> JSONResponse:
                         headers=headers)
 
 
-async def _run(framework: str, span_name: str, route: str, runner: Runner, body: RunRequest,
-               request: Request) -> Response:
-    wrapper = request.app.state.wrapper
+async def _run(framework_name: str, body: RunRequest, request: Request, registry: Registry,
+               manager: Manager) -> Response:
+    framework = FRAMEWORKS[framework_name]
     try:
         deadline = _deadline(request)
         mode = _mode(request)
+        agent = registry.resolve(framework_name, body.agent)
+        agent.check_input(body.input_data, body.goal, body.context)
     except WrapperError as exc:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
     session_id = body.federation_session_id or str(uuid.uuid4())
     # Async and streamed runs always get an id: it names them for status and cancel.
     request_id = body.request_id or (None if mode == "sync" else str(uuid.uuid4()))
-    spec = RunSpec(framework=framework, span_name=span_name, runner=runner, route=route,
-                   body=body, session_id=session_id, request_id=request_id,
+    route = framework.ROUTE
+    spec = RunSpec(framework=framework_name, agent=agent.name, span_name=framework.SPAN_NAME,
+                   runner=functools.partial(framework.run, agent), route=route, body=body,
+                   session_id=session_id, request_id=request_id,
                    body_hash=body_sha256(route, body.goal, body.context, body.input_data,
-                                         body.metadata),
+                                         body.metadata, body.extra_identity()),
                    trace_id=telemetry.current_trace_id(), deadline=deadline)
     # Copied now, with the server span current: the run's spans become its children.
     ctx = contextvars.copy_context()
-    manager = wrapper.runs
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
     try:
         started = await manager.submit(spec, ctx)
@@ -128,20 +138,26 @@ async def _run(framework: str, span_name: str, route: str, runner: Runner, body:
 
 
 @router.post("/v1/run_crew", response_model=RunResponse, responses=_RUN_RESPONSES,
-             summary="Run the CrewAI crew (researcher -> writer) for a session")
-async def run_crew(body: RunRequest, request: Request) -> Response:
-    from agent_wrapper.crew_executor import run_crew as runner
-
-    return await _run("crewai", "CrewAI_Execution", "/v1/run_crew", runner, body, request)
+             summary="Run a CrewAI crew (the agent named in the body, or the built-in "
+                     "researcher -> writer) for a session")
+async def run_crew(body: RunRequest, request: Request, registry: Registry,
+                   manager: Manager) -> Response:
+    return await _run("crewai", body, request, registry, manager)
 
 
 @router.post("/v1/run_graph", response_model=RunResponse, responses=_RUN_RESPONSES,
-             summary="Run the LangGraph graph (plan -> respond) for a session")
-async def run_graph(body: RunRequest, request: Request) -> Response:
-    from agent_wrapper.graph_executor import run_graph as runner
+             summary="Run a LangGraph graph (the agent named in the body, or the built-in "
+                     "plan -> respond) for a session; answer an interrupt with `resume`")
+async def run_graph(body: RunRequest, request: Request, registry: Registry,
+                    manager: Manager) -> Response:
+    return await _run("langgraph", body, request, registry, manager)
 
-    return await _run("langgraph", "LangGraph_Execution", "/v1/run_graph", runner, body,
-                      request)
+
+@router.get("/v1/agents", response_model=AgentList,
+            summary="The registered agents: name, framework, input schema, tools")
+async def list_agents(registry: Registry,
+                      framework: Literal["crewai", "langgraph"] | None = None) -> AgentList:
+    return AgentList.model_validate({"agents": registry.listing(framework)})
 
 
 @router.get("/healthz", summary="Liveness")
@@ -150,8 +166,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: store reachable and LLM configured")
-async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state.wrapper
+async def readyz(state: Annotated[Any, Depends(wrapper_state)]) -> JSONResponse:
     reasons = list(state.llm_factory.configured())
     try:
         await anyio.to_thread.run_sync(state.store.ping)

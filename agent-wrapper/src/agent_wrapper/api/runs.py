@@ -5,11 +5,12 @@ replica sharing the store.
 """
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from agent_wrapper.api.schemas import ErrorResponse, RunRecordView
+from agent_wrapper.api.deps import Manager, Records
 from agent_wrapper.core.errors import BadRequest, RunNotFound, WrapperError, error_body
+from agent_wrapper.models import ErrorResponse, RunRecordView
 from agent_wrapper.runs import ACTIVE, public_view
 from agent_wrapper.store.session_id import request_id_problem, session_id_problem
 
@@ -37,8 +38,7 @@ def _unknown(session_id: str, request_id: str) -> RunNotFound:
             response_model=RunRecordView, responses=_ERRORS,
             summary="Status of a run: status, progress, result or error")
 async def run_status(federation_session_id: str, request_id: str,
-                     request: Request) -> JSONResponse:
-    records = request.app.state.wrapper.records
+                     records: Records) -> JSONResponse:
     try:
         _check_ids(federation_session_id, request_id)
         record = await anyio.to_thread.run_sync(records.get, federation_session_id,
@@ -56,8 +56,7 @@ async def run_status(federation_session_id: str, request_id: str,
                                          "description": "The run had already finished."}},
              summary="Cancel a run at its next step boundary (any replica)")
 async def cancel_run(federation_session_id: str, request_id: str,
-                     request: Request) -> JSONResponse:
-    manager = request.app.state.wrapper.runs
+                     manager: Manager) -> JSONResponse:
     try:
         _check_ids(federation_session_id, request_id)
         record = await manager.cancel(federation_session_id, request_id)

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
+    # The registry of the user's own agents (agents.toml); unset: built-ins only.
+    agents_file: Path | None = None
+
     # Run records ((session, request_id) -> status/result) expire this long after
     # their last update.
     run_record_ttl_s: float = Field(default=86_400.0, gt=0)

@@ -85,6 +85,31 @@ class ShuttingDown(WrapperError):
     code = "shutting_down"
 
 
+class AgentNotFound(WrapperError):
+    """The request names an agent the registry does not have (the message lists them)."""
+
+    status_code = 404
+    code = "agent_not_found"
+
+
+class NoPendingInterrupt(WrapperError):
+    """``resume`` was sent, but the session's agent is not waiting for input."""
+
+    status_code = 412
+    code = "no_pending_interrupt"
+
+
+class InputRequired(WrapperError):
+    """A new request on a session whose agent waits for input: answer with ``resume``."""
+
+    status_code = 412
+    code = "input_required"
+
+
+class RegistryError(Exception):
+    """A broken agent registry entry; the wrapper refuses to start (names the entry)."""
+
+
 def error_body(code: str, message: str) -> dict:
     """The one error shape every 4xx/5xx reply uses."""
     return {"error": {"code": code, "message": message}}

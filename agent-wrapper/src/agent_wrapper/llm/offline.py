@@ -5,20 +5,32 @@ gets (the task / question it finds there plus a short digest of the whole
 prompt), so the same prompt always gives the same answer and different prompts
 give different ones. Both classes count their calls so tests can prove that a
 resumed run did not redo a checkpointed step.
+
+Tools: when the prompt offers tools, the model calls each offered tool once, in the
+order offered, before it answers (CrewAI: a ReAct ``Action:`` naming the tool;
+LangChain: an ``AIMessage`` with ``tool_calls`` after ``bind_tools``). Arguments are
+derived from the tool's JSON Schema and the current task, so a test proves the
+whole tool path (call, span, progress event, observation) with no network.
 """
 
 import hashlib
+import json
 import re
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from crewai import BaseLLM
 from crewai.events.types.llm_events import LLMCallType
 from crewai.llms.base_llm import llm_call_context
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 OFFLINE_MODEL = "offline-deterministic"
@@ -71,13 +83,62 @@ def offline_answer(messages: Any) -> str:
     user = next((c for r, c in reversed(pairs) if r in ("user", "human")), prompt)
     role_match = re.search(r"You are ([^.\n]+)", system)
     role = role_match.group(1).strip() if role_match else "assistant"
-    task_match = re.search(r"Current Task:\s*(.+)", user)
+    # The task is stated once, in the first user turn; later turns (tool results) follow.
+    task_match = next((m for _, c in pairs if (m := re.search(r"Current Task:\s*(.+)", c))),
+                      None)
     task = _first_line(task_match.group(1) if task_match else user)
     context_match = re.search(r"context you're working with:\s*(.+?)(?:\n\n|$)", user, re.S)
     answer = f"[{OFFLINE_MODEL} {_digest(prompt)}] {role} on: {task}"
     if context_match:
         answer += f" | building on: {_first_line(context_match.group(1), 120)}"
     return answer
+
+
+def example_arguments(schema: dict[str, Any], task: str) -> dict[str, Any]:
+    """Deterministic arguments for a tool's JSON Schema: the task's text for strings."""
+    values: dict[str, Any] = {}
+    properties = schema.get("properties") or {}
+    for name in schema.get("required") or list(properties):
+        kind = (properties.get(name) or {}).get("type", "string")
+        values[name] = {"integer": 1, "number": 1.0, "boolean": True, "array": [],
+                        "object": {}}.get(kind, task)
+    return values
+
+
+def _react_tools(system: str) -> list[tuple[str, dict[str, Any]]]:
+    """The tools a CrewAI ReAct prompt offers: ``Tool Name:`` / ``Tool Arguments:``."""
+    tools = []
+    for match in re.finditer(r"Tool Name: (.+?)\nTool Arguments: (.+?)\nTool Description:",
+                             system, re.S):
+        try:
+            schema = json.loads(match.group(2))
+        except ValueError:
+            schema = {}
+        tools.append((match.group(1).strip(), schema if isinstance(schema, dict) else {}))
+    return tools
+
+
+def _observations(messages: Any) -> list[str]:
+    """Tool results CrewAI appended to the conversation (``Observation: ...``)."""
+    return [part.strip() for _, content in _as_text(messages)[1:]
+            for part in re.findall(r"Observation:(.*?)(?:\nThought:|$)", content, re.S)
+            if part.strip()]
+
+
+def _crew_reply(messages: Any) -> str:
+    pairs = _as_text(messages)
+    system = next((c for r, c in pairs if r == "system"), "")
+    tools, seen = _react_tools(system), _observations(messages)
+    if len(seen) < len(tools):
+        name, schema = tools[len(seen)]
+        task = _first_line(re.sub(r"^.*Current Task:\s*", "", pairs[-1][1] if pairs else "",
+                                  flags=re.S))
+        return (f"Thought: I should use the {name} tool\nAction: {name}\n"
+                f"Action Input: {json.dumps(example_arguments(schema, task))}")
+    answer = offline_answer(messages)
+    if seen:
+        answer += " | tools said: " + "; ".join(_first_line(text, 80) for text in seen)
+    return f"Thought: I now know the final answer\nFinal Answer: {answer}"
 
 
 class OfflineCrewLLM(BaseLLM):
@@ -105,10 +166,7 @@ class OfflineCrewLLM(BaseLLM):
                                           available_functions=available_functions,
                                           from_task=from_task, from_agent=from_agent)
             self.counter.increment()
-            text = (
-                "Thought: I now know the final answer\n"
-                f"Final Answer: {offline_answer(messages)}"
-            )
+            text = _crew_reply(messages)
             self._emit_call_completed_event(response=text, call_type=LLMCallType.LLM_CALL,
                                             from_task=from_task, from_agent=from_agent,
                                             messages=messages)
@@ -130,8 +188,16 @@ class OfflineChatModel(BaseChatModel):
 
     model_name: str = OFFLINE_MODEL
     counter: CallCounter = Field(default_factory=CallCounter, exclude=True)
+    # OpenAI-style tool specs from ``bind_tools`` (name, JSON Schema).
+    tools: list[dict[str, Any]] = Field(default_factory=list)
 
     model_config = {"arbitrary_types_allowed": True}
+
+    def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+                   **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        """The same model, offering ``tools`` (it calls each once, then answers)."""
+        specs = [convert_to_openai_tool(tool)["function"] for tool in tools]
+        return self.model_copy(update={"tools": specs, "counter": self.counter})
 
     @property
     def _llm_type(self) -> str:
@@ -149,5 +215,21 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         self.counter.increment()
-        message = AIMessage(content=offline_answer(messages))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)),
+                         default=-1)
+        results = [m for m in messages[last_human + 1:] if isinstance(m, ToolMessage)]
+        if len(results) < len(self.tools):
+            spec = self.tools[len(results)]
+            task = _first_line(str(messages[last_human].content)) if last_human >= 0 else ""
+            call_id = f"call_{_digest(spec['name'] + task + str(len(results)))}"
+            return AIMessage(content="", tool_calls=[{
+                "name": spec["name"], "id": call_id, "type": "tool_call",
+                "args": example_arguments(spec.get("parameters") or {}, task)}])
+        answer = offline_answer(messages)
+        if results:
+            answer += " | tools said: " + "; ".join(_first_line(str(m.content), 80)
+                                                     for m in results)
+        return AIMessage(content=answer)

@@ -201,7 +201,11 @@ class RunControl:
                 data[key] = usage[key]
         self.emit("llm_call", data)
 
-    def tool_called(self, tool: str, agent: str | None) -> None:
+    def tool_called(self, tool: str, agent: str | None, *, call_id: str | None = None,
+                    tool_input: str | None = None, output: str | None = None,
+                    step: str | None = None) -> None:
+        """A tool call finished (``step``: the step that made it, if not the current one)."""
         with self._mutex:
-            step = self.current_step
-        self.emit("tool_call", {"tool": tool, "agent": agent, "step": step})
+            step = step or self.current_step
+        self.emit("tool_call", {"tool": tool, "agent": agent, "step": step, "call_id": call_id,
+                                "input": tool_input, "output": output})

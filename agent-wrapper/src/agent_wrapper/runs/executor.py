@@ -39,9 +39,10 @@ class RunJob:
     """Everything one run needs on its worker thread."""
 
     framework: str
+    agent: str
     span_name: str
     runner: Runner
-    body: Any  # api.schemas.RunRequest
+    body: Any  # models.RunRequest
     session_id: str
     request_id: str | None
     owner: str | None  # run-record owner token; None when the request has no request_id
@@ -110,6 +111,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
         "openinference.span.kind": "CHAIN",
         "framework": job.framework,
         "federation.framework": job.framework,
+        "federation.agent": job.agent,
         "federation.session_id": job.session_id,
         "federation.request_id": job.request_id or "",
         "federation.attempt": job.attempt,
@@ -134,7 +136,14 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
             session = SessionRun.open(deps.store, job.session_id, deps.crash_after_step)
             span.set_attribute("federation.resumed", session.resumed)
             result = job.runner(job.body, session, deps.llm_factory, bundle, control)
-            session.finish(job.framework, job.request_id, job.body.goal, result.output)
+            if result.status == "input_required":
+                # Not finished: the run waits for the caller's answer (its checkpoint
+                # holds the interrupt); history records it once it completes.
+                session.save()
+                span.set_attribute("federation.status", "input_required")
+            else:
+                session.finish(job.framework, job.agent, job.request_id, job.body.goal,
+                               result.output)
             reply = _reply(job, deps, bundle, session, result)
         except Exception as exc:
             error = control.raised or classify_error(exc, session)
@@ -158,6 +167,9 @@ def _reply(job: RunJob, deps: RunDeps, bundle: LLMBundle, session: SessionRun,
     reply: dict[str, Any] = {
         "output": result.output,
         "framework": job.framework,
+        "agent": job.agent,
+        "status": result.status,
+        "interrupt": result.interrupt,
         "federation_session_id": job.session_id,
         "request_id": job.request_id,
         "resumed": session.resumed,

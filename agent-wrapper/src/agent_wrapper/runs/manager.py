@@ -49,7 +49,7 @@ from agent_wrapper.runs.events import (
     terminal_for_error,
 )
 from agent_wrapper.runs.executor import Outcome, RunDeps, RunJob, Runner, execute
-from agent_wrapper.runs.records import ACTIVE, TERMINAL, Claim, RunRecords, age_s
+from agent_wrapper.runs.records import ACTIVE, FINISHED, TERMINAL, Claim, RunRecords, age_s
 from agent_wrapper.store.base import SessionLock, StateStore
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,11 @@ class RunSpec:
     """One run request, as the routes hand it over."""
 
     framework: str
+    agent: str
     span_name: str
     runner: Runner
     route: str
-    body: Any  # api.schemas.RunRequest
+    body: Any  # models.RunRequest
     session_id: str
     request_id: str | None
     body_hash: str
@@ -136,7 +137,8 @@ class RunManager:
             return Started("run", None, self._launch(spec, ctx, None, lock))
         claim = await anyio.to_thread.run_sync(lambda: self.records.begin(
             session_id=spec.session_id, request_id=spec.request_id, route=spec.route,
-            framework=spec.framework, body_hash=spec.body_hash, trace_id=spec.trace_id))
+            framework=spec.framework, agent=spec.agent, body_hash=spec.body_hash,
+            trace_id=spec.trace_id))
         if claim.action == "replay":
             return Started("replay", claim.record)
         if claim.action == "attach":
@@ -166,7 +168,8 @@ class RunManager:
                              owner=owner, records=self.records, events=events,
                              deadline=spec.deadline, step_hook=self.step_hook,
                              step_delay_s=delay / 1000 if delay else None)
-        job = RunJob(framework=spec.framework, span_name=spec.span_name, runner=spec.runner,
+        job = RunJob(framework=spec.framework, agent=spec.agent, span_name=spec.span_name,
+                     runner=spec.runner,
                      body=spec.body, session_id=spec.session_id, request_id=spec.request_id,
                      owner=owner, attempt=int(claim.record.get("attempt", 1)) if claim else 1,
                      lock=lock, control=control)
@@ -329,7 +332,7 @@ class RunManager:
                 if event["type"] != "started":
                     yield line(event)
             return
-        if result.get("status") == "completed":
+        if result.get("status") in FINISHED:
             yield own("completed", completed_data(result.get("result") or {}, 0, True))
         else:
             yield own(*terminal_for_error(error_from_info(result.get("error") or {})))
@@ -362,7 +365,7 @@ class RunManager:
 
 def outcome_from_record(record: dict[str, Any]) -> Outcome:
     """What a request that ran nothing itself answers with (replayed / attached)."""
-    if record.get("status") == "completed":
+    if record.get("status") in FINISHED:
         return Outcome(reply=record.get("result") or {}, llm_calls=0, replayed=True)
     return Outcome(error=error_from_info(record.get("error") or {}), replayed=True)
 

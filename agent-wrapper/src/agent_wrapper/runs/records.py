@@ -7,7 +7,9 @@ update::
     {"version": 1, "federation_session_id": str, "request_id": str,
      "route": "/v1/run_crew" | "/v1/run_graph", "framework": "crewai" | "langgraph",
      "body_sha256": sha256 of the canonical body (route, goal, context, input_data, metadata),
-     "status": "submitted" | "working" | "completed" | "failed" | "canceled",
+     "status": "submitted" | "working" | "completed" | "input_required" | "failed"
+               | "canceled",
+     "agent": str (the agent that runs it),
      "attempt": int, "owner": token of the attempt that runs it,
      "cancel_requested": bool, "trace_id": str,
      "progress": {"current_step": str | null, "steps": [str], "llm_calls": int},
@@ -32,9 +34,12 @@ from agent_wrapper.store.base import StateStore
 
 RECORD_VERSION = 1
 ACTIVE = frozenset({"submitted", "working"})
-TERMINAL = frozenset({"completed", "failed", "canceled"})
+# "input_required": the run ended waiting for the caller's answer (a LangGraph
+# interrupt); like "completed" it holds the reply and is replayed, never re-run.
+FINISHED = frozenset({"completed", "input_required"})
+TERMINAL = FINISHED | {"failed", "canceled"}
 # Fields a client may see (the owner token stays internal).
-PUBLIC_FIELDS = ("federation_session_id", "request_id", "route", "framework", "status",
+PUBLIC_FIELDS = ("federation_session_id", "request_id", "route", "framework", "agent", "status",
                  "attempt", "cancel_requested", "trace_id", "body_sha256", "progress",
                  "created_at", "updated_at")
 
@@ -53,10 +58,13 @@ def age_s(record: dict[str, Any]) -> float:
 
 
 def body_sha256(route: str, goal: str, context: str, input_data: dict[str, Any],
-                metadata: dict[str, Any]) -> str:
-    """sha256 of the canonical request body: sorted keys, no whitespace, UTF-8."""
+                metadata: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+    """sha256 of the canonical request body: sorted keys, no whitespace, UTF-8.
+
+    ``extra`` holds the optional fields a request sent (``agent``, ``resume``); absent
+    ones are left out, so a request without them hashes as it always did."""
     canonical = json.dumps({"route": route, "goal": goal, "context": context,
-                            "input_data": input_data, "metadata": metadata},
+                            "input_data": input_data, "metadata": metadata, **(extra or {})},
                            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                            default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -65,7 +73,7 @@ def body_sha256(route: str, goal: str, context: str, input_data: dict[str, Any],
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
     """The record as the status and cancel routes (and 202 replies) show it."""
     view = {name: record.get(name) for name in PUBLIC_FIELDS}
-    if record.get("status") == "completed":
+    if record.get("status") in FINISHED:
         view["result"] = record.get("result")
     if record.get("status") in ("failed", "canceled"):
         view["error"] = record.get("error")
@@ -102,7 +110,7 @@ class RunRecords:
         return self.store.update_run(session_id, request_id, mutate, self.ttl_ms)
 
     def begin(self, *, session_id: str, request_id: str, route: str, framework: str,
-              body_hash: str, trace_id: str) -> Claim:
+              agent: str, body_hash: str, trace_id: str) -> Claim:
         """Create the record, or decide how to treat an existing one.
 
         Same body: completed -> replay, in progress -> attach, failed/canceled ->
@@ -115,7 +123,8 @@ class RunRecords:
             if current is None:
                 return {"version": RECORD_VERSION, "federation_session_id": session_id,
                         "request_id": request_id, "route": route, "framework": framework,
-                        "body_sha256": body_hash, "status": "submitted", "attempt": 1,
+                        "agent": agent, "body_sha256": body_hash, "status": "submitted",
+                        "attempt": 1,
                         "owner": owner, "cancel_requested": False, "trace_id": trace_id,
                         "progress": _new_progress(), "result": None, "error": None,
                         "created_at": now, "updated_at": now}
@@ -124,7 +133,7 @@ class RunRecords:
                     f"request_id {request_id!r} of session {session_id!r} was already used "
                     f"for a different request ({current.get('route')}, other goal, context, "
                     "input_data or metadata); use a new request_id")
-            if current.get("status") in TERMINAL - {"completed"}:
+            if current.get("status") in TERMINAL - FINISHED:
                 # A failed or canceled run may be retried by the same request.
                 return {**current, "status": "submitted",
                         "attempt": int(current.get("attempt", 1)) + 1, "owner": owner,
@@ -137,7 +146,7 @@ class RunRecords:
         assert record is not None
         if record.get("owner") == owner:
             return Claim("run", record, owner)
-        if record.get("status") == "completed":
+        if record.get("status") in FINISHED:
             return Claim("replay", record)
         return Claim("attach", record)
 
@@ -180,8 +189,9 @@ class RunRecords:
 
     def complete(self, session_id: str, request_id: str, owner: str, reply: dict[str, Any],
                  progress: dict[str, Any]) -> dict[str, Any] | None:
+        status = "input_required" if reply.get("status") == "input_required" else "completed"
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "status": "completed", "result": reply,
+                           lambda r: {**r, "status": status, "result": reply,
                                       "error": None, "progress": progress})
 
     def fail(self, session_id: str, request_id: str, owner: str, error: WrapperError,

@@ -1,9 +1,11 @@
-"""Request and response models of the wrapper HTTP contract (used by the Rust adapters)."""
+"""Request and response models of the wrapper HTTP contract (used by the Rust adapters
+and the host; ``crates`` bind the same shapes on the Rust side)."""
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agent_wrapper.agents.base import NAME_RE as AGENT_NAME_RE
 from agent_wrapper.store.session_id import request_id_problem, session_id_problem
 
 
@@ -26,6 +28,22 @@ class RunRequest(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Caller metadata (JSON object), part of the body "
                                           "hash that identifies the request.")
+    agent: str | None = Field(
+        default=None, description="Name of a registered agent of this route's framework "
+                                  "(GET /v1/agents); empty or absent: the default agent.")
+    resume: Any = Field(
+        default=None, description="Present (any JSON, even null): the answer to the "
+                                  "interrupt the session's graph waits on "
+                                  "(Command(resume=...)). Absent: a normal run.")
+
+    def extra_identity(self) -> dict[str, Any]:
+        """The optional fields that take part in the request's identity when sent."""
+        extra: dict[str, Any] = {}
+        if self.agent:
+            extra["agent"] = self.agent
+        if "resume" in self.model_fields_set:
+            extra["resume"] = self.resume
+        return extra
 
     @field_validator("goal")
     @classmethod
@@ -48,6 +66,14 @@ class RunRequest(BaseModel):
     @classmethod
     def _metadata_null(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_ok(cls, value: str | None) -> str | None:
+        if value and not AGENT_NAME_RE.fullmatch(value):
+            raise ValueError("agent must be 1..64 characters of [A-Za-z0-9_.-], starting "
+                             "with a letter or digit")
+        return value or None
 
     @field_validator("federation_session_id")
     @classmethod
@@ -73,6 +99,7 @@ class Step(BaseModel):
 
 class HistoryItem(BaseModel):
     request_id: str | None
+    agent: str | None = None
     goal: str
     output: str
     finished_at: str
@@ -100,6 +127,11 @@ class RunResponse(BaseModel):
 
     output: str
     framework: Literal["crewai", "langgraph"]
+    agent: str = Field(description="The registered agent that ran.")
+    status: Literal["completed", "input_required"] = Field(
+        description="input_required: the run stopped at an interrupt; answer with `resume`.")
+    interrupt: Any = Field(default=None, description="What the run asks (the value given "
+                                                     "to interrupt()), when input_required.")
     federation_session_id: str
     request_id: str | None
     resumed: bool
@@ -139,7 +171,9 @@ class RunRecordView(BaseModel):
     request_id: str
     route: Literal["/v1/run_crew", "/v1/run_graph"]
     framework: Literal["crewai", "langgraph"]
-    status: Literal["submitted", "working", "completed", "failed", "canceled"]
+    agent: str | None = None
+    status: Literal["submitted", "working", "completed", "input_required", "failed",
+                    "canceled"]
     attempt: int
     cancel_requested: bool
     trace_id: str
@@ -147,5 +181,25 @@ class RunRecordView(BaseModel):
     progress: RunProgress
     created_at: str
     updated_at: str
-    result: RunResponse | None = Field(default=None, description="Only when completed.")
+    result: RunResponse | None = Field(default=None,
+                                       description="Only when completed or input_required.")
     error: RunError | None = Field(default=None, description="Only when failed/canceled.")
+
+
+class AgentView(BaseModel):
+    """One registered agent, as ``GET /v1/agents`` lists it (enough for an agent card)."""
+
+    name: str
+    framework: Literal["crewai", "langgraph"]
+    description: str
+    default: bool = Field(description="The agent a request without `agent` runs.")
+    input_schema: dict[str, Any] = Field(description="JSON Schema of `input_data`.")
+    can_request_input: bool = Field(description="Whether a run may end input_required.")
+    tools: list[str]
+    llm: Literal["wrapper", "own"] = Field(
+        description="wrapper: runs on the wrapper's configured model; own: brings its own.")
+    source: str
+
+
+class AgentList(BaseModel):
+    agents: list[AgentView]

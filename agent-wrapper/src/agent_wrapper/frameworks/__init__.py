@@ -1,0 +1,11 @@
+"""One module per agent framework behind one small interface: ``FRAMEWORK`` (its name),
+``ROUTE`` (the wrapper route that runs it), ``SPAN_NAME`` (the execution span) and
+``run(agent, request, session, llm_factory, llm_bundle, control) -> ExecutionResult``."""
+
+from types import ModuleType
+
+from agent_wrapper.frameworks import crewai, langgraph
+
+FRAMEWORKS: dict[str, ModuleType] = {crewai.FRAMEWORK: crewai, langgraph.FRAMEWORK: langgraph}
+
+__all__ = ["FRAMEWORKS"]

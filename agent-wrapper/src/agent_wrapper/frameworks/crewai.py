@@ -1,0 +1,189 @@
+"""Runs any registered crew (the built-in one or a user's project) with per-task
+checkpoints, the configured LLM, and step boundaries.
+
+After each task the task callback stores the task's output as a checkpoint of the
+unfinished run before the next task starts. A request that finds an unfinished run of
+the same request (same agent, goal, context, input_data) resumes it the way crewai
+resumes its own checkpoints: the finished tasks get their stored ``TaskOutput`` and
+``checkpoint_kickoff_event_id`` is set, so ``kickoff`` skips them and hands their
+outputs to the remaining tasks as context. No finished task is redone.
+
+Unless the registry entry says the crew brings its own model, every agent of the crew
+gets the configured LLM (``llm`` and ``function_calling_llm``) after it is built: an
+``Agent`` built without one silently holds an OpenAI client.
+
+Step boundaries (``runs.control.RunControl``) use crewai's execution-scoped
+interception hooks: ``PRE_STEP`` before each task, ``PRE_MODEL_CALL`` before each
+LLM call (crewai 1.15 does not call ``step_callback`` for a text-mode final answer,
+so the hook is the reliable per-step seam), ``POST_TOOL_CALL`` after each tool call,
+plus the task callback after each task's checkpoint. A stop (cancel, deadline) raised
+there becomes ``HookAborted``, the one exception crewai's hook dispatcher lets through,
+and ends ``kickoff`` before the next LLM call.
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from crewai.events.event_bus import crewai_event_bus
+from crewai.hooks.dispatch import HookAborted, InterceptionPoint, register_scoped, scoped_hooks
+from crewai.tasks.task_output import TaskOutput
+
+from agent_wrapper.agents.crews import CrewAgent
+from agent_wrapper.core.errors import WrapperError
+from agent_wrapper.llm import LLMBundle, LLMFactory
+from agent_wrapper.runs.control import RunControl
+from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
+
+FRAMEWORK = "crewai"
+ROUTE = "/v1/run_crew"
+SPAN_NAME = "CrewAI_Execution"
+# Tool inputs/outputs carried in a progress event are cut to this many characters.
+TOOL_TEXT_LIMIT = 2000
+
+
+def _role(ctx: Any) -> str | None:
+    agent = getattr(ctx, "agent", None)
+    role = getattr(agent, "role", None) or getattr(ctx, "agent_role", None)
+    return role.strip() if isinstance(role, str) else role
+
+
+def _chars(messages: Any) -> int:
+    if isinstance(messages, str):
+        return len(messages)
+    total = 0
+    for message in messages or []:
+        content = message.get("content") if isinstance(message, dict) else message
+        total += len(str(content or ""))
+    return total
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= TOOL_TEXT_LIMIT else text[:TOOL_TEXT_LIMIT] + "…"
+
+
+def _aborting(check: Callable[[], None]) -> None:
+    """Run a boundary check; a stop becomes ``HookAborted`` (crewai swallows others)."""
+    try:
+        check()
+    except WrapperError as exc:
+        raise HookAborted(exc.message, source="agent-wrapper") from exc
+
+
+def _register_hooks(control: RunControl) -> None:
+    """Step-boundary hooks for the current ``scoped_hooks()`` context."""
+
+    def before_step(ctx: Any) -> None:
+        if getattr(ctx, "kind", None) == "task":
+            _aborting(lambda: control.step_started(str(ctx.step_name), _role(ctx)))
+
+    def before_llm(ctx: Any) -> None:
+        _aborting(lambda: control.before_llm_call(_role(ctx)))
+
+    def after_llm(ctx: Any) -> None:
+        control.llm_finished(_role(ctx), _chars(getattr(ctx, "messages", None)),
+                             len(str(getattr(ctx, "response", "") or "")))
+
+    def after_tool(ctx: Any) -> None:
+        control.tool_called(str(getattr(ctx, "tool_name", "tool")), _role(ctx),
+                            call_id=getattr(ctx, "tool_call_id", None),
+                            tool_input=_text(getattr(ctx, "tool_input", None) or {}),
+                            output=_text(getattr(ctx, "tool_result", "") or ""))
+
+    register_scoped(InterceptionPoint.PRE_STEP, before_step)
+    register_scoped(InterceptionPoint.PRE_MODEL_CALL, before_llm)
+    register_scoped(InterceptionPoint.POST_MODEL_CALL, after_llm)
+    register_scoped(InterceptionPoint.POST_TOOL_CALL, after_tool)
+
+
+def _use_llm(crew: Any, llm: Any) -> None:
+    """Give every agent of the crew the configured model (see the module doc)."""
+    for agent in crew.agents:
+        agent.llm = llm
+        agent.function_calling_llm = llm
+    # Crew-level LLM fields take only litellm-backed LLMs; every agent carries the
+    # configured LLM itself (incl. function calling), so none is needed here.
+    crew.function_calling_llm = None
+    crew.manager_llm = None
+
+
+def _step_name(task: Any, index: int) -> str:
+    return str(task.name or f"task_{index + 1}")
+
+
+def run(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory,
+        bundle: LLMBundle, control: RunControl | None = None) -> ExecutionResult:
+    """Run (or resume) ``agent``'s crew for ``request``; blocking, call from a worker."""
+    if "resume" in request.model_fields_set:
+        from agent_wrapper.core.errors import NoPendingInterrupt
+
+        raise NoPendingInterrupt(f"agent {agent.name!r} is a crew: crews never wait for "
+                                 "input, so there is nothing to resume")
+    control = control or RunControl.detached(session.session_id)
+    state = session.agent_state(agent.name)
+    fingerprint = request_fingerprint(FRAMEWORK, request.goal, request.context,
+                                      request.input_data, None if agent.builtin else agent.name)
+    pending = state.get("pending")
+    if not pending or pending.get("fingerprint") != fingerprint:
+        # An unfinished run of a different request is abandoned, not resumed.
+        pending = {"fingerprint": fingerprint, "run_id": uuid.uuid4().hex, "completed": []}
+    completed: list[dict[str, Any]] = list(pending["completed"])
+    steps = [dict(step, resumed_from_checkpoint=True) for step in completed]
+    for step in completed:
+        control.step_resumed(step["name"], step.get("agent"), step["output"])
+
+    llm = None if agent.own_llm else factory.crewai_llm(bundle)
+    assert agent.build is not None
+    crew = agent.build(request, session, llm)
+    if llm is not None:
+        _use_llm(crew, llm)
+    tasks = list(crew.tasks)
+    output = completed[-1]["output"] if completed else ""
+    if len(completed) >= len(tasks):
+        state["pending"] = None
+        return ExecutionResult(output=output, steps=steps,
+                               checkpoint=state.get("last_checkpoint"))
+
+    def on_task_done(task_output: TaskOutput) -> None:
+        index = len(completed)
+        step = {"name": task_output.name or _step_name(tasks[index], index),
+                "agent": (task_output.agent or "").strip() or None, "output": task_output.raw}
+        completed.append(step)
+        steps.append(dict(step, resumed_from_checkpoint=False))
+        state["pending"] = dict(pending, completed=list(completed))
+        state["last_checkpoint"] = f"crew:{pending['run_id']}:{step['name']}"
+        session.save()
+        session.step_checkpointed()
+        control.step_finished(step["name"], step["agent"], step["output"],
+                              state["last_checkpoint"], last=len(completed) == len(tasks))
+
+    for index, task in enumerate(tasks):
+        user_callback = task.callback
+
+        def callback(task_output: TaskOutput, user_callback: Any = user_callback) -> None:
+            on_task_done(task_output)
+            if user_callback is not None:
+                user_callback(task_output)
+
+        task.callback = callback
+        if index < len(completed):
+            # Resumed: crewai skips a task that has its output once the kickoff is a
+            # checkpoint resume, and passes the output on as context.
+            task.output = TaskOutput(description=str(task.description), name=task.name,
+                                     raw=completed[index]["output"],
+                                     agent=str(completed[index].get("agent") or ""))
+    if completed:
+        crew.checkpoint_kickoff_event_id = f"federation:{pending['run_id']}"
+    try:
+        with scoped_hooks():
+            _register_hooks(control)
+            result = crew.kickoff(inputs=agent.inputs(request))
+    finally:
+        # Event handlers (and so the OpenInference spans) run on crewai's
+        # thread pool: let them finish while our execution span is current.
+        crewai_event_bus.flush()
+    state["pending"] = None
+    return ExecutionResult(output=str(result.raw), steps=steps,
+                           checkpoint=state.get("last_checkpoint"))
