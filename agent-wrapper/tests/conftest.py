@@ -23,6 +23,10 @@ from agent_wrapper.core.config import Settings
 from agent_wrapper.main import create_app
 from agent_wrapper.runs import Boundary, StepHook
 
+# The fixture projects of the "own agents" tests: a classic and a JSON crew, a graph
+# given as a factory and a graph with a tool node and an interrupt.
+FIXTURE_AGENTS = Path(__file__).parent / "fixtures" / "agents" / "agents.toml"
+
 # One exporter per process: the tracer provider (and the framework instrumentors)
 # are process-wide, so every app built by the tests shares it.
 SPANS = InMemorySpanExporter()

@@ -53,3 +53,36 @@ def test_killed_mid_run_resumes_without_redoing_steps(wrapper_process, store_env
     assert [h["goal"] for h in reply["history"]] == ["Survive a crash"]
     record = httpx.get(healthy.url("/v1/sessions/crash-1/runs/crash-req"), timeout=10).json()
     assert (record["status"], record["attempt"]) == ("completed", 2)
+
+
+@pytest.mark.parametrize("route, agent, input_data, done_before, llm_calls_left, status", [
+    # The counter's task (tool call + answer: 2 LLM calls) is checkpointed; only the
+    # reporter's task (1 call) runs again.
+    ("/v1/run_crew", "word_crew", {"topic": "cats", "text": "a b c", "audience": "kids"},
+     ["count_task"], "1", "completed"),
+    # research (1 call, asks for the tool) is checkpointed; tools runs no model,
+    # research answers (1 call), approve stops at its interrupt.
+    ("/v1/run_graph", "approval", {"amount": 9}, ["research"], "1", "input_required"),
+])
+def test_a_user_agent_killed_mid_run_resumes_only_its_unfinished_steps(
+        wrapper_process, tmp_path, route, agent, input_data, done_before, llm_calls_left,
+        status) -> None:
+    from tests.conftest import FIXTURE_AGENTS
+
+    env = {"AGENT_WRAPPER_STORE": "file", "AGENT_WRAPPER_STATE_DIR": str(tmp_path / "s"),
+           "AGENT_WRAPPER_AGENTS_FILE": str(FIXTURE_AGENTS)}
+    body = {"goal": "France", "agent": agent, "input_data": input_data,
+            "federation_session_id": f"crash-{agent}", "request_id": "c-1"}
+    crashing = wrapper_process(**env, AGENT_WRAPPER_TEST_CRASH_AFTER_STEP="1")
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(crashing.url(route), json=body, timeout=60)
+    assert crashing.proc.wait(timeout=30) == 17, "died at the fault-injection point"
+
+    healthy = wrapper_process(**env)
+    response = httpx.post(healthy.url(route), json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["status"] == status and reply["agent"] == agent
+    resumed = [s["name"] for s in reply["steps"] if s["resumed_from_checkpoint"]]
+    assert resumed == done_before
+    assert response.headers["x-agent-wrapper-llm-calls"] == llm_calls_left

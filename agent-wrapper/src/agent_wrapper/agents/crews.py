@@ -18,7 +18,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,13 @@ class CrewAgent(RegisteredAgent):
 
     build: CrewBuilder | None = None
     placeholders: tuple[str, ...] = ()
+    # The project's own input defaults (a JSON crew's "inputs"); input_data overrides them.
+    input_defaults: dict[str, Any] = field(default_factory=dict)
     builtin: bool = False
+
+    def _required(self) -> list[str]:
+        return [name for name in self.placeholders
+                if name not in TASK_FIELDS and name not in self.input_defaults]
 
     def input_schema(self) -> dict[str, Any]:
         if self.builtin:
@@ -53,15 +59,18 @@ class CrewAgent(RegisteredAgent):
                    "type": ["string", "number", "integer", "boolean", "object", "array"]}
             for name in self.placeholders
         }
-        required = [name for name in self.placeholders if name not in TASK_FIELDS]
-        return {"type": "object", "properties": properties, "required": required,
+        for name, value in self.input_defaults.items():
+            if name in properties:
+                properties[name]["default"] = value
+        return {"type": "object", "properties": properties, "required": self._required(),
                 "additionalProperties": True}
 
     def check_input(self, input_data: dict[str, Any], goal: str, context: str) -> None:
         if self.builtin:
             return
+        required = self._required()
         for name in self.placeholders:
-            if name in TASK_FIELDS and name not in input_data:
+            if name not in required and name not in input_data:
                 continue
             if name not in input_data:
                 raise invalid(self.name, name, f"is required: it fills {{{name}}} in the crew")
@@ -72,7 +81,8 @@ class CrewAgent(RegisteredAgent):
         """What ``kickoff(inputs=...)`` gets: ``input_data`` plus goal and context."""
         if self.builtin:
             return None
-        return {"goal": request.goal, "context": request.context, **request.input_data}
+        return {**self.input_defaults, "goal": request.goal, "context": request.context,
+                **request.input_data}
 
 
 # -- loading -------------------------------------------------------------------------
@@ -157,7 +167,8 @@ def classic_builder(project: Path, ref: str) -> Callable[[], Any]:
 
 
 def json_builder(project: Path) -> Callable[[], Any]:
-    """A JSON project: ``crew.jsonc`` (or ``crew.json``) with ``agents/``."""
+    """A JSON project: ``crew.jsonc`` (or ``crew.json``) with ``agents/``. The builder
+    returns crewai's ``(crew, default inputs)``."""
     from crewai.project.crew_loader import load_crew
 
     crew_file = next((p for p in (project / "crew.jsonc", project / "crew.json")
@@ -167,7 +178,7 @@ def json_builder(project: Path) -> Callable[[], Any]:
 
     def build() -> Any:
         loaded = load_crew(crew_file)
-        return loaded[0] if isinstance(loaded, tuple) else loaded
+        return loaded if isinstance(loaded, tuple) else (loaded, {})
 
     return build
 
@@ -181,13 +192,17 @@ def load_crew_agent(name: str, entry: dict[str, Any], base: Path, *, default: bo
         raise RegistryError(f"project directory {project} does not exist")
     own_llm = _llm_choice(entry)
     if "crew" in entry:
-        make = classic_builder(project, str(entry["crew"]))
+        classic = classic_builder(project, str(entry["crew"]))
+
+        def make() -> tuple[Any, dict[str, Any]]:
+            return classic(), {}
+
         source = f"{project} ({entry['crew']})"
     else:
         make = json_builder(project)
         source = str(project)
     try:
-        crew = make()
+        crew, defaults = make()
     except RegistryError:
         raise
     except Exception as exc:
@@ -197,8 +212,8 @@ def load_crew_agent(name: str, entry: dict[str, Any], base: Path, *, default: bo
     description = str(entry.get("description") or _doc_line(crew) or f"CrewAI crew {name}")
     return CrewAgent(name=name, framework="crewai", description=description, source=source,
                      default=default, own_llm=own_llm, tools=_tool_names(crew),
-                     build=lambda request, session, llm: make(),
-                     placeholders=placeholders_of(crew))
+                     build=lambda request, session, llm: make()[0],
+                     placeholders=placeholders_of(crew), input_defaults=dict(defaults or {}))
 
 
 def _llm_choice(entry: dict[str, Any]) -> bool:

@@ -172,8 +172,12 @@ def _input_model(graph: Any) -> tuple[Any, dict[str, Any] | None]:
     """LangGraph's pydantic input model and its JSON Schema. A ``typing.TypedDict``
     state on Python < 3.12 has no pydantic model: then only the keys are known."""
     try:
-        model = graph.get_input_schema()
-        return model, model.model_json_schema()
+        schema = graph.get_input_jsonschema()
+        # The wrapper fills these from the task's goal and context when input_data
+        # leaves them out, so the caller need not send them.
+        schema["required"] = [key for key in schema.get("required", [])
+                              if key not in ("messages", "goal", "context")]
+        return graph.get_input_schema(), schema
     except Exception:
         keys = _input_keys(graph)
         return None, {"type": "object", "properties": {key: {} for key in keys}}
@@ -250,16 +254,17 @@ def load_graph_agent(name: str, entry: dict[str, Any], base: Path, *,
         raise RegistryError(f"graph {graph_name!r}: the factory failed: "
                             f"{type(exc).__name__}: {exc}") from exc
     model, schema = _input_model(graph)
+    keys = tuple((schema or {}).get("properties") or ()) or _input_keys(graph)
     own_llm = entry.get("llm", "wrapper")
     if own_llm not in ("wrapper", "own"):
         raise RegistryError(f"llm must be \"wrapper\" or \"own\", not {own_llm!r}")
-    description = str(entry.get("description") or (graph.builder.__doc__ if False else "")
+    description = str(entry.get("description")
                       or f"LangGraph graph {graph_name} ({config_path.name})")
     return GraphAgent(name=name, framework="langgraph", description=description,
                       source=f"{config_path}#{graph_name}", default=default,
                       own_llm=own_llm == "own", tools=_tool_names(graph),
                       can_request_input=_has_interrupt(graph), make=make, input_model=model,
-                      input_json_schema=schema, input_keys=_input_keys(graph))
+                      input_json_schema=schema, input_keys=keys)
 
 
 def builtin_graph_agent(build: Callable[[], Any]) -> GraphAgent:

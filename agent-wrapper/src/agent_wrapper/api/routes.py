@@ -100,7 +100,8 @@ async def _run(framework_name: str, body: RunRequest, request: Request, registry
         deadline = _deadline(request)
         mode = _mode(request)
         agent = registry.resolve(framework_name, body.agent)
-        agent.check_input(body.input_data, body.goal, body.context)
+        if "resume" not in body.model_fields_set:  # a resumed graph takes no new input
+            agent.check_input(body.input_data, body.goal, body.context)
     except WrapperError as exc:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code)
     session_id = body.federation_session_id or str(uuid.uuid4())
