@@ -24,10 +24,17 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"error": {"message": "model exploded"}}')
             return
+        message = {"role": "assistant",
+                   "content": "Thought: done\nFinal Answer: answer from the fake endpoint"}
+        answered = any(m.get("role") == "tool" for m in body.get("messages", []))
+        if body.get("tools") and not answered:
+            # A real model's tool call: the wrapper must hand it to the graph's ToolNode.
+            tool = body["tools"][0]["function"]["name"]
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_fake_1", "type": "function",
+                "function": {"name": tool, "arguments": json.dumps({"country": "Italy"})}}]}
         reply = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                     "role": "assistant",
-                     "content": "Thought: done\nFinal Answer: answer from the fake endpoint"}}],
+                 "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
                  "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}
         data = json.dumps(reply).encode()
         self.send_response(200)
@@ -82,6 +89,26 @@ def test_llm_failure_is_502_with_the_cause(make_client, fake_openai, route) -> N
     # The failed run stored no finished history.
     ok = make_client().post(route, json={"goal": "y", "federation_session_id": "llm-down"})
     assert [h["goal"] for h in ok.json()["history"]] == ["y"]
+
+
+def test_tool_calls_of_an_openai_compatible_model_reach_the_graphs_tools(
+        make_client, fake_openai) -> None:
+    from tests.conftest import FIXTURE_AGENTS
+
+    client = make_client(llm_provider="openai", llm_base_url=fake_openai,
+                         llm_model="test-model", llm_api_key="sk-test", llm_max_retries=0,
+                         agents_file=FIXTURE_AGENTS)
+    reply = client.post("/v1/run_graph", json={"goal": "capital?", "agent": "approval",
+                                               "input_data": {"amount": 1}})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["status"] == "input_required"
+    assert [s["name"] for s in body["steps"]] == ["research", "tools", "research"]
+    assert body["steps"][1]["output"] == "Rome"  # the tool ran on the model's arguments
+    first, second = FakeOpenAI.calls
+    assert first["body"]["tools"][0]["function"]["name"] == "lookup_capital"
+    tool_result = next(m for m in second["body"]["messages"] if m["role"] == "tool")
+    assert (tool_result["tool_call_id"], tool_result["content"]) == ("call_fake_1", "Rome")
 
 
 def test_openai_without_endpoint_fails_at_startup() -> None:
