@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use tonic::Status;
 
 use crate::proto::agent_task_status::State;
-use crate::proto::{AgentTaskStatus, TaskResponse};
+use crate::proto::{AgentTaskStatus, TaskResponse, task_response};
 
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 pub const MAX_ENTRIES: usize = 100_000;
@@ -112,7 +112,11 @@ fn status(task_id: &str, entry: &Entry) -> AgentTaskStatus {
         Outcome::Done(done) => match done.as_ref() {
             Ok(response) => {
                 status.response = Some(response.clone());
-                State::Completed
+                if response.state() == task_response::State::InputRequired {
+                    State::InputRequired
+                } else {
+                    State::Completed
+                }
             }
             Err(error) => {
                 status.error_code = error.code() as i32;

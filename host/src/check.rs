@@ -33,6 +33,7 @@ use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::TaskError;
+use crate::interaction::TaskInteraction;
 use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
 use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
 use crate::progress::ProgressSink;
@@ -315,7 +316,13 @@ async fn golden_watched(
     let deadline = Instant::now() + budget;
     let task = golden_task("golden:ok", &stub.url, budget);
     let (sink, mut events) = ProgressSink::channel();
-    let run = runtime.run_watched(adapter, task, deadline, Some(sink));
+    let run = runtime.run_watched(
+        adapter,
+        task,
+        TaskInteraction::default(),
+        deadline,
+        Some(sink),
+    );
     let outcome = tokio::time::timeout_at(deadline.into(), run).await;
     let mut relayed = Vec::new();
     while let Ok(stamped) = events.try_recv() {

@@ -27,6 +27,7 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
         backend: args.backend,
         request_id: args.request_id,
         metadata: args.metadata.into_iter().collect(),
+        ..Default::default()
     });
     request.set_timeout(std::time::Duration::from_millis(args.timeout_ms));
     if let Some(traceparent) = &args.traceparent {
@@ -77,7 +78,10 @@ async fn watch(
                 "{}",
                 serde_json::to_string(&event_json(event.seq, &event.trace_id, &kind))?
             );
-            code = i32::from(!matches!(kind, task_event::Event::Completed(_)));
+            code = i32::from(!matches!(
+                kind,
+                task_event::Event::Completed(_) | task_event::Event::InputRequired(_)
+            ));
             continue;
         }
         match kind {
@@ -93,6 +97,11 @@ async fn watch(
             ),
             task_event::Event::Completed(response) => {
                 println!("#{:<3} completed", event.seq);
+                print_response(response, false)?;
+                code = 0;
+            }
+            task_event::Event::InputRequired(response) => {
+                println!("#{:<3} input required", event.seq);
                 print_response(response, false)?;
                 code = 0;
             }
@@ -131,6 +140,7 @@ fn event_json(seq: u64, trace_id: &str, event: &task_event::Event) -> serde_json
             json!({"message": p.message, "data": struct_json(p.data.as_ref())}),
         ),
         task_event::Event::Completed(r) => ("completed", response_json(r)),
+        task_event::Event::InputRequired(r) => ("input_required", response_json(r)),
         task_event::Event::Failed(f) => (
             "failed",
             json!({"code": format!("{:?}", tonic::Code::from(f.code)), "message": f.message}),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tonic::{Code, Status};
 
+use crate::interaction::InterruptError;
 use crate::runtime::adapter::RunError;
 use crate::runtime::bindings::AdapterError;
 
@@ -14,6 +15,18 @@ pub enum TaskError {
     UnknownBackend { name: String, loaded: String },
     #[error("{0}")]
     InvalidArgument(String),
+    /// `agent` or `resume` for an adapter that cannot pass them on: it would run the
+    /// default agent, or start over instead of resuming.
+    #[error(
+        "adapter {adapter:?} cannot {what}: it has no `interaction` import (built against \
+         adapter contract 0.1.1 or earlier); rebuild it against 0.1.2 or later"
+    )]
+    InteractionUnsupported { adapter: String, what: &'static str },
+    #[error("adapter {adapter:?} asked for input, but {error}")]
+    BadInterrupt {
+        adapter: String,
+        error: InterruptError,
+    },
     #[error("the host is running {0} tasks, its limit; retry later")]
     Overloaded(usize),
     #[error("adapter {adapter:?} is running {limit} tasks, its policy's limit; retry later")]
@@ -83,6 +96,11 @@ impl TaskError {
     pub fn code(&self) -> Code {
         match self {
             TaskError::UnknownBackend { .. } => Code::NotFound,
+            TaskError::InteractionUnsupported { .. } => Code::FailedPrecondition,
+            TaskError::BadInterrupt { error, .. } => match error {
+                InterruptError::TooLarge(_) => Code::ResourceExhausted,
+                InterruptError::NotJson(_) => Code::Internal,
+            },
             TaskError::InvalidArgument(_) | TaskError::AdapterInvalidInput { .. } => {
                 Code::InvalidArgument
             }
@@ -154,6 +172,68 @@ mod tests {
         assert_eq!(upstream(502), Code::Internal);
         assert_eq!(upstream(503), Code::Unavailable);
         assert_eq!(upstream(504), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn host_errors_map_to_grpc_codes() {
+        let adapter = || "test-faults".to_string();
+        for (error, code) in [
+            (
+                TaskError::UnknownBackend {
+                    name: "x".into(),
+                    loaded: "crewai".into(),
+                },
+                Code::NotFound,
+            ),
+            (
+                TaskError::InvalidArgument("agent".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                TaskError::InteractionUnsupported {
+                    adapter: adapter(),
+                    what: "run a named agent",
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                TaskError::BadInterrupt {
+                    adapter: adapter(),
+                    error: InterruptError::NotJson("eof".into()),
+                },
+                Code::Internal,
+            ),
+            (
+                TaskError::BadInterrupt {
+                    adapter: adapter(),
+                    error: InterruptError::TooLarge(1 << 20),
+                },
+                Code::ResourceExhausted,
+            ),
+            (TaskError::Overloaded(1), Code::ResourceExhausted),
+            (TaskError::Unavailable("refused".into()), Code::Unavailable),
+            (
+                TaskError::DeadlineExceeded(Duration::ZERO),
+                Code::DeadlineExceeded,
+            ),
+            (TaskError::Internal("x".into()), Code::Internal),
+        ] {
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn an_old_adapter_refusing_an_agent_says_why() {
+        let message = TaskError::InteractionUnsupported {
+            adapter: "test-faults".into(),
+            what: "run a named agent",
+        }
+        .to_string();
+        assert!(
+            message.contains("\"test-faults\" cannot run a named agent"),
+            "{message}"
+        );
+        assert!(message.contains("0.1.2"), "{message}");
     }
 
     #[test]

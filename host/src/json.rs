@@ -18,7 +18,8 @@ pub fn struct_to_json(value: &Struct) -> Result<Map<String, Json>, String> {
         .collect()
 }
 
-fn value_to_json(value: &Value) -> Result<Json, String> {
+/// A `Value` as JSON (an unset kind is null). Fails on non-finite numbers.
+pub fn value_to_json(value: &Value) -> Result<Json, String> {
     Ok(match &value.kind {
         None | Some(Kind::NullValue(_)) => Json::Null,
         Some(Kind::BoolValue(b)) => Json::Bool(*b),
@@ -46,7 +47,8 @@ pub fn json_to_struct(object: Map<String, Json>) -> Struct {
     }
 }
 
-fn json_to_value(value: Json) -> Value {
+/// JSON as a `Value`.
+pub fn json_to_value(value: Json) -> Value {
     let kind = match value {
         Json::Null => Kind::NullValue(0),
         Json::Bool(b) => Kind::BoolValue(b),

@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod guest_log;
+pub mod interaction;
 pub mod json;
 pub mod lifecycle;
 pub mod metrics;

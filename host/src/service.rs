@@ -4,7 +4,8 @@
 //! cancelled. `StartAgentTask` / `GetAgentTask` / `CancelAgentTask` run the same task
 //! in the background (the table of those lives in [`crate::async_tasks`]).
 //! `StreamAgentTask` runs it beside a stream of its progress events
-//! ([`crate::progress`]), ending with the result.
+//! ([`crate::progress`]), ending with the result. A run may stop to ask for input
+//! ([`crate::interaction`]): its task ends INPUT_REQUIRED.
 
 use std::{
     sync::Arc,
@@ -21,13 +22,15 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::async_tasks::AsyncTasks;
 use crate::error::TaskError;
-use crate::json::json_to_struct;
+use crate::interaction::{TaskInteraction, parse_interrupt};
+use crate::json::{json_to_struct, json_to_value};
 use crate::metrics::AdapterMetrics;
 use crate::progress::ProgressSink;
 use crate::proto::federation_service_server::FederationService;
 use crate::proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
     TaskEvent, TaskFailed, TaskRequest, TaskResponse, TaskStarted, Timing, task_event,
+    task_response,
 };
 use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
 use crate::runtime::bindings::Task;
@@ -110,6 +113,18 @@ impl Federation {
                     name: valid.backend.clone(),
                     loaded: self.registry.names().join(", "),
                 })?;
+        // An adapter without `interaction` would run the default agent, or start over
+        // instead of resuming: refuse rather than answer something else.
+        if valid.interaction.needs_adapter_support() && !adapter.supports_interaction {
+            return Err(TaskError::InteractionUnsupported {
+                adapter: adapter.info.name.clone(),
+                what: if valid.interaction.agent.is_empty() {
+                    "resume an interrupt"
+                } else {
+                    "run a named agent"
+                },
+            });
+        }
         // The adapter's own limit (its policy), so one adapter cannot take every slot.
         let adapter_slot = adapter
             .task_slots
@@ -121,6 +136,7 @@ impl Federation {
             })?;
         Ok(Admitted {
             task: valid.task,
+            interaction: valid.interaction,
             adapter,
             budget,
             _in_flight: in_flight,
@@ -139,6 +155,7 @@ impl Federation {
         // The slots are bound (not `_`) so they are held until the task ends.
         let Admitted {
             task,
+            interaction,
             adapter,
             budget,
             _in_flight,
@@ -152,7 +169,10 @@ impl Federation {
         // deadline passes before the run ends: the wrapper stops at its next step.
         let mut cancel = CancelOnDrop::new(self.runs.clone(), session.clone(), request_id.clone());
 
-        let run = self.runtime.run_watched(&adapter, task, deadline, progress);
+        let asked_agent = interaction.agent.clone();
+        let run = self
+            .runtime
+            .run_watched(&adapter, task, interaction, deadline, progress);
         // The epoch callback stops a running guest at the deadline; this outer timer
         // also covers time spent in host code (instantiation, outbound waits).
         let (result, usage) = match tokio::time::timeout_at(deadline.into(), run)
@@ -189,7 +209,9 @@ impl Federation {
             }
         };
         span.record("federation.resumed", outcome.response.resumed);
-        let size = outcome.response.output.len() + outcome.response.result_json.len();
+        let interrupt_len = outcome.interrupt.as_ref().map_or(0, String::len);
+        let size =
+            outcome.response.output.len() + outcome.response.result_json.len() + interrupt_len;
         if size > self.config.max_output_bytes {
             let error = TaskError::OutputTooLarge {
                 adapter: adapter.info.name.clone(),
@@ -200,6 +222,20 @@ impl Federation {
             AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), false);
             return Err(error);
         }
+        let interrupt = match outcome.interrupt.as_deref().map(parse_interrupt) {
+            None => None,
+            Some(Ok(value)) => Some(value),
+            Some(Err(error)) => {
+                let error = TaskError::BadInterrupt {
+                    adapter: adapter.info.name.clone(),
+                    error,
+                };
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", format!("{:?}", error.code()));
+                AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), false);
+                return Err(error);
+            }
+        };
         AdapterMetrics::get().record(&adapter, &usage, None, false);
 
         let result = match serde_json::from_str(&outcome.response.result_json) {
@@ -211,7 +247,19 @@ impl Federation {
                 )));
             }
         };
+        // The wrapper names the agent that ran (the default's name for an empty one).
+        let agent = match result.get("agent") {
+            Some(serde_json::Value::String(name)) if !name.is_empty() => name.clone(),
+            _ => asked_agent,
+        };
+        let state = match interrupt {
+            Some(_) => task_response::State::InputRequired,
+            None => task_response::State::Completed,
+        };
         Ok(TaskResponse {
+            state: state as i32,
+            interrupt: interrupt.map(json_to_value),
+            agent,
             output: outcome.response.output,
             result: Some(json_to_struct(result)),
             federation_session_id: outcome.response.federation_session_id,
@@ -234,6 +282,7 @@ impl Federation {
 /// A task that passed admission, holding its slots until it ends.
 struct Admitted {
     task: Task,
+    interaction: TaskInteraction,
     adapter: Arc<Adapter>,
     budget: Duration,
     _in_flight: OwnedSemaphorePermit,
@@ -403,6 +452,9 @@ impl FederationService for Federation {
             async move {
                 let result = this.execute(admitted, received, Some(sink.clone())).await;
                 let last = match answer(result, final_trace_id) {
+                    Ok(response) if response.state() == task_response::State::InputRequired => {
+                        task_event::Event::InputRequired(response)
+                    }
                     Ok(response) => task_event::Event::Completed(response),
                     Err(status) => task_event::Event::Failed(TaskFailed {
                         code: status.code() as i32,
@@ -555,11 +607,29 @@ fn status_from_record(
         "submitted" => State::Submitted,
         "working" => State::Working,
         "completed" => State::Completed,
+        "input_required" => State::InputRequired,
         "failed" => State::Failed,
         "canceled" => State::Canceled,
         _ => State::Unspecified,
     };
+    let agent = record.agent.clone().unwrap_or_default();
+    let input_required = state == State::InputRequired;
     let response = record.result.map(|reply| TaskResponse {
+        state: if input_required {
+            task_response::State::InputRequired
+        } else {
+            task_response::State::Completed
+        } as i32,
+        interrupt: reply
+            .get("interrupt")
+            .filter(|_| input_required)
+            .cloned()
+            .map(json_to_value),
+        agent: reply
+            .get("agent")
+            .and_then(|v| v.as_str())
+            .filter(|name| !name.is_empty())
+            .map_or(agent, str::to_string),
         output: reply
             .get("output")
             .and_then(|v| v.as_str())

@@ -1,10 +1,12 @@
 //! Turning a gRPC `TaskRequest` into the adapter's `task`: field rules, generated ids,
-//! and the caller's deadline.
+//! and the caller's deadline; and the agent and resume answer the adapter reads through
+//! its `interaction` import.
 
 use std::time::Duration;
 
 use crate::error::TaskError;
-use crate::json::struct_to_json;
+use crate::interaction::TaskInteraction;
+use crate::json::{struct_to_json, value_to_json};
 use crate::proto::TaskRequest;
 use crate::runtime::bindings::Task;
 
@@ -14,11 +16,15 @@ pub const MAX_INPUT_DATA_BYTES: usize = 1024 * 1024;
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_METADATA_ENTRIES: usize = 64;
 pub const MAX_METADATA_FIELD_BYTES: usize = 4096;
+pub const MAX_AGENT_CHARS: usize = 128;
+pub const MAX_RESUME_BYTES: usize = 256 * 1024;
 
 /// A request that passed validation, with its ids filled in.
 pub struct ValidTask {
     pub backend: String,
     pub task: Task,
+    /// The agent and the resume answer, for the adapter's `interaction` import.
+    pub interaction: TaskInteraction,
 }
 
 /// Checks every field of `request` and builds the adapter task.
@@ -65,10 +71,12 @@ pub fn validate(
             "metadata entry {key:?}: keys must be non-empty and keys and values at most {MAX_METADATA_FIELD_BYTES} bytes"
         ));
     }
+    let interaction = interaction(request.agent, request.resume.as_ref())?;
     let mut metadata: Vec<_> = request.metadata.into_iter().collect();
     metadata.sort();
     Ok(ValidTask {
         backend: request.backend,
+        interaction,
         task: Task {
             goal: request.goal,
             context: request.context,
@@ -80,6 +88,44 @@ pub fn validate(
             deadline_ms: Some(u64::try_from(deadline_left.as_millis()).unwrap_or(u64::MAX)),
         },
     })
+}
+
+/// The agent name and the resume answer as JSON. Empty `agent` is the backend's
+/// default; any set `resume` (JSON null included) answers an interrupt.
+fn interaction(
+    agent: String,
+    resume: Option<&prost_types::Value>,
+) -> Result<TaskInteraction, TaskError> {
+    if !agent.is_empty() && !agent_is_valid(&agent) {
+        return Err(TaskError::InvalidArgument(format!(
+            "agent must be empty (the backend's default) or 1..{MAX_AGENT_CHARS} chars of \
+             [A-Za-z0-9._:-]"
+        )));
+    }
+    let resume_json = match resume {
+        None => None,
+        Some(value) => {
+            let json = value_to_json(value)
+                .map_err(|e| TaskError::InvalidArgument(format!("resume: {e}")))?
+                .to_string();
+            if json.len() > MAX_RESUME_BYTES {
+                return Err(TaskError::InvalidArgument(format!(
+                    "resume is larger than {MAX_RESUME_BYTES} bytes as JSON"
+                )));
+            }
+            Some(json)
+        }
+    };
+    Ok(TaskInteraction { agent, resume_json })
+}
+
+/// Whether `agent` is a valid agent name (the wrapper's registry names).
+fn agent_is_valid(agent: &str) -> bool {
+    !agent.is_empty()
+        && agent.len() <= MAX_AGENT_CHARS
+        && agent
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// The id as given, or a new UUID when empty. Ids are storage keys downstream, so only
@@ -156,6 +202,48 @@ mod tests {
         assert_eq!(valid.task.wrapper_url, "http://w:1");
         assert_eq!(valid.task.federation_session_id.len(), 36);
         assert_eq!(valid.task.deadline_ms, Some(1500));
+        assert_eq!(valid.interaction, TaskInteraction::default());
+    }
+
+    #[test]
+    fn passes_the_agent_and_the_resume_answer_as_json() {
+        use prost_types::value::Kind;
+        let mut r = request();
+        r.agent = "trip_planner:v2".into();
+        r.resume = Some(prost_types::Value {
+            kind: Some(Kind::StringValue("Lyon".into())),
+        });
+        let valid = validate(r, "http://w", Duration::from_secs(1)).unwrap();
+        assert_eq!(valid.interaction.agent, "trip_planner:v2");
+        assert_eq!(valid.interaction.resume_json.as_deref(), Some(r#""Lyon""#));
+        // A resume of JSON null is still an answer.
+        let mut r = request();
+        r.resume = Some(prost_types::Value {
+            kind: Some(Kind::NullValue(0)),
+        });
+        let valid = validate(r, "http://w", Duration::from_secs(1)).unwrap();
+        assert_eq!(valid.interaction.resume_json.as_deref(), Some("null"));
+    }
+
+    #[test]
+    fn rejects_a_bad_agent_or_resume() {
+        use prost_types::value::Kind;
+        assert!(rejects(|r| r.agent = "trip planner".into()).contains("agent"));
+        assert!(rejects(|r| r.agent = "a/b".into()).contains("agent"));
+        assert!(rejects(|r| r.agent = "x".repeat(MAX_AGENT_CHARS + 1)).contains("agent"));
+        let big = "x".repeat(MAX_RESUME_BYTES);
+        assert!(
+            rejects(|r| r.resume = Some(prost_types::Value {
+                kind: Some(Kind::StringValue(big)),
+            }))
+            .contains("resume is larger")
+        );
+        assert!(
+            rejects(|r| r.resume = Some(prost_types::Value {
+                kind: Some(Kind::NumberValue(f64::INFINITY)),
+            }))
+            .contains("resume")
+        );
     }
 
     #[test]

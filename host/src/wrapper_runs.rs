@@ -22,6 +22,9 @@ pub struct RunRecord {
     pub result: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub error: Option<RunRecordError>,
+    /// The agent that ran (wrappers before agent registries leave it out).
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

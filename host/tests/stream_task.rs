@@ -33,6 +33,7 @@ fn kinds(events: &[TaskEvent]) -> Vec<String> {
             Event::Started(_) => "started".to_string(),
             Event::Progress(p) => format!("{:?}", Kind::try_from(p.kind).unwrap()),
             Event::Completed(_) => "completed".to_string(),
+            Event::InputRequired(_) => "input_required".to_string(),
             Event::Failed(f) => format!("failed:{:?}", Code::from_i32(f.code)),
         })
         .collect()

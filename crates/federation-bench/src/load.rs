@@ -63,6 +63,7 @@ pub fn request(backend: &str, goal: &str) -> TaskRequest {
         backend: backend.into(),
         request_id: String::new(),
         metadata: [("team".to_string(), "bench".to_string())].into(),
+        ..Default::default()
     }
 }
 

@@ -26,7 +26,7 @@ use agent_federation::proto::federation_service_server::{
 };
 use agent_federation::proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
-    TaskRequest, TaskResponse, Timing,
+    TaskRequest, TaskResponse, Timing, task_response,
 };
 use agent_federation::runtime::adapter::RunError;
 use agent_federation::runtime::bindings::{
@@ -201,6 +201,9 @@ impl Native {
                 adapter_us: micros(call_time),
                 outbound_us: 0,
             }),
+            // The baseline runs plain tasks of the default agent, which always complete.
+            state: task_response::State::Completed as i32,
+            ..Default::default()
         })
     }
 

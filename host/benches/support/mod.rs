@@ -12,7 +12,7 @@ use std::{
 use agent_federation::outbound_http::{Origin, ResponseStream};
 use agent_federation::policy::{PolicyDefaults, SandboxPolicy};
 use agent_federation::runtime::bindings::federation::agent_backend::{
-    log, outbound_http, outbound_stream, progress, types,
+    interaction, log, outbound_http, outbound_stream, progress, types,
 };
 use agent_federation::runtime::bindings::{
     AgentBackend, AgentBackendPre, HttpError, Level, Request, Response, Task,
@@ -307,6 +307,19 @@ impl progress::Host for StubCtx {
     }
 
     async fn emit(&mut self, _event: agent_federation::runtime::bindings::ProgressEvent) {}
+}
+
+// The hop's tasks run the default agent and never resume or ask for input.
+impl interaction::Host for StubCtx {
+    async fn agent(&mut self) -> String {
+        String::new()
+    }
+
+    async fn resume_json(&mut self) -> Option<String> {
+        None
+    }
+
+    async fn input_required(&mut self, _value_json: String) {}
 }
 
 /// An adapter linked against [`StubCtx`].

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
+use crate::interaction::TaskInteraction;
 use crate::outbound_http::{OutboundHttp, OutboundPolicy};
 use crate::policy::SandboxPolicy;
 use crate::progress::ProgressSink;
@@ -31,6 +32,8 @@ use crate::runtime::engine::EPOCH_TICK;
 const DESCRIBE_BUDGET: Duration = Duration::from_secs(5);
 /// The `progress` import's name, up to its version.
 const PROGRESS_INTERFACE: &str = "federation:agent-backend/progress@";
+/// The `interaction` import's name, up to its version.
+const INTERACTION_INTERFACE: &str = "federation:agent-backend/interaction@";
 /// Time an adapter gets for its self-test task at load time.
 const SELF_TEST_BUDGET: Duration = Duration::from_secs(5);
 
@@ -53,6 +56,9 @@ pub struct Adapter {
     /// Whether the component imports `progress` (contract 0.1.1 or later), i.e. can
     /// report progress events to a watcher.
     pub reports_progress: bool,
+    /// Whether the component imports `interaction` (contract 0.1.2 or later), i.e. can
+    /// run a named agent, resume an interrupt and ask for input.
+    pub supports_interaction: bool,
     /// `adapter.name` and `adapter.version`, for its metrics.
     pub metric_attributes: [opentelemetry::KeyValue; 2],
     tasks_started: AtomicU64,
@@ -78,6 +84,7 @@ impl Adapter {
             task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
             policy,
             reports_progress: self.reports_progress,
+            supports_interaction: self.supports_interaction,
             metric_attributes: self.metric_attributes.clone(),
             tasks_started: AtomicU64::new(0),
             pre: self.pre.clone(),
@@ -142,6 +149,9 @@ pub enum RunError {
 /// What a finished task reports beyond its response.
 pub struct RunOutcome {
     pub response: TaskResponse,
+    /// What the run asks (JSON as the adapter reported it through
+    /// `interaction.input-required`), when it stopped to ask for input.
+    pub interrupt: Option<String>,
     pub instantiate_time: Duration,
     pub call_time: Duration,
     pub usage: Usage,
@@ -266,6 +276,7 @@ impl AdapterRuntime {
             policy.clone(),
             Instant::now() + DESCRIBE_BUDGET,
             None,
+            TaskInteraction::default(),
         );
         let instance = pre
             .instantiate_async(&mut store)
@@ -277,10 +288,14 @@ impl AdapterRuntime {
             .map_err(|e| LoadError::Describe(classify_trap(e, &store)))?;
         validate_info(&info)?;
         drop(store);
-        let reports_progress = component
-            .component_type()
-            .imports(&self.engine)
-            .any(|(name, _)| name.starts_with(PROGRESS_INTERFACE));
+        let imports = |interface: &str| {
+            component
+                .component_type()
+                .imports(&self.engine)
+                .any(|(name, _)| name.starts_with(interface))
+        };
+        let reports_progress = imports(PROGRESS_INTERFACE);
+        let supports_interaction = imports(INTERACTION_INTERFACE);
         let metric_attributes = crate::metrics::adapter_attributes(&info);
         if self.self_test {
             self.self_test(&pre, &info, &policy).await?;
@@ -295,6 +310,7 @@ impl AdapterRuntime {
             task_slots: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_tasks)),
             policy,
             reports_progress,
+            supports_interaction,
             metric_attributes,
             tasks_started: AtomicU64::new(0),
             pre,
@@ -321,6 +337,7 @@ impl AdapterRuntime {
             Arc::new(offline),
             Instant::now() + SELF_TEST_BUDGET,
             None,
+            TaskInteraction::default(),
         );
         let task = Task {
             goal: "agent-federation self-test".into(),
@@ -350,15 +367,18 @@ impl AdapterRuntime {
         task: Task,
         deadline: Instant,
     ) -> (Result<RunOutcome, RunError>, Usage) {
-        self.run_watched(adapter, task, deadline, None).await
+        self.run_watched(adapter, task, TaskInteraction::default(), deadline, None)
+            .await
     }
 
-    /// [`run`](Self::run), with the adapter's progress events sent to `progress` when
+    /// [`run`](Self::run), with the caller's agent and resume answer for the
+    /// `interaction` import, and the adapter's progress events sent to `progress` when
     /// someone watches the task.
     pub async fn run_watched(
         &self,
         adapter: &Adapter,
         task: Task,
+        interaction: TaskInteraction,
         deadline: Instant,
         progress: Option<ProgressSink>,
     ) -> (Result<RunOutcome, RunError>, Usage) {
@@ -369,6 +389,7 @@ impl AdapterRuntime {
             adapter.policy.clone(),
             deadline,
             progress,
+            interaction,
         );
         let instance = match adapter.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
@@ -385,6 +406,7 @@ impl AdapterRuntime {
         let result = match result {
             Ok(Ok(response)) => Ok(RunOutcome {
                 response,
+                interrupt: store.data().interrupt(),
                 instantiate_time: instantiated - started,
                 call_time,
                 usage,
@@ -401,8 +423,16 @@ impl AdapterRuntime {
         policy: Arc<SandboxPolicy>,
         deadline: Instant,
         progress: Option<ProgressSink>,
+        interaction: TaskInteraction,
     ) -> Store<AdapterCtx> {
-        let ctx = AdapterCtx::new(adapter, self.outbound.clone(), policy, deadline, progress);
+        let ctx = AdapterCtx::new(
+            adapter,
+            self.outbound.clone(),
+            policy,
+            deadline,
+            progress,
+            interaction,
+        );
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| ctx.limiter());
         // Each epoch tick while the guest runs: count it against the CPU budget, check

@@ -16,11 +16,12 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log;
+use crate::interaction::{InteractionState, TaskInteraction};
 use crate::outbound_http::{OutboundHttp, ResponseStream};
 use crate::policy::SandboxPolicy;
 use crate::progress::{ProgressSink, ProgressState};
 use crate::runtime::bindings::federation::agent_backend::{
-    log, outbound_http, outbound_stream, progress, types,
+    interaction, log, outbound_http, outbound_stream, progress, types,
 };
 use crate::runtime::bindings::{HttpError, Level, ProgressEvent, Request, Response};
 use crate::runtime::guest_stdio::CappedPipe;
@@ -54,6 +55,7 @@ pub struct AdapterCtx {
     policy: Arc<SandboxPolicy>,
     adapter: Arc<str>,
     progress: ProgressState,
+    interaction: InteractionState,
     /// When the task must be done; bounds guest CPU time and every outbound call.
     pub deadline: Instant,
     pub usage: Usage,
@@ -66,6 +68,7 @@ impl AdapterCtx {
         policy: Arc<SandboxPolicy>,
         deadline: Instant,
         progress: Option<ProgressSink>,
+        interaction: TaskInteraction,
     ) -> Self {
         let stdout = CappedPipe::new(STDIO_CAPACITY);
         let stderr = CappedPipe::new(STDIO_CAPACITY);
@@ -94,6 +97,7 @@ impl AdapterCtx {
             policy,
             adapter,
             progress: ProgressState::new(progress),
+            interaction: InteractionState::new(interaction),
             deadline,
             usage: Usage::default(),
         }
@@ -135,6 +139,12 @@ impl AdapterCtx {
         if let Err(HttpError::Denied(_)) = result {
             self.usage.outbound_denied += 1;
         }
+    }
+
+    /// What the run asked (JSON as the guest reported it), if it stopped to ask for
+    /// input.
+    pub fn interrupt(&self) -> Option<String> {
+        self.interaction.interrupt().map(str::to_string)
     }
 
     /// What the guest wrote to stderr (lossy UTF-8, capped).
@@ -277,6 +287,20 @@ impl progress::Host for AdapterCtx {
 
     async fn emit(&mut self, event: ProgressEvent) {
         self.progress.emit(event).await;
+    }
+}
+
+impl interaction::Host for AdapterCtx {
+    async fn agent(&mut self) -> String {
+        self.interaction.agent()
+    }
+
+    async fn resume_json(&mut self) -> Option<String> {
+        self.interaction.resume_json()
+    }
+
+    async fn input_required(&mut self, value_json: String) {
+        self.interaction.input_required(value_json);
     }
 }
 
