@@ -8,6 +8,7 @@
 //! wrapper.
 
 pub mod admin;
+pub mod agents;
 pub mod async_tasks;
 pub mod check;
 pub mod client;

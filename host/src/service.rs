@@ -5,7 +5,8 @@
 //! in the background (the table of those lives in [`crate::async_tasks`]).
 //! `StreamAgentTask` runs it beside a stream of its progress events
 //! ([`crate::progress`]), ending with the result. A run may stop to ask for input
-//! ([`crate::interaction`]): its task ends INPUT_REQUIRED.
+//! ([`crate::interaction`]): its task ends INPUT_REQUIRED. `ListAgents` lists the
+//! wrapper's agents ([`crate::agents`]).
 
 use std::{
     sync::Arc,
@@ -20,6 +21,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::agents::{Backend, agent_infos, framework_of};
 use crate::async_tasks::AsyncTasks;
 use crate::error::TaskError;
 use crate::interaction::{TaskInteraction, parse_interrupt};
@@ -28,9 +30,9 @@ use crate::metrics::AdapterMetrics;
 use crate::progress::ProgressSink;
 use crate::proto::federation_service_server::FederationService;
 use crate::proto::{
-    AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
-    TaskEvent, TaskFailed, TaskRequest, TaskResponse, TaskStarted, Timing, task_event,
-    task_response,
+    AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest,
+    ListAgentsResponse, StartAgentTaskResponse, TaskEvent, TaskFailed, TaskRequest, TaskResponse,
+    TaskStarted, Timing, task_event, task_response,
 };
 use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
 use crate::runtime::bindings::Task;
@@ -558,6 +560,27 @@ impl FederationService for Federation {
             }
             Err(error) => Err(run_api_status(error)),
         }
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        let backends: Vec<Backend> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(name, slot)| Backend {
+                name,
+                framework: slot.current.info.framework.clone(),
+            })
+            .collect();
+        // An unknown backend is refused before the wrapper is asked.
+        let framework = framework_of(&backends, &request.into_inner().backend)?;
+        let agents = self.runs.agents().await?;
+        Ok(Response::new(ListAgentsResponse {
+            agents: agent_infos(agents, &backends, framework.as_deref()),
+        }))
     }
 }
 

@@ -2,12 +2,15 @@
 //! adapter: cancel it (`POST /v1/sessions/{sid}/runs/{rid}/cancel`) when its caller
 //! went away, and read its status (`GET /v1/sessions/{sid}/runs/{rid}`) for
 //! `GetAgentTask` on any replica. Runs are keyed by (federation_session_id, request_id).
+//! Also the wrapper's agent registry (`GET /v1/agents`), for `ListAgents`.
 
 use std::time::Duration;
 
 use opentelemetry_http::HeaderInjector;
 use serde::Deserialize;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::TaskError;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,6 +35,29 @@ pub struct RunRecordError {
     pub status: u16,
     #[serde(default)]
     pub message: String,
+}
+
+/// One agent as the wrapper's `GET /v1/agents` lists it.
+#[derive(Debug, Deserialize)]
+pub struct WrapperAgent {
+    pub name: String,
+    pub framework: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of its `input_data`.
+    #[serde(default)]
+    pub input_schema: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub can_request_input: bool,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct AgentList {
+    agents: Vec<WrapperAgent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,20 +98,44 @@ impl WrapperRuns {
         self.call(self.client.post(url), session, request_id).await
     }
 
+    /// The agents the wrapper can run.
+    pub async fn agents(&self) -> Result<Vec<WrapperAgent>, TaskError> {
+        let url = format!("{}/v1/agents", self.base);
+        let response = self
+            .client
+            .get(url)
+            .headers(trace_headers())
+            .send()
+            .await
+            .map_err(|e| TaskError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TaskError::Unavailable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(TaskError::Upstream {
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        serde_json::from_slice::<AgentList>(&body)
+            .map(|list| list.agents)
+            .map_err(|e| {
+                TaskError::Internal(format!(
+                    "the wrapper's GET /v1/agents answered no agent list: {e}"
+                ))
+            })
+    }
+
     async fn call(
         &self,
         request: reqwest::RequestBuilder,
         session: &str,
         request_id: &str,
     ) -> Result<RunRecord, RunApiError> {
-        // Part of the task's trace, like the adapter's own calls.
-        let mut headers = http::HeaderMap::new();
-        let context = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
-        });
         let response = request
-            .headers(headers)
+            .headers(trace_headers())
             .send()
             .await
             .map_err(|e| RunApiError::Failed(e.to_string()))?;
@@ -108,6 +158,25 @@ impl WrapperRuns {
         }
         serde_json::from_slice(&body).map_err(|e| RunApiError::Failed(format!("bad record: {e}")))
     }
+}
+
+/// The wrapper's error message (`{"error": {"message": ..}}`), or the body's start.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned())
+}
+
+/// The current trace's headers: the host's calls are part of the caller's trace, like
+/// the adapter's own.
+fn trace_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
+    });
+    headers
 }
 
 /// Cancels a task's wrapper run when dropped armed: the caller cancelled or went away

@@ -1,0 +1,121 @@
+//! `ListAgents`: the agents the wrapper registered (its `GET /v1/agents`), each with
+//! the loaded backends that can run it: the adapters whose `describe().framework` is
+//! the agent's framework.
+
+use crate::error::TaskError;
+use crate::json::json_to_struct;
+use crate::proto::AgentInfo;
+use crate::wrapper_runs::WrapperAgent;
+
+/// A loaded adapter, as far as agents are concerned: its name and framework.
+pub struct Backend {
+    pub name: String,
+    pub framework: String,
+}
+
+/// The framework a `backend` filter selects (`None`: no filter); an unknown backend is
+/// NOT_FOUND, as for a task.
+pub fn framework_of(backends: &[Backend], backend: &str) -> Result<Option<String>, TaskError> {
+    if backend.is_empty() {
+        return Ok(None);
+    }
+    match backends.iter().find(|b| b.name == backend) {
+        Some(found) => Ok(Some(found.framework.clone())),
+        None => Err(TaskError::UnknownBackend {
+            name: backend.to_string(),
+            loaded: backends
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// The wrapper's agents (of `framework` only, when given) with their backends.
+pub fn agent_infos(
+    agents: Vec<WrapperAgent>,
+    backends: &[Backend],
+    framework: Option<&str>,
+) -> Vec<AgentInfo> {
+    agents
+        .into_iter()
+        .filter(|agent| framework.is_none_or(|f| agent.framework == f))
+        .map(|agent| AgentInfo {
+            backends: backends
+                .iter()
+                .filter(|b| b.framework == agent.framework)
+                .map(|b| b.name.clone())
+                .collect(),
+            name: agent.name,
+            framework: agent.framework,
+            description: agent.description,
+            input_schema: agent.input_schema.map(json_to_struct),
+            can_request_input: agent.can_request_input,
+            default: agent.default,
+            tools: agent.tools,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str, framework: &str) -> WrapperAgent {
+        WrapperAgent {
+            name: name.into(),
+            framework: framework.into(),
+            description: format!("{name} agent"),
+            input_schema: None,
+            can_request_input: false,
+            default: false,
+            tools: vec![],
+        }
+    }
+
+    fn backends() -> Vec<Backend> {
+        [
+            ("crewai", "crewai"),
+            ("langgraph", "langgraph"),
+            ("graph-b", "langgraph"),
+        ]
+        .into_iter()
+        .map(|(name, framework)| Backend {
+            name: name.into(),
+            framework: framework.into(),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn each_agent_lists_the_backends_of_its_framework() {
+        let agents = vec![
+            agent("crew", "crewai"),
+            agent("graph", "langgraph"),
+            agent("team", "autogen"),
+        ];
+        let infos = agent_infos(agents, &backends(), None);
+        let backends: Vec<_> = infos.iter().map(|a| a.backends.join(",")).collect();
+        assert_eq!(backends, ["crewai", "langgraph,graph-b", ""]);
+        assert_eq!(infos[0].description, "crew agent");
+    }
+
+    #[test]
+    fn a_backend_filter_keeps_its_frameworks_agents_and_refuses_unknown_ones() {
+        let framework = framework_of(&backends(), "graph-b").unwrap();
+        assert_eq!(framework.as_deref(), Some("langgraph"));
+        let agents = vec![agent("crew", "crewai"), agent("graph", "langgraph")];
+        let infos = agent_infos(agents, &backends(), framework.as_deref());
+        assert_eq!(infos.len(), 1);
+        assert_eq!(infos[0].name, "graph");
+
+        assert_eq!(framework_of(&backends(), "").unwrap(), None);
+        let error = framework_of(&backends(), "autogen").unwrap_err();
+        assert_eq!(error.code(), tonic::Code::NotFound);
+        assert!(
+            error.to_string().contains("crewai, langgraph, graph-b"),
+            "{error}"
+        );
+    }
+}
