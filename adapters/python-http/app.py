@@ -4,6 +4,8 @@ Built into a WebAssembly component with componentize-py against the same WIT wor
 the Rust adapters (`wit/agent-backend.wit`, world `agent-backend`); see README.md.
 It POSTs the standard wrapper body to `/v1/run_graph`, or to the route a task names in
 its metadata (`http_agent.route`), and maps the reply or the failure to the world's types.
+The agent the caller named and its answer to an interrupt (the `interaction` import) go
+into the body; a reply asking for input is reported back through `interaction`.
 It behaves like the Rust adapters (adapters/sdk/src/lib.rs) error for error.
 """
 
@@ -11,7 +13,7 @@ import json
 
 import wit_world
 from componentize_py_types import Err
-from wit_world.imports import log, outbound_http
+from wit_world.imports import interaction, log, outbound_http
 from wit_world.imports.types import (
     AdapterError,
     AdapterError_Internal,
@@ -26,7 +28,7 @@ from wit_world.imports.types import (
 )
 
 NAME = "http-agent"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 DEFAULT_ROUTE = "/v1/run_graph"
 ROUTE_METADATA_KEY = "http_agent.route"
 MAX_ROUTE_LEN = 256
@@ -87,14 +89,14 @@ def route_for(task: Task) -> str:
 
 
 def wrapper_payload(task: Task) -> dict:
-    """The JSON body the wrapper's run routes take."""
+    """The JSON body the wrapper's run routes take (`agent`/`resume` only when given)."""
     try:
         input_data = json.loads(task.input_data)
     except ValueError as e:
         raise AdapterFailure(AdapterError_InvalidInput(f"input_data is not JSON: {e}")) from None
     if not isinstance(input_data, dict):
         raise AdapterFailure(AdapterError_InvalidInput("input_data must be a JSON object"))
-    return {
+    body = {
         "goal": task.goal,
         "context": task.context,
         "input_data": input_data,
@@ -102,6 +104,17 @@ def wrapper_payload(task: Task) -> dict:
         "request_id": task.request_id,
         "metadata": dict(task.metadata),
     }
+    agent = interaction.agent()
+    if agent:
+        body["agent"] = agent
+    # The key's presence is what makes a resume: even JSON null answers the interrupt.
+    resume = interaction.resume_json()
+    if resume is not None:
+        try:
+            body["resume"] = json.loads(resume)
+        except ValueError as e:
+            raise AdapterFailure(AdapterError_InvalidInput(f"resume is not JSON: {e}")) from None
+    return body
 
 
 def post_json(task: Task, route: str, body: dict) -> dict:
@@ -140,9 +153,16 @@ def post_json(task: Task, route: str, body: dict) -> dict:
 
 
 def response_from_reply(task: Task, reply: dict) -> TaskResponse:
-    """`output` is required (a non-string is kept as JSON), `resumed` defaults to false."""
+    """`output` is required (a non-string is kept as JSON), `resumed` defaults to false.
+
+    A run that stopped to ask for input (`status` "input_required") reports its
+    `interrupt` through `interaction.input_required`.
+    """
     if "output" not in reply:
         raise AdapterFailure(AdapterError_Internal("wrapper reply has no `output`"))
+    if reply.get("status") == "input_required":
+        question = reply.get("interrupt")
+        interaction.input_required(json.dumps(question, ensure_ascii=False, separators=(",", ":")))
     output = reply["output"]
     if not isinstance(output, str):
         output = json.dumps(output, ensure_ascii=False, separators=(",", ":"))

@@ -28,7 +28,7 @@ fn the_python_adapter_passes_adapter_check() {
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
-    assert!(report.contains("http-agent 0.1.0"), "{report}");
+    assert!(report.contains("http-agent 0.2.0"), "{report}");
     assert!(report.contains(", 0 failed"), "{report}");
 }
 
@@ -44,7 +44,7 @@ async fn the_python_adapter_serves_tasks_through_the_host() {
     let request_id = request.request_id.clone();
     let response = run(&mut client, request, None, None).await.unwrap();
     assert_eq!(response.output, "stub answer to: hello from python");
-    assert_eq!(response.adapter_version, "0.1.0");
+    assert_eq!(response.adapter_version, "0.2.0");
     let sent = &stub.requests_for(&request_id)[0];
     assert_eq!(sent.path, "/v1/run_graph");
     assert!(

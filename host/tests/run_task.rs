@@ -57,7 +57,7 @@ async fn crewai_task_posts_the_crew_payload_and_maps_the_reply() {
         "stub answer to: Write a haiku about sandboxes"
     );
     assert_eq!(response.backend, "crewai");
-    assert_eq!(response.adapter_version, "0.1.0");
+    assert_eq!(response.adapter_version, "0.2.0");
     assert_eq!(response.adapter_digest.len(), 64);
     assert_eq!(response.federation_session_id, "session-crew-1");
     assert_eq!(response.request_id, request_id);
@@ -172,7 +172,7 @@ async fn incoming_traceparent_is_continued_to_the_wrapper() {
         adapter.parent_span_id.as_deref(),
         Some(server.span_id.as_str())
     );
-    assert_eq!(adapter.attributes["adapter.version"], json!("0.1.0"));
+    assert_eq!(adapter.attributes["adapter.version"], json!("0.2.0"));
     assert_eq!(
         adapter.attributes["adapter.digest"],
         json!(response.adapter_digest)

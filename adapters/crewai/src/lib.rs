@@ -1,6 +1,7 @@
 //! The CrewAI adapter: runs a task as a CrewAI crew through the agent wrapper's
-//! `POST /v1/run_crew`. The wrapper builds the crew from `goal`, `context` and
-//! `input_data` and resumes the crew's state stored under `federation_session_id`.
+//! `POST /v1/run_crew`: the crew the task's `agent` names, or the wrapper's default.
+//! The wrapper fills the crew's placeholders from `goal`, `context` and `input_data`
+//! and resumes the crew's state stored under `federation_session_id`.
 
 use federation_adapter_sdk::{AdapterError, AdapterInfo, Guest, Task, TaskResponse, export};
 
@@ -15,7 +16,8 @@ impl Guest for CrewAi {
             version: env!("CARGO_PKG_VERSION").into(),
             framework: "crewai".into(),
             route: ROUTE.into(),
-            description: "CrewAI crew (researcher + writer) via the agent wrapper".into(),
+            description:
+                "CrewAI crews registered in the agent wrapper (default: researcher + writer)".into(),
         }
     }
 

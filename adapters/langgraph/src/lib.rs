@@ -1,6 +1,8 @@
 //! The LangGraph adapter: runs a task as a LangGraph graph through the agent wrapper's
-//! `POST /v1/run_graph`. The session id is the graph's checkpoint `thread_id`, so a
-//! second task in the same session continues the same thread.
+//! `POST /v1/run_graph`: the graph the task's `agent` names, or the wrapper's default.
+//! The session id is the graph's checkpoint `thread_id`, so a second task in the same
+//! session continues the same thread; a graph that stops at `interrupt()` ends the task
+//! INPUT_REQUIRED, and a task with `resume` continues it (the SDK does both).
 
 use federation_adapter_sdk::{AdapterError, AdapterInfo, Guest, Task, TaskResponse, export};
 use serde_json::Value;
@@ -16,7 +18,8 @@ impl Guest for LangGraph {
             version: env!("CARGO_PKG_VERSION").into(),
             framework: "langgraph".into(),
             route: ROUTE.into(),
-            description: "LangGraph StateGraph (plan -> respond) via the agent wrapper".into(),
+            description:
+                "LangGraph graphs registered in the agent wrapper (default: plan -> respond)".into(),
         }
     }
 

@@ -9,8 +9,8 @@ import unittest
 from unittest import mock
 
 from componentize_py_types import Err
+from wit_world.imports import interaction, types
 from wit_world.imports import outbound_http as http
-from wit_world.imports import types
 
 import app
 
@@ -42,6 +42,10 @@ class RunTaskTest(unittest.TestCase):
         patch_log = mock.patch.object(app.log, "log")
         patch_send.start()
         patch_log.start()
+        # A plain task by default: the backend's default agent, nothing to resume.
+        self.agent = mock.patch.object(interaction, "agent", return_value="").start()
+        self.resume = mock.patch.object(interaction, "resume_json", return_value=None).start()
+        self.input_required = mock.patch.object(interaction, "input_required").start()
         self.addCleanup(mock.patch.stopall)
 
     def _send(self, request):
@@ -62,7 +66,7 @@ class RunTaskTest(unittest.TestCase):
         info = app.WitWorld().describe()
         self.assertEqual(
             (info.name, info.version, info.framework, info.route),
-            ("http-agent", "0.1.0", "http-agent", "/v1/run_graph"),
+            ("http-agent", "0.2.0", "http-agent", "/v1/run_graph"),
         )
 
     def test_posts_the_wrapper_body_to_the_default_route(self):
@@ -131,6 +135,30 @@ class RunTaskTest(unittest.TestCase):
         for body in [b"<html>", b"[1, 2]", b'{"no_output": 1}']:
             self.answer = reply(body=body)
             self.assertIsInstance(self.error_of(), types.AdapterError_Internal, body)
+
+    def test_passes_the_agent_and_the_resume_answer(self):
+        self.agent.return_value = "trip_planner"
+        self.resume.return_value = '{"approved": true}'
+        self.run_task()
+        body = json.loads(self.sent[0].body)
+        self.assertEqual((body["agent"], body["resume"]), ("trip_planner", {"approved": True}))
+        # JSON null is an answer too: the key is sent.
+        self.agent.return_value = ""
+        self.resume.return_value = "null"
+        self.run_task()
+        body = json.loads(self.sent[1].body)
+        self.assertNotIn("agent", body)
+        self.assertIsNone(body["resume"])
+        self.assertIn("resume", body)
+        self.input_required.assert_not_called()
+
+    def test_a_reply_asking_for_input_reports_its_interrupt(self):
+        self.answer = reply(
+            body=b'{"output": "", "status": "input_required", "interrupt": {"q": "city?"}}'
+        )
+        response = self.run_task()
+        self.input_required.assert_called_once_with('{"q":"city?"}')
+        self.assertEqual(response.output, "")
 
     def test_reply_defaults(self):
         self.answer = reply(body=b'{"output": {"a": 1}}')

@@ -3,8 +3,9 @@
 //! Holds the one `wit_bindgen::generate!` call for the `agent-backend` world and the
 //! plumbing every HTTP-backed adapter needs: build the wrapper's JSON body from a task,
 //! send it through the host's `outbound-http` import, and turn the reply (or the failure)
-//! into the world's typed `task-response` / `adapter-error`. An adapter crate only says
-//! who it is (`describe`) and how its framework's payload differs.
+//! into the world's typed `task-response` / `adapter-error`; pass the caller's agent and
+//! resume answer on, and report a run that stopped to ask for input (`interaction`). An
+//! adapter crate only says who it is (`describe`) and how its framework's payload differs.
 
 #[allow(clippy::too_many_arguments)] // generated glue for records with many fields
 pub mod bindings {
@@ -19,6 +20,7 @@ pub mod bindings {
 
 pub use bindings::Guest;
 pub use bindings::export;
+pub use bindings::federation::agent_backend::interaction;
 pub use bindings::federation::agent_backend::log::Level;
 pub use bindings::federation::agent_backend::outbound_http::{
     self as outbound_http, HttpError, Method, Request, Response,
@@ -40,9 +42,34 @@ pub fn log(level: Level, message: &str) {
     bindings::federation::agent_backend::log::log(level, message);
 }
 
+/// What the caller asked beyond the `task` record (the `interaction` import): the agent
+/// to run and the answer to the interrupt the session waits on. The default is a plain
+/// task of the backend's default agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interaction {
+    /// The agent's name; empty for the backend's default.
+    pub agent: String,
+    /// The answer, as JSON, when the task resumes an interrupt.
+    pub resume_json: Option<String>,
+}
+
+impl Interaction {
+    /// The running task's, from the host.
+    pub fn current() -> Interaction {
+        Interaction {
+            agent: interaction::agent(),
+            resume_json: interaction::resume_json(),
+        }
+    }
+}
+
 /// The JSON body the agent wrapper's run routes take (`goal`, `context`, `input_data`,
-/// `federation_session_id`, `request_id`, `metadata`).
-pub fn wrapper_payload(task: &Task) -> Result<Map<String, Value>, AdapterError> {
+/// `federation_session_id`, `request_id`, `metadata`; `agent` when the caller named
+/// one, `resume` when the task answers an interrupt).
+pub fn wrapper_payload(
+    task: &Task,
+    asked: &Interaction,
+) -> Result<Map<String, Value>, AdapterError> {
     let input_data: Value = serde_json::from_str(&task.input_data)
         .map_err(|e| AdapterError::InvalidInput(format!("input_data is not JSON: {e}")))?;
     if !input_data.is_object() {
@@ -63,10 +90,19 @@ pub fn wrapper_payload(task: &Task) -> Result<Map<String, Value>, AdapterError> 
         "request_id": task.request_id,
         "metadata": metadata,
     });
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => unreachable!("json! object literal"),
+    let Value::Object(mut body) = body else {
+        unreachable!("json! object literal")
+    };
+    if !asked.agent.is_empty() {
+        body.insert("agent".into(), Value::String(asked.agent.clone()));
     }
+    // The key's presence is what makes a resume: even JSON null answers the interrupt.
+    if let Some(resume) = &asked.resume_json {
+        let resume: Value = serde_json::from_str(resume)
+            .map_err(|e| AdapterError::InvalidInput(format!("resume is not JSON: {e}")))?;
+        body.insert("resume".into(), resume);
+    }
+    Ok(body)
 }
 
 /// POSTs `body` as JSON to `{task.wrapper_url}{route}` and returns the reply object.
@@ -233,10 +269,15 @@ pub fn progress_event(kind: &str, data: &Map<String, Value>) -> Option<ProgressE
 
 /// Maps the wrapper's reply to a `task-response`: `output` (string) is required,
 /// `resumed` defaults to false, and the whole reply is kept as the structured result.
+/// A reply whose run stopped to ask for input (`status` `input_required`) also reports
+/// its `interrupt` through `interaction.input-required`.
 pub fn response_from_reply(
     task: &Task,
     reply: Map<String, Value>,
 ) -> Result<TaskResponse, AdapterError> {
+    if let Some(question) = interrupt_of(&reply) {
+        interaction::input_required(&question);
+    }
     let output = match reply.get("output") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
@@ -263,6 +304,16 @@ pub fn response_from_reply(
         federation_session_id,
         resumed,
     })
+}
+
+/// The question (JSON) of a reply whose run stopped to ask for input; `None` for a run
+/// that completed.
+pub fn interrupt_of(reply: &Map<String, Value>) -> Option<String> {
+    if reply.get("status").and_then(Value::as_str) != Some("input_required") {
+        return None;
+    }
+    let question = reply.get("interrupt").unwrap_or(&Value::Null);
+    Some(question.to_string())
 }
 
 fn http_error_to_adapter_error(error: HttpError) -> AdapterError {
@@ -319,7 +370,7 @@ pub fn run_via_wrapper(
     route: &str,
     shape: impl FnOnce(&Task, &mut Map<String, Value>),
 ) -> Result<TaskResponse, AdapterError> {
-    let mut body = wrapper_payload(task)?;
+    let mut body = wrapper_payload(task, &Interaction::current())?;
     shape(task, &mut body);
     let reply = if progress::watched() {
         stream_json(task, route, &body)?
