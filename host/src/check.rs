@@ -10,8 +10,10 @@
 //! map to INVALID_ARGUMENT, UNAVAILABLE and INTERNAL; a non-JSON reply is INTERNAL; a
 //! wrapper slower than the deadline ends with DEADLINE_EXCEEDED; an adapter that
 //! imports `progress` maps the wrapper's NDJSON progress stream to the same response
-//! when its task is watched (and the report counts the events it relayed). Exit code
-//! 1 if any check fails.
+//! when its task is watched (and the report counts the events it relayed); an adapter
+//! that imports `interaction` passes a task's agent and resume answer on in the body
+//! and reports the wrapper's `input_required` reply as a question for the caller.
+//! Exit code 1 if any check fails.
 
 use std::{
     path::PathBuf,
@@ -33,7 +35,7 @@ use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::TaskError;
-use crate::interaction::TaskInteraction;
+use crate::interaction::{TaskInteraction, parse_interrupt};
 use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
 use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
 use crate::progress::ProgressSink;
@@ -198,6 +200,9 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
     if adapter.reports_progress {
         golden_watched(&mut report, &runtime, &adapter, &stub).await;
     }
+    if adapter.supports_interaction {
+        golden_interaction(&mut report, &runtime, &adapter, &stub).await;
+    }
     for (goal, code) in [
         ("golden:422", Code::InvalidArgument),
         ("golden:503", Code::Unavailable),
@@ -359,6 +364,76 @@ async fn golden_watched(
     report.record("relays progress when watched", result);
 }
 
+/// A task naming an agent and resuming must carry both to the wrapper (`agent`,
+/// `resume` in the body); a reply with status `input_required` must reach the host as
+/// `interaction.input-required` with the reply's `interrupt`.
+async fn golden_interaction(
+    report: &mut Report,
+    runtime: &AdapterRuntime,
+    adapter: &Adapter,
+    stub: &StubWrapper,
+) {
+    let budget = Duration::from_secs(10);
+    let asked = TaskInteraction {
+        agent: "golden-agent".into(),
+        resume_json: Some(r#"{"answer":42}"#.into()),
+    };
+    let deadline = Instant::now() + budget;
+    let task = golden_task("golden:ok", &stub.url, budget);
+    let run = runtime.run_watched(adapter, task, asked, deadline, None);
+    let outcome = tokio::time::timeout_at(deadline.into(), run).await;
+    let requests = stub.take();
+    let result = match (outcome, requests.as_slice()) {
+        (Ok((Ok(_), _)), [request]) => {
+            let body = &request.body;
+            if body["agent"] != "golden-agent" {
+                Err(format!(
+                    "body.agent is {}, expected \"golden-agent\"",
+                    body["agent"]
+                ))
+            } else if body["resume"] != json!({"answer": 42}) {
+                Err(format!(
+                    "body.resume is {}, expected {{\"answer\":42}}",
+                    body["resume"]
+                ))
+            } else {
+                Ok("body.agent and body.resume as the task gave them".into())
+            }
+        }
+        (Ok((Ok(_), _)), other) => Err(format!("{} requests, expected 1", other.len())),
+        (Ok((Err(error), _)), _) => {
+            let error = TaskError::from_run(&adapter.info.name, error, budget);
+            Err(format!("failed with {:?}: {error}", error.code()))
+        }
+        (Err(_), _) => Err("ran past its deadline".into()),
+    };
+    report.record("passes the task's agent and resume", result);
+
+    let deadline = Instant::now() + budget;
+    let task = golden_task("golden:interrupt", &stub.url, budget);
+    let run = runtime.run_watched(adapter, task, TaskInteraction::default(), deadline, None);
+    let outcome = tokio::time::timeout_at(deadline.into(), run).await;
+    stub.take();
+    let result = match outcome {
+        Ok((Ok(outcome), _)) => match outcome.interrupt.as_deref().map(parse_interrupt) {
+            Some(Ok(value)) if value == json!({"question": "golden?"}) => {
+                Ok("input-required with the reply's interrupt".into())
+            }
+            Some(Ok(value)) => Err(format!(
+                "input-required with {value}, expected the reply's interrupt {{\"question\":\"golden?\"}}"
+            )),
+            Some(Err(error)) => Err(format!("input-required, but {error}")),
+            None => Err("answered without calling interaction.input-required".into()),
+        },
+        Ok((Err(error), _)) => {
+            let error = TaskError::from_run(&adapter.info.name, error, budget);
+            Err(format!("failed with {:?}: {error}", error.code()))
+        }
+        Err(_) => Err("ran past its deadline".into()),
+    };
+    report.record("asks for input on an interrupt", result);
+}
+
 fn request_shape(request: &Recorded, route: &str) -> Result<String, String> {
     if request.method != Method::POST {
         return Err(format!("method {}, expected POST", request.method));
@@ -467,6 +542,16 @@ async fn answer(
             tokio::time::sleep(Duration::from_secs(5)).await;
             error(StatusCode::GATEWAY_TIMEOUT)
         }
+        "golden:interrupt" => axum::Json(json!({
+            "output": "",
+            "status": "input_required",
+            "interrupt": {"question": "golden?"},
+            "agent": "golden-agent",
+            "federation_session_id": body["federation_session_id"],
+            "request_id": body["request_id"],
+            "resumed": false,
+        }))
+        .into_response(),
         _ => {
             let reply = json!({
                 "output": "golden answer",

@@ -61,6 +61,15 @@ fn shipped_adapters_pass_and_broken_ones_fail_with_a_report() {
             "{report}"
         );
         assert!(report.contains("exports: describe, run-task"), "{report}");
+        // Built against 0.1.2 through the SDK: agent, resume and interrupts.
+        assert!(
+            report.contains("PASS passes the task's agent and resume"),
+            "{report}"
+        );
+        assert!(
+            report.contains("PASS asks for input on an interrupt"),
+            "{report}"
+        );
         assert!(
             report.lines().any(|line| line.starts_with("PASS relays progress when watched")
                 && line.ends_with("4 progress events: step golden started; LLM call by checker (check); step golden finished; checkpoint saved after step golden")),
@@ -69,10 +78,11 @@ fn shipped_adapters_pass_and_broken_ones_fail_with_a_report() {
     }
 
     // test-faults answers every golden task with invalid-input. It is built against
-    // contract 0.1.0, so there is no progress check.
+    // contract 0.1.0, so there is no progress or interaction check.
     let (code, report) = faults;
     assert_eq!(code, 1, "{report}");
     assert!(!report.contains("relays progress"), "{report}");
+    assert!(!report.contains("agent and resume"), "{report}");
     assert!(
         report.contains("FAIL maps a wrapper reply to a response"),
         "{report}"

@@ -30,6 +30,15 @@ fn the_python_adapter_passes_adapter_check() {
     assert!(output.status.success(), "{report}");
     assert!(report.contains("http-agent 0.2.0"), "{report}");
     assert!(report.contains(", 0 failed"), "{report}");
+    // componentize-py imports the whole world, so `interaction` too: it must use it.
+    assert!(
+        report.contains("PASS passes the task's agent and resume"),
+        "{report}"
+    );
+    assert!(
+        report.contains("PASS asks for input on an interrupt"),
+        "{report}"
+    );
 }
 
 #[tokio::test]
