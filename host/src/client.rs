@@ -1,13 +1,16 @@
-//! The client subcommands: `call` (one task), `health` (probes) and `adapters`
-//! (AdminService), so a user can drive a host without grpcurl.
+//! The client subcommands: `call` (one task), `agents` (ListAgents), `health` (probes)
+//! and `adapters` (AdminService), so a user can drive a host without grpcurl.
 
 use anyhow::Context;
 use tonic::metadata::MetadataValue;
 
-use crate::config::{AdaptersAction, AdaptersArgs, CallArgs, HealthArgs};
-use crate::json::{json_to_struct, struct_to_json};
+use crate::config::{AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs};
+use crate::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 use crate::proto::federation_service_client::FederationServiceClient;
-use crate::proto::{TaskRequest, TaskResponse, task_event, task_progress};
+use crate::proto::{
+    AgentInfo, ListAgentsRequest, TaskRequest, TaskResponse, task_event, task_progress,
+    task_response,
+};
 
 /// Sends one task; prints the result (or the gRPC error) and returns the exit code.
 /// With `--stream`, prints the task's progress events as they arrive first.
@@ -16,6 +19,7 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
         serde_json::Value::Object(map) => json_to_struct(map),
         _ => anyhow::bail!("--input must be a JSON object"),
     };
+    let resume = args.resume.as_deref().map(resume_value).transpose()?;
     let mut client = FederationServiceClient::connect(args.host.addr.clone())
         .await
         .with_context(|| format!("connecting to {}", args.host.addr))?;
@@ -27,7 +31,8 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
         backend: args.backend,
         request_id: args.request_id,
         metadata: args.metadata.into_iter().collect(),
-        ..Default::default()
+        agent: args.agent,
+        resume,
     });
     request.set_timeout(std::time::Duration::from_millis(args.timeout_ms));
     if let Some(traceparent) = &args.traceparent {
@@ -47,6 +52,16 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `--resume`: JSON, or `@FILE` holding it.
+fn resume_value(arg: &str) -> anyhow::Result<prost_types::Value> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => arg.to_string(),
+    };
+    let value = serde_json::from_str(&text).context("--resume is not JSON")?;
+    Ok(json_to_value(value))
 }
 
 /// Streams a task: each event on a line (JSON lines with `json`), then the result.
@@ -154,9 +169,25 @@ fn struct_json(value: Option<&prost_types::Struct>) -> serde_json::Value {
     serde_json::Value::Object(map.unwrap_or_default())
 }
 
+fn value_json(value: Option<&prost_types::Value>) -> serde_json::Value {
+    value
+        .and_then(|v| value_to_json(v).ok())
+        .unwrap_or_default()
+}
+
+fn state_name(r: &TaskResponse) -> &'static str {
+    match r.state() {
+        task_response::State::InputRequired => "INPUT_REQUIRED",
+        _ => "COMPLETED",
+    }
+}
+
 fn response_json(r: &TaskResponse) -> serde_json::Value {
     let timing = r.timing.unwrap_or_default();
     serde_json::json!({
+        "state": state_name(r),
+        "interrupt": value_json(r.interrupt.as_ref()),
+        "agent": r.agent,
         "output": r.output,
         "trace_id": r.trace_id,
         "federation_session_id": r.federation_session_id,
@@ -184,6 +215,9 @@ fn print_response(r: TaskResponse, json: bool) -> anyhow::Result<()> {
         "backend:    {} {} (sha256 {:.12})",
         r.backend, r.adapter_version, r.adapter_digest
     );
+    if !r.agent.is_empty() {
+        println!("agent:      {}", r.agent);
+    }
     println!(
         "session:    {}  resumed: {}",
         r.federation_session_id, r.resumed
@@ -195,6 +229,15 @@ fn print_response(r: TaskResponse, json: bool) -> anyhow::Result<()> {
             t.total_us, t.instantiate_us, t.adapter_us, t.outbound_us
         );
     }
+    println!("state:      {}", state_name(&r));
+    if r.state() == task_response::State::InputRequired {
+        let question = value_json(r.interrupt.as_ref());
+        println!("interrupt:\n{}", serde_json::to_string_pretty(&question)?);
+        println!(
+            "answer with: --session {} --resume JSON (or @FILE)",
+            r.federation_session_id
+        );
+    }
     println!("output:\n{}", r.output);
     Ok(())
 }
@@ -204,6 +247,72 @@ fn print_error(status: &tonic::Status) {
     if let Some(trace) = status.metadata().get("x-trace-id") {
         eprintln!("trace id: {}", trace.to_str().unwrap_or_default());
     }
+}
+
+/// Lists the agents the host's wrapper can run; returns the exit code.
+pub async fn agents(args: AgentsArgs) -> anyhow::Result<i32> {
+    let mut client = FederationServiceClient::connect(args.host.addr.clone())
+        .await
+        .with_context(|| format!("connecting to {}", args.host.addr))?;
+    let request = ListAgentsRequest {
+        backend: args.backend,
+    };
+    let agents = match client.list_agents(request).await {
+        Ok(reply) => reply.into_inner().agents,
+        Err(status) => {
+            print_error(&status);
+            return Ok(1);
+        }
+    };
+    if args.json {
+        let agents: Vec<_> = agents.iter().map(agent_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "agents": agents }))?
+        );
+        return Ok(0);
+    }
+    for agent in &agents {
+        let mut traits = vec![agent.framework.clone()];
+        if agent.default {
+            traits.push("default".into());
+        }
+        if agent.can_request_input {
+            traits.push("asks for input".into());
+        }
+        println!("{} ({})", agent.name, traits.join(", "));
+        if !agent.description.is_empty() {
+            println!("  {}", agent.description);
+        }
+        let backends = match agent.backends.as_slice() {
+            [] => "none loaded".to_string(),
+            names => names.join(", "),
+        };
+        println!("  backends: {backends}");
+        if !agent.tools.is_empty() {
+            println!("  tools:    {}", agent.tools.join(", "));
+        }
+        if let Some(schema) = &agent.input_schema {
+            println!("  input:    {}", struct_json(Some(schema)));
+        }
+    }
+    if agents.is_empty() {
+        println!("no agents");
+    }
+    Ok(0)
+}
+
+fn agent_json(agent: &AgentInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": agent.name,
+        "framework": agent.framework,
+        "description": agent.description,
+        "default": agent.default,
+        "can_request_input": agent.can_request_input,
+        "tools": agent.tools,
+        "backends": agent.backends,
+        "input_schema": struct_json(agent.input_schema.as_ref()),
+    })
 }
 
 /// Checks a host's health; prints the status and returns the exit code (0 = SERVING).

@@ -24,6 +24,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send one RunAgentTask to a running host and print the result and its trace id.
     Call(CallArgs),
+    /// List the agents a running host's wrapper can run (ListAgents), with the
+    /// backends that run each.
+    Agents(AgentsArgs),
     /// Ask a running host's grpc.health.v1 service; exit 0 when SERVING (for probes).
     Health(HealthArgs),
     /// Operate a running host's adapters through AdminService (needs the admin token).
@@ -96,6 +99,18 @@ pub struct HostAddress {
         default_value = "http://127.0.0.1:50075"
     )]
     pub addr: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentsArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// Only the agents this backend (adapter name) can run.
+    #[arg(long, default_value = "")]
+    pub backend: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -235,6 +250,14 @@ pub struct CallArgs {
     /// Adapter to run (e.g. crewai, langgraph).
     #[arg(long)]
     pub backend: String,
+    /// Agent to run, one the wrapper registered for the backend's framework (see
+    /// `agents`); the backend's default when omitted.
+    #[arg(long, default_value = "")]
+    pub agent: String,
+    /// Answer to the question the session's run asked (a task that ended
+    /// INPUT_REQUIRED), as JSON, or @FILE holding it: continues that run.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub resume: Option<String>,
     /// What the agents should achieve.
     #[arg(long)]
     pub goal: String,

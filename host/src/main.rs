@@ -1,4 +1,5 @@
-//! The `agent-federation` binary: `serve` runs the host, `call` sends it one task.
+//! The `agent-federation` binary: `serve` runs the host, `call` sends it one task,
+//! `agents` lists what it can run.
 
 use anyhow::Context;
 use clap::Parser;
@@ -23,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
             result
         }
         Command::Call(args) => std::process::exit(client::call(args).await?),
+        Command::Agents(args) => std::process::exit(client::agents(args).await?),
         Command::Health(args) => std::process::exit(client::health(args).await?),
         Command::Adapters(args) => std::process::exit(client::adapters(args).await?),
         Command::Adapter(AdapterCommand::Check { file, policy }) => {
