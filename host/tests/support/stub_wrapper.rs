@@ -8,8 +8,15 @@
 //! without a final event, `stream-garbage` ends with a line that is not JSON,
 //! `stream-big-event` sends an event over the host's data
 //! limit, `stream-slow:MS` waits that long before each event.
+//!
+//! Agents: a reply names the agent that ran (the request's `agent`, else the route's
+//! default `crew` or `graph`) and echoes a received `resume` as `resume_received`; goal
+//! `interrupt` answers status `input_required` with [`INTERRUPT`]. `GET /v1/agents`
+//! lists [`agents`]; `GET /v1/sessions/{sid}/runs/{rid}` answers the run record of a
+//! reply it gave (404 for others).
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -42,6 +49,35 @@ impl Recorded {
 #[derive(Clone, Default)]
 pub struct StubWrapper {
     records: Arc<Mutex<Vec<Recorded>>>,
+    /// The replies given, by "<session>/<request_id>", for the run records.
+    replies: Arc<Mutex<HashMap<String, Value>>>,
+}
+
+/// What a run of goal `interrupt` asks.
+pub fn interrupt_value() -> Value {
+    json!({"question": "Which city?", "options": ["Lyon", "Porto"]})
+}
+
+/// The agents `GET /v1/agents` lists: the two defaults, a graph that asks for input,
+/// and one of a framework no shipped adapter drives.
+pub fn agents() -> Value {
+    json!({"agents": [
+        {"name": "crew", "framework": "crewai", "description": "researcher + writer",
+         "default": true, "input_schema": {"type": "object", "properties": {}},
+         "can_request_input": false, "tools": [], "llm": "wrapper", "source": "built-in"},
+        {"name": "graph", "framework": "langgraph", "description": "plan -> respond",
+         "default": true, "input_schema": {"type": "object", "properties": {}},
+         "can_request_input": false, "tools": [], "llm": "wrapper", "source": "built-in"},
+        {"name": "trip_planner", "framework": "langgraph", "description": "plans a trip",
+         "default": false,
+         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"]},
+         "can_request_input": true, "tools": ["lookup_weather"], "llm": "wrapper",
+         "source": "tests/langgraph.json"},
+        {"name": "team", "framework": "autogen", "description": "no adapter for it",
+         "default": true, "input_schema": {"type": "object"}, "can_request_input": false,
+         "tools": [], "llm": "own", "source": "agents.toml"},
+    ]})
 }
 
 impl StubWrapper {
@@ -98,11 +134,22 @@ async fn handle(
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     stub.records.lock().unwrap().push(Recorded {
-        method,
+        method: method.clone(),
         path: uri.path().to_string(),
         headers: headers.clone(),
         body: body.clone(),
     });
+    if method == Method::GET {
+        if uri.path() == "/v1/agents" {
+            return axum::Json(agents()).into_response();
+        }
+        if let Some(run) = uri.path().strip_prefix("/v1/sessions/")
+            && let Some((session, request_id)) = run.split_once("/runs/")
+            && !request_id.contains('/')
+        {
+            return run_record(&stub, &format!("{session}/{request_id}"));
+        }
+    }
     let goal = body["goal"].as_str().unwrap_or_default().to_string();
     if let Some(code) = goal.strip_prefix("status:") {
         let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
@@ -128,6 +175,15 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     let reply = reply(&goal, uri.path(), &body, &trace_id);
+    if let (Some(session), Some(request_id)) = (
+        body["federation_session_id"].as_str(),
+        body["request_id"].as_str(),
+    ) {
+        stub.replies
+            .lock()
+            .unwrap()
+            .insert(format!("{session}/{request_id}"), reply.clone());
+    }
     let streamed = headers
         .get("accept")
         .and_then(|v| v.to_str().ok())
@@ -203,15 +259,44 @@ fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
         .into_response()
 }
 
+/// The wrapper's run record of a reply the stub gave (as `GET .../runs/{rid}`).
+fn run_record(stub: &StubWrapper, task_id: &str) -> Response {
+    let Some(reply) = stub.replies.lock().unwrap().get(task_id).cloned() else {
+        let error = json!({"error": {"code": "run_not_found", "message": "no such run"}});
+        return (StatusCode::NOT_FOUND, axum::Json(error)).into_response();
+    };
+    axum::Json(json!({
+        "status": reply["status"],
+        "trace_id": reply["trace_id"],
+        "agent": reply["agent"],
+        "result": reply,
+    }))
+    .into_response()
+}
+
 /// The wrapper's JSON reply to a task.
 fn reply(goal: &str, path: &str, body: &Value, trace_id: &str) -> Value {
-    json!({
-        "output": format!("stub answer to: {goal}"),
-        "framework": if path == "/v1/run_graph" { "langgraph" } else { "crewai" },
+    let graph = path == "/v1/run_graph";
+    let agent = match body["agent"].as_str() {
+        Some(agent) if !agent.is_empty() => agent,
+        _ if graph => "graph",
+        _ => "crew",
+    };
+    let interrupted = goal == "interrupt";
+    let mut reply = json!({
+        "output": if interrupted { String::new() } else { format!("stub answer to: {goal}") },
+        "status": if interrupted { "input_required" } else { "completed" },
+        "interrupt": if interrupted { interrupt_value() } else { Value::Null },
+        "agent": agent,
+        "framework": if graph { "langgraph" } else { "crewai" },
         "federation_session_id": body["federation_session_id"],
         "request_id": body["request_id"],
         "resumed": body["context"] == "resume",
         "trace_id": trace_id,
         "steps": [{"name": "research", "output": "notes"}, {"name": "write", "output": "answer"}],
-    })
+    });
+    if let Some(resume) = body.get("resume") {
+        reply["resume_received"] = resume.clone();
+    }
+    reply
 }
