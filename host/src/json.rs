@@ -23,9 +23,7 @@ pub fn value_to_json(value: &Value) -> Result<Json, String> {
     Ok(match &value.kind {
         None | Some(Kind::NullValue(_)) => Json::Null,
         Some(Kind::BoolValue(b)) => Json::Bool(*b),
-        Some(Kind::NumberValue(n)) => {
-            Json::Number(Number::from_f64(*n).ok_or_else(|| format!("{n} is not a JSON number"))?)
-        }
+        Some(Kind::NumberValue(n)) => Json::Number(number(*n)?),
         Some(Kind::StringValue(s)) => Json::String(s.clone()),
         Some(Kind::ListValue(list)) => Json::Array(
             list.values
@@ -35,6 +33,19 @@ pub fn value_to_json(value: &Value) -> Result<Json, String> {
         ),
         Some(Kind::StructValue(inner)) => Json::Object(struct_to_json(inner)?),
     })
+}
+
+/// Largest integer a double holds exactly (2^53).
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// A protobuf number as JSON: an integral value within 2^53 becomes a JSON integer.
+/// Protobuf has only doubles, so `{"budget": 600}` arrives as 600.0; passing that on as
+/// `600.0` would hand a Python `float` to an agent whose input says `int`.
+fn number(n: f64) -> Result<Number, String> {
+    if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
+        return Ok(Number::from(n as i64));
+    }
+    Number::from_f64(n).ok_or_else(|| format!("{n} is not a JSON number"))
 }
 
 /// A JSON object as a `Struct` (integers become doubles, as protobuf has no other number).
@@ -64,6 +75,28 @@ pub fn json_to_value(value: Json) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn integral_numbers_stay_integers_and_fractions_stay_fractions() {
+        use super::*;
+        let json = |n: f64| {
+            value_to_json(&Value {
+                kind: Some(Kind::NumberValue(n)),
+            })
+            .unwrap()
+            .to_string()
+        };
+        assert_eq!(json(600.0), "600");
+        assert_eq!(json(-3.0), "-3");
+        assert_eq!(json(0.5), "0.5");
+        assert_eq!(json(1e300), "1e+300"); // beyond 2^53: stays a double
+        assert!(
+            value_to_json(&Value {
+                kind: Some(Kind::NumberValue(f64::NAN))
+            })
+            .is_err()
+        );
+    }
+
     use super::*;
     use serde_json::json;
 
