@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: set up, build, start an OTLP receiver, the agent
-# wrapper (offline deterministic model, file store) and the host on free loopback ports,
-# send one real task per backend with an orchestrator traceparent, and print each
-# result, its trace id and the span tree the task produced across Rust and Python.
+# wrapper (offline deterministic model, file store, the example agents of
+# examples/agents.toml) and the host on free loopback ports, send one real task per
+# backend with an orchestrator traceparent, then run the example crew and the example
+# graph (its tool, its interrupt and the resume), printing each result, its trace id
+# and the span tree it produced across Rust and Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -41,9 +43,9 @@ sink_line=$(wait_line "$run/sink.out" "^otlp-sink ")
 sink_grpc=$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"$sink_line")
 sink_http=$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"$sink_line")
 
-echo "==> starting the agent wrapper (offline deterministic model, file store)"
+echo "==> starting the agent wrapper (offline deterministic model, file store, examples/agents.toml)"
 wrapper_port=$(free_port)
-(cd "$run" && AGENT_WRAPPER_STATE_DIR="$run/state" \
+(cd "$run" && AGENT_WRAPPER_STATE_DIR="$run/state" AGENT_WRAPPER_AGENTS_FILE="$root/examples/agents.toml" \
     OTEL_EXPORTER_OTLP_ENDPOINT="$sink_http" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
     OTEL_BSP_SCHEDULE_DELAY=200 \
     exec "$venv/bin/python" -m agent_wrapper --host 127.0.0.1 --port "$wrapper_port") >"$run/wrapper.log" 2>&1 &
@@ -82,6 +84,41 @@ for backend in crewai langgraph; do
     echo "--- span tree of trace $trace_id ---"
     "$venv/bin/python" -c "import urllib.request; print(urllib.request.urlopen('$sink_http/tree?trace_id=$trace_id').read().decode())"
 done
+tree() {
+    sleep 1.5  # both exporters batch for 200 ms
+    echo "--- span tree of trace $1 ---"
+    "$venv/bin/python" -c "import urllib.request; print(urllib.request.urlopen('$sink_http/tree?trace_id=$1').read().decode())"
+}
+new_trace() {
+    trace_id=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
+    traceparent="00-$trace_id-$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(8))')-01"
+}
+call() { "$bin/agent-federation" call --addr "http://$host_addr" "$@" || status=1; }
+
+echo
+echo "==> the example agents (examples/agents.toml) the host can reach"
+"$bin/agent-federation" agents --addr "http://$host_addr" || status=1
+
+new_trace
+echo
+echo "==> your own crew: research_crew (classic CrewAI project, fact_sheet tool, {topic}/{audience})"
+call --backend crewai --agent research_crew --goal "Brief the team" \
+    --input '{"topic": "WebAssembly sandboxes", "audience": "platform engineers"}' \
+    --session "demo-crew-$(date +%s)" --traceparent "$traceparent"
+tree "$trace_id"
+
+new_trace
+trip="demo-trip-$(date +%s)"
+echo
+echo "==> your own graph: trip_planner (langgraph.json, weather tool node, an interrupt), streamed"
+call --stream --backend langgraph --agent trip_planner --goal "Plan a weekend in Lisbon" \
+    --input '{"city": "Lisbon", "budget": 600}' --session "$trip" --traceparent "$traceparent"
+echo
+echo "==> answering its question: --resume '{\"approved\": true}' (same session, same trace)"
+call --backend langgraph --agent trip_planner --goal "Plan a weekend in Lisbon" \
+    --resume '{"approved": true}' --session "$trip" --traceparent "$traceparent"
+tree "$trace_id"
+
 if [ "$status" -ne 0 ]; then
     echo "---- host log ----"; tail -n 50 "$run/host.log"
     echo "---- wrapper log ----"; tail -n 50 "$run/wrapper.log"
