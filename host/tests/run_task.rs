@@ -46,7 +46,7 @@ async fn crewai_task_posts_the_crew_payload_and_maps_the_reply() {
         json!({
             "goal": "Write a haiku about sandboxes",
             "context": "for platform engineers",
-            "input_data": {"topic": "wasm", "lines": 3.0},
+            "input_data": {"topic": "wasm", "lines": 3},
             "federation_session_id": "session-crew-1",
             "request_id": request_id,
             "metadata": {"team": "infra"},
