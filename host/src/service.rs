@@ -34,7 +34,7 @@ use crate::proto::{
     ListAgentsResponse, StartAgentTaskResponse, TaskEvent, TaskFailed, TaskRequest, TaskResponse,
     TaskStarted, Timing, task_event, task_response,
 };
-use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError};
+use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError, RunOutcome};
 use crate::runtime::bindings::Task;
 use crate::runtime::ctx::Usage;
 use crate::runtime::registry::AdapterRegistry;
@@ -200,46 +200,64 @@ impl Federation {
         if !matches!(result, Err((_, RunError::DeadlineExceeded))) {
             cancel.disarm();
         }
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err((trapped, error)) => {
-                let error = TaskError::from_run(&adapter.info.name, error, received.elapsed());
+        // Every way the task can still fail is decided before anything is recorded, so
+        // the span and the metrics tell the outcome the caller gets.
+        let (result, trapped) = match result {
+            Ok(outcome) => {
+                span.record("federation.resumed", outcome.response.resumed);
+                let response = self.respond(&adapter, outcome, asked_agent, request_id, received);
+                (response, false)
+            }
+            Err((trapped, error)) => (
+                Err(TaskError::from_run(
+                    &adapter.info.name,
+                    error,
+                    received.elapsed(),
+                )),
+                trapped,
+            ),
+        };
+        match &result {
+            Ok(_) => AdapterMetrics::get().record(&adapter, &usage, None, false),
+            Err(error) => {
                 span.record("otel.status_code", "ERROR");
                 span.record("error.type", format!("{:?}", error.code()));
-                AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), trapped);
-                return Err(error);
+                AdapterMetrics::get().record(&adapter, &usage, Some(code_name(error)), trapped);
             }
-        };
-        span.record("federation.resumed", outcome.response.resumed);
+        }
+        result
+    }
+
+    /// The caller's answer for what the adapter returned: refused when it is too large,
+    /// its interrupt is not JSON or its result not a JSON object.
+    fn respond(
+        &self,
+        adapter: &Adapter,
+        outcome: RunOutcome,
+        asked_agent: String,
+        request_id: String,
+        received: Instant,
+    ) -> Result<TaskResponse, TaskError> {
         let interrupt_len = outcome.interrupt.as_ref().map_or(0, String::len);
         let size =
             outcome.response.output.len() + outcome.response.result_json.len() + interrupt_len;
         if size > self.config.max_output_bytes {
-            let error = TaskError::OutputTooLarge {
+            return Err(TaskError::OutputTooLarge {
                 adapter: adapter.info.name.clone(),
                 size,
                 limit: self.config.max_output_bytes,
-            };
-            span.record("otel.status_code", "ERROR");
-            AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), false);
-            return Err(error);
+            });
         }
         let interrupt = match outcome.interrupt.as_deref().map(parse_interrupt) {
             None => None,
             Some(Ok(value)) => Some(value),
             Some(Err(error)) => {
-                let error = TaskError::BadInterrupt {
+                return Err(TaskError::BadInterrupt {
                     adapter: adapter.info.name.clone(),
                     error,
-                };
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", format!("{:?}", error.code()));
-                AdapterMetrics::get().record(&adapter, &usage, Some(code_name(&error)), false);
-                return Err(error);
+                });
             }
         };
-        AdapterMetrics::get().record(&adapter, &usage, None, false);
-
         let result = match serde_json::from_str(&outcome.response.result_json) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => {

@@ -297,3 +297,57 @@ async fn tasks_beyond_the_concurrency_limit_are_resource_exhausted() {
     let after = run(&mut client, task("test-faults", "echo"), None, None).await;
     assert!(after.is_ok(), "slots are released: {after:?}");
 }
+
+#[tokio::test]
+async fn a_task_failing_after_its_adapter_answered_is_counted_and_traced_as_an_error() {
+    // A host of its own, so the metrics hold this task alone.
+    let (_, stub_url, sink) = start_stub_and_sink().await;
+    let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
+    let request = task("test-faults", "not-an-object");
+    let request_id = request.request_id.clone();
+    expect_status(
+        Some(&host),
+        request,
+        None,
+        Code::Internal,
+        &["not a JSON object"],
+    )
+    .await;
+
+    // The adapter span of the task says it failed, and with what.
+    let span = sink
+        .wait_for(Duration::from_secs(10), |spans| {
+            spans.iter().any(|s| {
+                s.name == "adapter test-faults"
+                    && s.attr_str("federation.request_id") == Some(request_id.as_str())
+            })
+        })
+        .await
+        .expect("the adapter span reaches the collector")
+        .into_iter()
+        .find(|s| s.attr_str("federation.request_id") == Some(request_id.as_str()))
+        .unwrap();
+    assert_eq!(span.status_code, "error", "{span:#?}");
+    assert_eq!(span.attr_str("error.type"), Some("Internal"), "{span:#?}");
+
+    // The adapter's metrics count one task and one INTERNAL error, not a success.
+    let faults = |p: &otlp_sink::MetricPoint| p.attr_str("adapter.name") == Some("test-faults");
+    let counted = sink
+        .wait_for_metrics(Duration::from_secs(15), |points| {
+            points.iter().any(|p| {
+                p.name == "federation.adapter.errors"
+                    && faults(p)
+                    && p.attr_str("error.type") == Some("INTERNAL")
+                    && p.value == Some(1.0)
+            })
+        })
+        .await;
+    let points: Vec<_> = sink.metric_points().into_iter().filter(faults).collect();
+    assert!(counted.is_ok(), "no INTERNAL error counted: {points:#?}");
+    let tasks = points
+        .iter()
+        .filter(|p| p.name == "federation.adapter.tasks")
+        .filter_map(|p| p.value)
+        .fold(0.0, f64::max);
+    assert_eq!(tasks, 1.0, "{points:#?}");
+}

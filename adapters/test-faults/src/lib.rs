@@ -7,6 +7,7 @@
 //! the stack, `huge-output:<mib>` answers with that much text, `many-calls:<n>` sends n
 //! requests, `forge-secret` sets the header the host injects as a secret, `snoop`
 //! tries to read files and the environment, `print:<kib>` floods stdout and stderr.
+//! `not-an-object` answers with a structured result that is JSON but not an object.
 //! Never deploy it.
 //!
 //! `TEST_FAULTS_VERSION` at build time sets the version `describe()` reports, so the
@@ -65,6 +66,10 @@ impl Guest for Faults {
                 send_with_headers(&task, vec![("x-api-key".into(), "guest-forged-key".into())])
             }
             "snoop" => Ok(answer(&task, snoop())),
+            "not-an-object" => Ok(TaskResponse {
+                result_json: r#"["a", "list"]"#.into(),
+                ..answer(&task, "a result that is not an object".into())
+            }),
             goal if goal.starts_with("alloc:") => {
                 let mib: usize = number(goal)?;
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
