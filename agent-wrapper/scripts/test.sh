@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Lints and tests the agent wrapper: ruff, then pytest (real CrewAI and LangGraph runs
-# with the offline model, file store, and a real redis-server the tests start).
+# with the offline model; SQLite, a real PostgreSQL and a real redis-server the tests
+# start).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-if ! command -v redis-server >/dev/null 2>&1 && [ "${CI:-}" = "true" ]; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# PostgreSQL's server binaries: on PATH, or where Debian's postgresql package puts them.
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+    || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ] && [ "${CI:-}" = "true" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 venv=$("$here/scripts/venv.sh" | tail -n 1)
 cd "$here"

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,6 +178,61 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         time.sleep(0.05)
     os.kill(int(pidfile.read_text().strip()), 15)
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL: $AGENT_WRAPPER_TEST_DATABASE_URL, or a server initdb'd and
+    started here on a free loopback port (as the ``postgres`` user when run as root,
+    since postgres refuses to run as root), stopped at the end of the session."""
+    if url := os.environ.get("AGENT_WRAPPER_TEST_DATABASE_URL"):
+        yield url
+        return
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is required in CI (scripts/test.sh installs it)")
+        pytest.skip("PostgreSQL server binaries not installed")
+    # Not under pytest's tmp dir: that is private to root, and the server's user must
+    # reach its data directory.
+    data = Path(tempfile.mkdtemp(prefix="federation-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data / "db"), "-U", "federation",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_user, pg_ctl, "-D", str(data / "db"), "-l", str(data / "log"), "-w",
+                    "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {data} "
+                          "-c fsync=on -c max_connections=200", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://federation@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data / "db"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def fresh_database(base_url: str) -> str:
+    """A new, empty database on the test server (one per test: no shared tables)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return base_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 class WrapperProcess:

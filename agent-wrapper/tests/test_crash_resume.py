@@ -1,5 +1,6 @@
 """A wrapper killed between two steps resumes on the next request with the same
-session without redoing finished steps, with the file store and with Redis. The retry
+session without redoing finished steps, with every store (SQLite, PostgreSQL, file,
+Redis). The retry
 carries the same request_id (as the host's retries do): it finds the dead run's record
 still "working", sees that nobody holds the session lock any more and takes it over."""
 
@@ -12,10 +13,19 @@ REQUEST = {"goal": "Survive a crash", "context": "checkpoints", "input_data": {"
            "request_id": "crash-req"}
 
 
-@pytest.fixture(params=["file", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "file", "redis"])
 def store_env(request: pytest.FixtureRequest, tmp_path) -> dict[str, str]:
-    if request.param == "file":
-        return {"AGENT_WRAPPER_STORE": "file", "AGENT_WRAPPER_STATE_DIR": str(tmp_path / "s")}
+    if request.param in ("sqlite", "file"):
+        return {"AGENT_WRAPPER_STORE": request.param,
+                "AGENT_WRAPPER_STATE_DIR": str(tmp_path / "s")}
+    if request.param == "postgres":
+        # Two worker processes on one PostgreSQL: the dead one's lease (30 s TTL) is
+        # free at once because its pid is gone.
+        from tests.conftest import fresh_database
+
+        return {"AGENT_WRAPPER_STORE": "postgres", "AGENT_WRAPPER_STATE_DIR": str(tmp_path / "s"),
+                "AGENT_WRAPPER_DATABASE_URL": fresh_database(
+                    request.getfixturevalue("postgres_url"))}
     # A crashed replica's session lock lives until its TTL: keep it short here.
     return {"AGENT_WRAPPER_STORE": "redis", "AGENT_WRAPPER_LOCK_TTL_MS": "1000",
             "AGENT_WRAPPER_REDIS_URL": request.getfixturevalue("redis_url"),

@@ -112,7 +112,7 @@ class LLMInfo(BaseModel):
 
 
 class StateInfo(BaseModel):
-    store: Literal["file", "redis"]
+    store: Literal["sqlite", "postgres", "file", "redis"]
     run_count: int
     checkpoint: str | None
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agent_wrapper.core.errors import StoreUnavailable
-from agent_wrapper.store.base import StateStore
+from agent_wrapper.core.errors import WrapperError
+from agent_wrapper.store.base import SessionLock, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,19 @@ class SessionRun:
     document: dict[str, Any]
     resumed: bool
     crash_after_step: int | None = None
-    store_errors: list[StoreUnavailable] = field(default_factory=list)
+    # The run's session lock: fencing stores refuse saves once it is no longer held.
+    lock: SessionLock | None = None
+    # Store failures (unavailable, lease lost) a framework may have swallowed.
+    store_errors: list[WrapperError] = field(default_factory=list)
     _steps_saved: int = 0
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, store: StateStore, session_id: str,
-             crash_after_step: int | None = None) -> "SessionRun":
+    def open(cls, store: StateStore, session_id: str, crash_after_step: int | None = None,
+             lock: SessionLock | None = None) -> "SessionRun":
         stored = store.load(session_id)
         document = _upgrade(stored) if stored is not None else new_document(session_id)
-        return cls(store, session_id, document, stored is not None, crash_after_step)
+        return cls(store, session_id, document, stored is not None, crash_after_step, lock)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -98,8 +101,8 @@ class SessionRun:
         with self._mutex:
             self.document["updated_at"] = _now()
             try:
-                self.store.save(self.session_id, self.document)
-            except StoreUnavailable as exc:
+                self.store.save(self.session_id, self.document, self.lock)
+            except WrapperError as exc:
                 self.store_errors.append(exc)
                 raise
 

@@ -5,7 +5,8 @@ import time
 
 from fastapi.testclient import TestClient
 
-from agent_wrapper.store import FileStateStore
+from agent_wrapper.core.config import Settings
+from agent_wrapper.store import build_store
 from tests.conftest import StepGate
 
 
@@ -73,7 +74,7 @@ def test_shutdown_stops_background_runs_at_a_step_boundary(make_app, tmp_path) -
         accepted = client.post("/v1/run_crew", json=body, headers={"prefer": "respond-async"})
         assert accepted.status_code == 202
     # The app shut down while the run was going: it stopped, the record says why.
-    record = FileStateStore(tmp_path / "state").load_run("as-3", "a-3")
+    record = build_store(Settings(state_dir=tmp_path / "state")).load_run("as-3", "a-3")
     assert record["status"] == "failed"
     assert record["error"]["status"] == 503
     assert record["error"]["code"] == "shutting_down"

@@ -106,10 +106,10 @@ class FailingSaves(FileStateStore):
 
     broken = False
 
-    def save(self, session_id: str, document: dict) -> None:
+    def save(self, session_id: str, document: dict, lock: object = None) -> None:
         if self.broken:
             raise StoreUnavailable("disk full (injected)")
-        super().save(session_id, document)
+        super().save(session_id, document, lock)
 
 
 @pytest.mark.parametrize("route", ["/v1/run_crew", "/v1/run_graph"])

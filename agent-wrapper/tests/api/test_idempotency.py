@@ -120,7 +120,8 @@ def test_request_ids_are_validated(client: TestClient) -> None:
         assert "request_id" in reply.json()["error"]["message"]
 
 
-def test_file_records_live_beside_the_session_state(client: TestClient, tmp_path) -> None:
+def test_file_records_live_beside_the_session_state(make_client, tmp_path) -> None:
+    client = make_client(store="file")
     assert client.post("/v1/run_graph", json=body("idem-5", "r-9")).status_code == 200
     store = client.app.state.wrapper.store
     assert isinstance(store, FileStateStore)

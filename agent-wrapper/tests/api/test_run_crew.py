@@ -23,7 +23,7 @@ def test_crew_runs_two_tasks_and_reports_metadata(client: TestClient) -> None:
     assert body["output"] == body["steps"][-1]["output"]
     assert "Summarise WASM sandboxing" in body["output"]
     assert len(body["trace_id"]) == 32
-    assert body["state"]["store"] == "file"
+    assert body["state"]["store"] == "sqlite"
     assert body["state"]["run_count"] == 1
     assert response.headers["x-agent-wrapper-llm-calls"] == "2"
 

@@ -152,9 +152,9 @@ def test_bad_ids_are_400(client: TestClient, path: str) -> None:
         assert response.json()["error"]["code"] == "bad_request"
 
 
-@pytest.mark.parametrize("store", ["file", "redis"])
+@pytest.mark.parametrize("store", ["sqlite", "file", "redis"])
 def test_run_records_expire_after_the_ttl(make_client, request, store: str) -> None:
-    settings: dict = {"run_record_ttl_s": 0.4}
+    settings: dict = {"run_record_ttl_s": 0.4, "store": store}
     if store == "redis":
         settings.update(store="redis", redis_url=request.getfixturevalue("redis_url"),
                         redis_key_prefix=f"ttl-{uuid.uuid4().hex[:8]}")

@@ -1,5 +1,6 @@
-"""Both Federation Storage backends: round trip, atomic replace, locks, safe keys, and
-run records (atomic read-modify-write, TTL expiry)."""
+"""Every Federation Storage backend (SQLite, PostgreSQL, file, Redis): round trip,
+atomic replace, locks, safe keys, and run records (atomic read-modify-write, TTL
+expiry)."""
 
 import threading
 import time
@@ -9,13 +10,25 @@ from pathlib import Path
 import pytest
 
 from agent_wrapper.core.errors import InvalidInput, StoreUnavailable
-from agent_wrapper.store import FileStateStore, RedisStateStore, StateStore
+from agent_wrapper.store import (
+    FileStateStore,
+    PostgresStateStore,
+    RedisStateStore,
+    SqliteStateStore,
+    StateStore,
+)
+from tests.conftest import fresh_database
 
 
-@pytest.fixture(params=["file", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "file", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "file":
-        backend: StateStore = FileStateStore(tmp_path / "state")
+    if request.param == "sqlite":
+        backend: StateStore = SqliteStateStore(tmp_path / "federation.db", lock_ttl_ms=2000)
+    elif request.param == "postgres":
+        url = fresh_database(request.getfixturevalue("postgres_url"))
+        backend = PostgresStateStore(url, lock_ttl_ms=2000)
+    elif request.param == "file":
+        backend = FileStateStore(tmp_path / "state")
     else:
         url = request.getfixturevalue("redis_url")
         backend = RedisStateStore(url, prefix=f"test-{tmp_path.name}", lock_ttl_ms=2000)

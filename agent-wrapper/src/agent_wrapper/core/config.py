@@ -6,7 +6,7 @@ Every field is documented with its default in agent-wrapper/README.md.
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +25,12 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
 
-    store: Literal["file", "redis"] = "file"
+    # sqlite: the embedded default (one file in state_dir); postgres: shared by several
+    # workers and replicas; file/redis: the earlier stores (see the README's table).
+    store: Literal["sqlite", "postgres", "file", "redis"] = "sqlite"
+    # PostgreSQL connection string (postgresql://user:pass@host:port/db); a secret, so
+    # its password never appears in a log or an error.
+    database_url: SecretStr | None = None
     state_dir: Path = Path(".federation-state")
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "agent-federation"
@@ -54,6 +59,8 @@ class Settings(BaseSettings):
     def _check_llm(self) -> "Settings":
         # Fail at startup, not at the first request, when the OpenAI-compatible
         # endpoint is chosen but not described.
+        if self.store == "postgres" and self.database_url is None:
+            raise ValueError("AGENT_WRAPPER_STORE=postgres requires AGENT_WRAPPER_DATABASE_URL")
         if self.llm_provider == "openai":
             missing = [
                 name

@@ -204,6 +204,24 @@ def run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactor
         bundle: LLMBundle, control: RunControl | None = None) -> ExecutionResult:
     """Run, resume or answer ``agent``'s graph for ``request``; blocking."""
     control = control or RunControl.detached(session.session_id)
+    store_saver = session.store.langgraph_saver(session.lock)
+    if store_saver is None:
+        # File and Redis stores: the thread's latest checkpoint lives in the session
+        # document (one thread per agent there).
+        return _run(agent, request, session, factory, bundle, control,
+                    _document_saver(session, agent), session.session_id)
+    # SQL stores: LangGraph's own saver on the same database keeps the whole history.
+    with store_saver as saver:
+        return _run(agent, request, session, factory, bundle, control, saver,
+                    thread_id(session.session_id, agent))
+
+
+def thread_id(session_id: str, agent: GraphAgent) -> str:
+    """The LangGraph thread of an agent in a session (``#`` is not in the id alphabet)."""
+    return session_id if agent.builtin else f"{session_id}#{agent.name}"
+
+
+def _document_saver(session: SessionRun, agent: GraphAgent) -> StoreCheckpointSaver:
     state = session.agent_state(agent.name)
 
     def persist(exported: dict) -> None:
@@ -212,7 +230,13 @@ def run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactor
 
     saver = StoreCheckpointSaver(session.session_id, state.get("threads"), persist)
     saver.prune()
-    configurable: dict[str, Any] = {"thread_id": session.session_id}
+    return saver
+
+
+def _run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactory,
+         bundle: LLMBundle, control: RunControl, saver: Any, thread: str) -> ExecutionResult:
+    state = session.agent_state(agent.name)
+    configurable: dict[str, Any] = {"thread_id": thread}
     if not agent.own_llm:
         configurable["model"] = factory.chat_model(bundle)
     config: RunnableConfig = {"configurable": configurable,
@@ -259,7 +283,7 @@ def run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactor
             run_info["steps"].append({"name": node, "agent": node, "output": output})
             session.save()
             session.step_checkpointed()
-            control.step_finished(node, node, output, saver.latest_checkpoint_id(),
+            control.step_finished(node, node, output, _latest_checkpoint(saver, config),
                                   last=node in terminal)
 
     final = graph.get_state(config)
@@ -268,6 +292,11 @@ def run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactor
         state["run"] = None
     state["last_checkpoint"] = result.checkpoint
     return result
+
+
+def _latest_checkpoint(saver: Any, config: RunnableConfig) -> str | None:
+    latest = saver.get_tuple({"configurable": {"thread_id": config["configurable"]["thread_id"]}})
+    return None if latest is None else latest.config["configurable"].get("checkpoint_id")
 
 
 def _result(snapshot: Any, run_info: dict[str, Any], *, resumed_steps: int) -> ExecutionResult:

@@ -133,7 +133,8 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
                 if record is not None and record.get("owner") != job.owner:
                     raise RunSuperseded(f"run {job.request_id!r} was taken over by another "
                                         "attempt before it started")
-            session = SessionRun.open(deps.store, job.session_id, deps.crash_after_step)
+            session = SessionRun.open(deps.store, job.session_id, deps.crash_after_step,
+                                      lock=job.lock)
             span.set_attribute("federation.resumed", session.resumed)
             result = job.runner(job.body, session, deps.llm_factory, bundle, control)
             if result.status == "input_required":

@@ -4,6 +4,7 @@ from agent_wrapper.core.config import Settings
 from agent_wrapper.store.base import SessionLock, StateStore
 from agent_wrapper.store.file_store import FileStateStore
 from agent_wrapper.store.redis_store import RedisStateStore
+from agent_wrapper.store.sql_store import PostgresStateStore, SqliteStateStore
 
 
 def build_store(settings: Settings) -> StateStore:
@@ -11,7 +12,14 @@ def build_store(settings: Settings) -> StateStore:
     if settings.store == "redis":
         return RedisStateStore(settings.redis_url, prefix=settings.redis_key_prefix,
                                lock_ttl_ms=settings.lock_ttl_ms)
+    if settings.store == "postgres":
+        return PostgresStateStore(settings.database_url.get_secret_value(),
+                                  lock_ttl_ms=settings.lock_ttl_ms)
+    if settings.store == "sqlite":
+        return SqliteStateStore(settings.state_dir / "federation.db",
+                                lock_ttl_ms=settings.lock_ttl_ms)
     return FileStateStore(settings.state_dir)
 
 
-__all__ = ["FileStateStore", "RedisStateStore", "SessionLock", "StateStore", "build_store"]
+__all__ = ["FileStateStore", "PostgresStateStore", "RedisStateStore", "SessionLock",
+           "SqliteStateStore", "StateStore", "build_store"]

@@ -34,8 +34,10 @@ class StateStore(ABC):
         """Return the stored document, or None if the session is unknown."""
 
     @abstractmethod
-    def save(self, session_id: str, document: dict[str, Any]) -> None:
-        """Atomically replace the session's document."""
+    def save(self, session_id: str, document: dict[str, Any],
+             lock: SessionLock | None = None) -> None:
+        """Atomically replace the session's document. With ``lock`` (the run's session
+        lock), a store that fences refuses the write once that lock is no longer held."""
 
     @abstractmethod
     def delete(self, session_id: str) -> None:
@@ -68,6 +70,12 @@ class StateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """Release backend resources."""
+
+    def langgraph_saver(self, lock: SessionLock | None) -> Any:
+        """A context manager giving LangGraph's maintained checkpointer on this store's
+        database (every checkpoint kept, fenced by ``lock``), or None: the store keeps
+        graph checkpoints in the session document instead."""
+        return None
 
     @contextmanager
     def lock(self, session_id: str) -> Iterator[SessionLock]:

@@ -86,7 +86,8 @@ class FileStateStore(StateStore):
         except (OSError, ValueError) as exc:
             raise StoreUnavailable(f"cannot read state of session {session_id!r}: {exc}") from exc
 
-    def save(self, session_id: str, document: dict[str, Any]) -> None:
+    def save(self, session_id: str, document: dict[str, Any],
+             lock: SessionLock | None = None) -> None:
         path = self._path(session_id, ".json")
         self._ensure_dir()
         self._write_atomic(path, document, f"state of session {session_id!r}")

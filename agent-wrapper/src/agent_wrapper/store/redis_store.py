@@ -89,7 +89,8 @@ class RedisStateStore(StateStore):
         except ValueError as exc:
             raise StoreUnavailable(f"corrupt state for session {session_id!r}: {exc}") from exc
 
-    def save(self, session_id: str, document: dict[str, Any]) -> None:
+    def save(self, session_id: str, document: dict[str, Any],
+             lock: SessionLock | None = None) -> None:
         key = self._key("session", session_id)
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         try:

@@ -1,0 +1,414 @@
+"""Federation Storage on a SQL database: SQLite (one file, the embedded default) or
+PostgreSQL (shared by every wrapper worker and replica).
+
+Three tables hold what the file and Redis stores keep as documents, in one database
+beside LangGraph's own checkpoint tables (``langgraph-checkpoint-sqlite`` /
+``-postgres``, created by their ``setup()``):
+
+* ``federation_sessions``: one JSON document per session (history, crew checkpoints);
+* ``federation_runs``: run records, with their expiry;
+* ``federation_locks``: the session lock as a **lease** with a **fencing token**.
+
+A run takes the lease (owner token, ``fence`` + 1, expiry ``lock_ttl_ms`` ahead) and
+renews it every ttl/3. Every save it makes carries its lease: the write happens in one
+transaction with a check that the lease is still its own and unexpired, so a worker
+whose lease passed (stalled, partitioned, taken over) cannot overwrite what its
+successor wrote; it gets ``LeaseLost`` instead. A lease whose holder is a process of
+this host that no longer exists is free at once (a killed worker does not block its
+sessions for a TTL); a holder on another host is trusted until its lease expires.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a commit is on disk when it
+returns, so ``kill -9`` at any point loses no acknowledged write, and a torn write is
+rolled back by SQLite itself on the next open (nothing to clean by hand).
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agent_wrapper.core.errors import RunSuperseded, StoreUnavailable
+from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
+from agent_wrapper.store.session_id import validate_request_id, validate_session_id
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS federation_sessions (
+        session_id TEXT PRIMARY KEY, document TEXT NOT NULL, updated_at_ms BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS federation_runs (
+        session_id TEXT NOT NULL, request_id TEXT NOT NULL, record TEXT NOT NULL,
+        expires_at_ms BIGINT NOT NULL, PRIMARY KEY (session_id, request_id))""",
+    """CREATE TABLE IF NOT EXISTS federation_locks (
+        session_id TEXT PRIMARY KEY, owner TEXT NOT NULL, fence BIGINT NOT NULL,
+        holder TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)""",
+)
+HOST = socket.gethostname()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _holder() -> str:
+    return f"{HOST}:{os.getpid()}"
+
+
+def _holder_gone(holder: str) -> bool:
+    """True when ``holder`` is a process of this host that has exited."""
+    host, _, pid = holder.rpartition(":")
+    if host != HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class LeaseLost(RunSuperseded):
+    """The run's session lease expired or was taken over: its writes are refused."""
+
+
+class SqlLock(SessionLock):
+    """A held session lease, renewed in the background until released."""
+
+    def __init__(self, store: "SqlStateStore", session_id: str, owner: str, fence: int) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.owner = owner
+        self.fence = fence
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                         name=f"lease:{session_id}")
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        interval = self.store.lock_ttl_ms / 3000
+        while not self._stop.wait(interval):
+            # A failed renewal shows up where it matters: the run's next save.
+            with contextlib.suppress(StoreUnavailable):
+                if not self.store.renew(self):
+                    return
+
+    def release(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        with contextlib.suppress(StoreUnavailable):  # Else the lease expires.
+            self.store.release(self)
+
+
+class SqlStateStore(StateStore):
+    """Sessions, run records and leases in SQLite or PostgreSQL."""
+
+    def __init__(self, kind: str, *, lock_ttl_ms: int = 30_000) -> None:
+        self.kind = kind
+        self.lock_ttl_ms = lock_ttl_ms
+
+    # -- the dialect: a transaction, and "?" placeholders rewritten for psycopg ----------
+    @contextlib.contextmanager
+    def transaction(self, lock_key: str | None = None) -> Iterator[Any]:
+        """A cursor inside one write transaction, serialised per ``lock_key``."""
+        raise NotImplementedError
+
+    def _q(self, sql: str) -> str:
+        return sql
+
+    def _execute(self, cursor: Any, sql: str, params: tuple = ()) -> Any:
+        cursor.execute(self._q(sql), params)
+        return cursor
+
+    # -- documents --------------------------------------------------------------------
+    def load(self, session_id: str) -> dict[str, Any] | None:
+        validate_session_id(session_id)
+        with self.transaction() as cur:
+            row = self._execute(cur, "SELECT document FROM federation_sessions WHERE "
+                                     "session_id = ?", (session_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save(self, session_id: str, document: dict[str, Any],
+             lock: SessionLock | None = None) -> None:
+        validate_session_id(session_id)
+        with self.transaction(f"lock:{session_id}") as cur:
+            if isinstance(lock, SqlLock):
+                self._check_lease(cur, lock)
+            self._execute(cur, "INSERT INTO federation_sessions (session_id, document, "
+                               "updated_at_ms) VALUES (?, ?, ?) ON CONFLICT (session_id) DO "
+                               "UPDATE SET document = excluded.document, "
+                               "updated_at_ms = excluded.updated_at_ms",
+                          (session_id, _dumps(document), _now_ms()))
+
+    def delete(self, session_id: str) -> None:
+        validate_session_id(session_id)
+        with self.transaction() as cur:
+            self._execute(cur, "DELETE FROM federation_sessions WHERE session_id = ?",
+                          (session_id,))
+
+    # -- leases -----------------------------------------------------------------------
+    def try_lock(self, session_id: str) -> SessionLock | None:
+        validate_session_id(session_id)
+        owner = secrets.token_hex(16)
+        now = _now_ms()
+        with self.transaction(f"lock:{session_id}") as cur:
+            row = self._execute(cur, "SELECT owner, fence, holder, expires_at_ms FROM "
+                                     "federation_locks WHERE session_id = ?",
+                                (session_id,)).fetchone()
+            if row is not None and row[0] and row[3] > now and not _holder_gone(row[2]):
+                return None
+            fence = (row[1] if row is not None else 0) + 1
+            self._execute(cur, "INSERT INTO federation_locks (session_id, owner, fence, "
+                               "holder, expires_at_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                               "(session_id) DO UPDATE SET owner = excluded.owner, "
+                               "fence = excluded.fence, holder = excluded.holder, "
+                               "expires_at_ms = excluded.expires_at_ms",
+                          (session_id, owner, fence, _holder(), now + self.lock_ttl_ms))
+        return SqlLock(self, session_id, owner, fence)
+
+    def renew(self, lock: SqlLock) -> bool:
+        with self.transaction(f"lock:{lock.session_id}") as cur:
+            updated = self._execute(cur, "UPDATE federation_locks SET expires_at_ms = ? "
+                                         "WHERE session_id = ? AND owner = ? AND fence = ?",
+                                    (_now_ms() + self.lock_ttl_ms, lock.session_id,
+                                     lock.owner, lock.fence)).rowcount
+        return updated == 1
+
+    def release(self, lock: SqlLock) -> None:
+        with self.transaction(f"lock:{lock.session_id}") as cur:
+            # The fence stays: the next holder's token is larger than every earlier one.
+            self._execute(cur, "UPDATE federation_locks SET owner = '', expires_at_ms = 0 "
+                               "WHERE session_id = ? AND owner = ?",
+                          (lock.session_id, lock.owner))
+
+    def _check_lease(self, cur: Any, lock: SqlLock) -> None:
+        row = self._execute(cur, "SELECT owner, fence, expires_at_ms FROM federation_locks "
+                                 "WHERE session_id = ?", (lock.session_id,)).fetchone()
+        if row is None or row[0] != lock.owner or row[1] != lock.fence:
+            raise LeaseLost(f"session {lock.session_id!r} was taken over by another worker "
+                            f"(fencing token {lock.fence} is stale); this run's writes are "
+                            "refused")
+        if row[2] <= _now_ms():
+            raise LeaseLost(f"the lease on session {lock.session_id!r} expired before this "
+                            "write; the run stops so that a newer holder is never overwritten")
+
+    def check_lease(self, lock: SessionLock | None) -> None:
+        """Raise ``LeaseLost`` unless ``lock`` still holds its session's lease."""
+        if isinstance(lock, SqlLock):
+            with self.transaction() as cur:
+                self._check_lease(cur, lock)
+
+    # -- run records ----------------------------------------------------------------------
+    def load_run(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+        validate_session_id(session_id)
+        validate_request_id(request_id)
+        with self.transaction() as cur:
+            row = self._execute(cur, "SELECT record, expires_at_ms FROM federation_runs "
+                                     "WHERE session_id = ? AND request_id = ?",
+                                (session_id, request_id)).fetchone()
+        if row is None or row[1] <= _now_ms():
+            return None
+        return json.loads(row[0])
+
+    def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
+                   ttl_ms: int) -> dict[str, Any] | None:
+        validate_session_id(session_id)
+        validate_request_id(request_id)
+        with self.transaction(f"run:{session_id}/{request_id}") as cur:
+            row = self._execute(cur, "SELECT record, expires_at_ms FROM federation_runs "
+                                     "WHERE session_id = ? AND request_id = ?",
+                                (session_id, request_id)).fetchone()
+            current = json.loads(row[0]) if row is not None and row[1] > _now_ms() else None
+            new = mutate(current)
+            if new is None:
+                return current
+            self._execute(cur, "INSERT INTO federation_runs (session_id, request_id, record, "
+                               "expires_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (session_id, "
+                               "request_id) DO UPDATE SET record = excluded.record, "
+                               "expires_at_ms = excluded.expires_at_ms",
+                          (session_id, request_id, _dumps(new), _now_ms() + max(1, ttl_ms)))
+            return new
+
+    def sweep_expired_runs(self) -> int:
+        with self.transaction() as cur:
+            return self._execute(cur, "DELETE FROM federation_runs WHERE expires_at_ms <= ?",
+                                 (_now_ms(),)).rowcount
+
+    def ping(self) -> None:
+        with self.transaction() as cur:
+            self._execute(cur, "SELECT 1").fetchone()
+
+
+class SqliteStateStore(SqlStateStore):
+    """The embedded default: one SQLite file, ``<state dir>/federation.db``."""
+
+    def __init__(self, path: Path, *, lock_ttl_ms: int = 30_000) -> None:
+        super().__init__("sqlite", lock_ttl_ms=lock_ttl_ms)
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.transaction() as cur:
+                for statement in _SCHEMA:
+                    cur.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"sqlite store {self.path} unusable: {exc}") from exc
+        self.sweep_expired_runs()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the store's settings (also for LangGraph's saver)."""
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is fsynced before it returns (acknowledged = durable).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections are not shared across threads.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.connect()
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self, lock_key: str | None = None) -> Iterator[Any]:
+        try:
+            conn = self._connection()
+            cur = conn.cursor()
+            # IMMEDIATE takes SQLite's write lock now: read-modify-writes never interleave.
+            cur.execute("BEGIN IMMEDIATE" if lock_key else "BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+        try:
+            yield cur
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
+            raise
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
+            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def langgraph_saver(self, lock: SessionLock | None) -> Iterator[Any]:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = self.connect()
+        try:
+            yield _fenced(SqliteSaver, self, lock)(conn)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+class PostgresStateStore(SqlStateStore):
+    """The shared store: PostgreSQL, for several wrapper workers and replicas."""
+
+    def __init__(self, url: str, *, lock_ttl_ms: int = 30_000, pool_size: int = 10) -> None:
+        super().__init__("postgres", lock_ttl_ms=lock_ttl_ms)
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self._psycopg = psycopg
+        self.url = url
+        try:
+            self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True,
+                                       timeout=10, kwargs={"autocommit": True})
+            self.pool.wait(timeout=10)
+            with self.transaction() as cur:
+                for statement in _SCHEMA:
+                    cur.execute(statement)
+            self._saver_setup()
+        except Exception as exc:
+            raise StoreUnavailable(f"postgres store unusable: {_safe(exc)}") from exc
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    @contextlib.contextmanager
+    def transaction(self, lock_key: str | None = None) -> Iterator[Any]:
+        psycopg = self._psycopg
+        try:
+            conn_cm = self.pool.connection()
+            conn = conn_cm.__enter__()
+        except Exception as exc:
+            raise StoreUnavailable(f"postgres unavailable: {_safe(exc)}") from exc
+        failed: BaseException | None = None
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                if lock_key is not None:
+                    # Serialises read-modify-writes of one key across every worker.
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                (lock_key,))
+                yield cur
+        except psycopg.Error as exc:
+            failed = exc
+            raise StoreUnavailable(f"postgres unavailable: {_safe(exc)}") from exc
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            conn_cm.__exit__(type(failed) if failed else None, failed, None)
+
+    def _saver_setup(self) -> None:
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        # LangGraph's saver wants dict rows and no prepared statements: a pool of its own.
+        self.saver_pool = ConnectionPool(self.url, min_size=1, max_size=self.pool.max_size,
+                                         open=True, timeout=10,
+                                         kwargs={"autocommit": True, "row_factory": dict_row,
+                                                 "prepare_threshold": 0})
+        PostgresSaver(self.saver_pool).setup()
+
+    @contextlib.contextmanager
+    def langgraph_saver(self, lock: SessionLock | None) -> Iterator[Any]:
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        yield _fenced(PostgresSaver, self, lock)(self.saver_pool)
+
+    def close(self) -> None:
+        self.saver_pool.close()
+        self.pool.close()
+
+
+def _safe(exc: BaseException) -> str:
+    """An error text without the connection string's password."""
+    return str(exc).split("\n")[0]
+
+
+def _fenced(saver_class: type, store: SqlStateStore, lock: SessionLock | None
+            ) -> Callable[..., Any]:
+    """LangGraph's saver whose writes first check the run still holds its lease."""
+
+    class FencedSaver(saver_class):  # type: ignore[misc, valid-type]
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            store.check_lease(lock)
+            return super().put(*args, **kwargs)
+
+        def put_writes(self, *args: Any, **kwargs: Any) -> Any:
+            store.check_lease(lock)
+            return super().put_writes(*args, **kwargs)
+
+    FencedSaver.__name__ = f"Fenced{saver_class.__name__}"
+    return FencedSaver
