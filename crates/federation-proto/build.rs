@@ -6,7 +6,7 @@ use std::{env, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: a build-script binary reused from a cache built elsewhere must
     // not carry that checkout's path.
-    let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../proto");
+    let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let file = proto_root.join("federation/v1/federation.proto");
     println!("cargo:rerun-if-changed={}", proto_root.display());
 

@@ -15,8 +15,8 @@ use std::{
 };
 
 use agent_federation::config::{Cli, Command};
-use agent_federation::proto::TaskRequest;
-use agent_federation::proto::federation_service_client::FederationServiceClient;
+use federation_proto::TaskRequest;
+use federation_proto::federation_service_client::FederationServiceClient;
 use tonic::transport::Channel;
 
 const SWAPS_UNDER_LOAD: usize = 40;

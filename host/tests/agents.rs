@@ -10,11 +10,11 @@ mod support;
 
 use std::time::Duration;
 
-use agent_federation::json::{json_to_value, struct_to_json, value_to_json};
-use agent_federation::proto::agent_task_status::State;
-use agent_federation::proto::task_event::Event;
-use agent_federation::proto::task_response;
-use agent_federation::proto::{
+use federation_proto::agent_task_status::State;
+use federation_proto::json::{json_to_value, struct_to_json, value_to_json};
+use federation_proto::task_event::Event;
+use federation_proto::task_response;
+use federation_proto::{
     AgentTaskStatus, GetAgentTaskRequest, ListAgentsRequest, TaskRequest, TaskResponse,
 };
 use serde_json::{Value, json};
@@ -256,7 +256,7 @@ async fn list_agents_maps_the_wrappers_agents_to_loaded_backends() {
 #[tokio::test]
 async fn list_agents_filters_by_backend_and_refuses_unknown_ones() {
     let mut client = env().host.client().await;
-    let names = |agents: Vec<agent_federation::proto::AgentInfo>| {
+    let names = |agents: Vec<federation_proto::AgentInfo>| {
         agents.into_iter().map(|a| a.name).collect::<Vec<_>>()
     };
     let langgraph = client

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use agent_federation::proto::TaskRequest;
-use agent_federation::proto::federation_service_client::FederationServiceClient;
+use federation_proto::TaskRequest;
+use federation_proto::federation_service_client::FederationServiceClient;
 use prost_types::{Struct, Value, value::Kind};
 use support::{HostProcess, env, run, start_stub_and_sink, task, unused_url};
 use tonic::Code;

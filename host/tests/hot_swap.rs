@@ -15,9 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::proto::admin_service_client::AdminServiceClient;
-use agent_federation::proto::federation_service_client::FederationServiceClient;
-use agent_federation::proto::{
+use federation_proto::admin_service_client::AdminServiceClient;
+use federation_proto::federation_service_client::FederationServiceClient;
+use federation_proto::{
     AdapterStatus, ListAdaptersRequest, ListAdaptersResponse, LoadAdapterRequest,
     ReloadAdaptersRequest, RollbackAdapterRequest, TaskResponse, adapter_status,
 };

@@ -25,7 +25,7 @@ async fn crewai_task_posts_the_crew_payload_and_maps_the_reply() {
     request.context = "for platform engineers".into();
     request.federation_session_id = "session-crew-1".into();
     request.metadata.insert("team".into(), "infra".into());
-    request.input_data = Some(agent_federation::json::json_to_struct(
+    request.input_data = Some(federation_proto::json::json_to_struct(
         json!({"topic": "wasm", "lines": 3})
             .as_object()
             .unwrap()
@@ -62,7 +62,7 @@ async fn crewai_task_posts_the_crew_payload_and_maps_the_reply() {
     assert_eq!(response.federation_session_id, "session-crew-1");
     assert_eq!(response.request_id, request_id);
     assert!(!response.resumed);
-    let result = agent_federation::json::struct_to_json(response.result.as_ref().unwrap()).unwrap();
+    let result = federation_proto::json::struct_to_json(response.result.as_ref().unwrap()).unwrap();
     assert_eq!(result["framework"], "crewai");
     assert_eq!(result["steps"][1]["name"], "write");
     let timing = response.timing.unwrap();

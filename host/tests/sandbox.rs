@@ -74,10 +74,7 @@ async fn start(max_concurrent_tasks: usize) -> Setup {
 }
 
 impl Setup {
-    async fn fault(
-        &self,
-        goal: &str,
-    ) -> Result<agent_federation::proto::TaskResponse, tonic::Status> {
+    async fn fault(&self, goal: &str) -> Result<federation_proto::TaskResponse, tonic::Status> {
         let mut client = self.host.client().await;
         run(
             &mut client,

@@ -8,9 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use agent_federation::proto::task_event::Event;
-use agent_federation::proto::task_progress::Kind;
-use agent_federation::proto::{TaskEvent, TaskRequest};
+use federation_proto::task_event::Event;
+use federation_proto::task_progress::Kind;
+use federation_proto::{TaskEvent, TaskRequest};
 use support::{env, task};
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -93,7 +93,7 @@ async fn crewai_streams_the_wrappers_progress_then_the_result() {
         unreachable!()
     };
     assert_eq!(step.message, "step research finished");
-    let data = agent_federation::json::struct_to_json(step.data.as_ref().unwrap()).unwrap();
+    let data = federation_proto::json::struct_to_json(step.data.as_ref().unwrap()).unwrap();
     assert_eq!(data["output"], "notes");
     let Some(Event::Progress(llm)) = &events[2].event else {
         unreachable!()

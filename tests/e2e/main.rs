@@ -13,7 +13,7 @@ mod trace;
 
 use std::time::Duration;
 
-use agent_federation::proto::{TaskRequest, TaskResponse};
+use federation_proto::{TaskRequest, TaskResponse};
 use processes::Stack;
 
 /// A W3C traceparent for a fresh orchestrator span; returns (header, trace id, span id).
@@ -55,7 +55,7 @@ pub async fn call(
 
 pub fn result_json(response: &TaskResponse) -> serde_json::Value {
     serde_json::Value::Object(
-        agent_federation::json::struct_to_json(
+        federation_proto::json::struct_to_json(
             response.result.as_ref().expect("structured result"),
         )
         .unwrap(),

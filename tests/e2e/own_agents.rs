@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use agent_federation::json::{json_to_struct, json_to_value, value_to_json};
-use agent_federation::proto::task_event::Event;
-use agent_federation::proto::task_progress::Kind;
-use agent_federation::proto::task_response::State;
-use agent_federation::proto::{ListAgentsRequest, TaskRequest};
+use federation_proto::json::{json_to_struct, json_to_value, value_to_json};
+use federation_proto::task_event::Event;
+use federation_proto::task_progress::Kind;
+use federation_proto::task_response::State;
+use federation_proto::{ListAgentsRequest, TaskRequest};
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -53,7 +53,7 @@ async fn the_example_agents_are_listed_with_their_backends_inputs_and_tools() {
     assert_eq!(crew.backends, ["crewai"]);
     assert_eq!(crew.tools, ["fact_sheet"]);
     let schema =
-        agent_federation::json::struct_to_json(crew.input_schema.as_ref().unwrap()).unwrap();
+        federation_proto::json::struct_to_json(crew.input_schema.as_ref().unwrap()).unwrap();
     assert_eq!(schema["required"], json!(["topic", "audience"]));
     let trip = &agents[3];
     assert!(trip.can_request_input && !trip.default);
@@ -164,7 +164,7 @@ async fn a_graph_asks_for_input_streams_its_tool_call_and_resumes_in_one_trace()
         .collect();
     assert_eq!(tool_calls.len(), 1, "{events:?}");
     let data =
-        agent_federation::json::struct_to_json(tool_calls[0].data.as_ref().unwrap()).unwrap();
+        federation_proto::json::struct_to_json(tool_calls[0].data.as_ref().unwrap()).unwrap();
     assert_eq!(data["tool"], "weather");
     assert_eq!(data["step"], "tools");
     let Some(Event::InputRequired(asked)) = &events.last().unwrap().event else {

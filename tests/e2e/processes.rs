@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::proto::federation_service_client::FederationServiceClient;
+use federation_proto::federation_service_client::FederationServiceClient;
 use otlp_sink::OtlpSink;
 use tonic::transport::Channel;
 

@@ -4,7 +4,7 @@ use tonic::Code;
 
 use crate::{call, processes::Stack, request, result_json};
 
-fn history_len(response: &agent_federation::proto::TaskResponse) -> usize {
+fn history_len(response: &federation_proto::TaskResponse) -> usize {
     result_json(response)["history"]
         .as_array()
         .map_or(0, Vec::len)

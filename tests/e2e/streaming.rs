@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use agent_federation::proto::task_event::Event;
-use agent_federation::proto::task_progress::Kind;
-use agent_federation::proto::{TaskEvent, TaskRequest};
+use federation_proto::task_event::Event;
+use federation_proto::task_progress::Kind;
+use federation_proto::{TaskEvent, TaskRequest};
 use tokio_stream::StreamExt;
 
 use crate::processes::Stack;

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use agent_federation::proto::agent_task_status::State;
-use agent_federation::proto::{CancelAgentTaskRequest, GetAgentTaskRequest, TaskRequest};
+use federation_proto::agent_task_status::State;
+use federation_proto::{CancelAgentTaskRequest, GetAgentTaskRequest, TaskRequest};
 use otlp_sink::RecordedSpan;
 
 use crate::processes::Stack;

@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::proto::TaskRequest;
-use agent_federation::proto::federation_service_client::FederationServiceClient;
 use anyhow::Context;
+use federation_proto::TaskRequest;
+use federation_proto::federation_service_client::FederationServiceClient;
 use prost_types::{Struct, Value, value::Kind};
 use tonic::transport::{Channel, Endpoint};
 

@@ -238,10 +238,9 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
         "Summarise the quarterly report for the board",
     );
     for target in &targets {
-        let mut client =
-            agent_federation::proto::federation_service_client::FederationServiceClient::new(
-                target.channels[0].clone(),
-            );
+        let mut client = federation_proto::federation_service_client::FederationServiceClient::new(
+            target.channels[0].clone(),
+        );
         let reply = client
             .run_agent_task(template.clone())
             .await

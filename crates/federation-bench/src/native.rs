@@ -18,16 +18,8 @@ use std::{
 };
 
 use agent_federation::error::TaskError;
-use agent_federation::json::json_to_struct;
 use agent_federation::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
 use agent_federation::policy::{PolicyDefaults, SandboxPolicy};
-use agent_federation::proto::federation_service_server::{
-    FederationService, FederationServiceServer,
-};
-use agent_federation::proto::{
-    AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
-    TaskRequest, TaskResponse, Timing, task_response,
-};
 use agent_federation::runtime::adapter::RunError;
 use agent_federation::runtime::bindings::{
     AdapterError, HttpError, Method, Request, Task, TaskResponse as AdapterResponse,
@@ -39,6 +31,12 @@ use agent_federation::task::validate;
 use agent_federation::telemetry::Telemetry;
 use anyhow::Context;
 use clap::Args;
+use federation_proto::federation_service_server::{FederationService, FederationServiceServer};
+use federation_proto::json::json_to_struct;
+use federation_proto::{
+    AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
+    TaskRequest, TaskResponse, Timing, task_response,
+};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use tonic::{Response, Status};

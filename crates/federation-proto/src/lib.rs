@@ -1,7 +1,12 @@
-//! The generated gRPC types of `proto/federation/v1/federation.proto` (compiled by
-//! `build.rs`), included once here.
+//! The gRPC contract, `proto/federation/v1/federation.proto` (package `federation.v1`):
+//! the generated messages, clients and servers of `FederationService` and
+//! `AdminService`, compiled by `build.rs` without `protoc`; the encoded descriptors
+//! that gRPC reflection serves; and [`json`], the conversions between JSON and
+//! `google.protobuf.Struct`, the shape of `input_data` and of a task's result.
 
 tonic::include_proto!("federation.v1");
+
+pub mod json;
 
 /// Encoded descriptors, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("federation_descriptor");

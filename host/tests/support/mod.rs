@@ -14,8 +14,8 @@ use std::{
     time::Duration,
 };
 
-use agent_federation::proto::federation_service_client::FederationServiceClient;
-use agent_federation::proto::{TaskRequest, TaskResponse};
+use federation_proto::federation_service_client::FederationServiceClient;
+use federation_proto::{TaskRequest, TaskResponse};
 use otlp_sink::OtlpSink;
 use stub_wrapper::StubWrapper;
 use tonic::transport::Channel;
