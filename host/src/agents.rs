@@ -5,7 +5,7 @@
 use crate::error::TaskError;
 use crate::json::json_to_struct;
 use crate::proto::AgentInfo;
-use crate::wrapper_runs::WrapperAgent;
+use federation_wire::Agent;
 
 /// A loaded adapter, as far as agents are concerned: its name and framework.
 pub struct Backend {
@@ -34,7 +34,7 @@ pub fn framework_of(backends: &[Backend], backend: &str) -> Result<Option<String
 
 /// The wrapper's agents (of `framework` only, when given) with their backends.
 pub fn agent_infos(
-    agents: Vec<WrapperAgent>,
+    agents: Vec<Agent>,
     backends: &[Backend],
     framework: Option<&str>,
 ) -> Vec<AgentInfo> {
@@ -50,7 +50,7 @@ pub fn agent_infos(
             name: agent.name,
             framework: agent.framework,
             description: agent.description,
-            input_schema: agent.input_schema.map(json_to_struct),
+            input_schema: Some(json_to_struct(agent.input_schema)),
             can_request_input: agent.can_request_input,
             default: agent.default,
             tools: agent.tools,
@@ -62,15 +62,17 @@ pub fn agent_infos(
 mod tests {
     use super::*;
 
-    fn agent(name: &str, framework: &str) -> WrapperAgent {
-        WrapperAgent {
+    fn agent(name: &str, framework: &str) -> Agent {
+        Agent {
             name: name.into(),
             framework: framework.into(),
             description: format!("{name} agent"),
-            input_schema: None,
+            input_schema: Default::default(),
             can_request_input: false,
             default: false,
             tools: vec![],
+            llm: "wrapper".into(),
+            source: "built-in".into(),
         }
     }
 

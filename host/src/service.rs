@@ -40,7 +40,8 @@ use crate::runtime::ctx::Usage;
 use crate::runtime::registry::AdapterRegistry;
 use crate::server::Arrival;
 use crate::task::{grpc_timeout, validate};
-use crate::wrapper_runs::{CancelOnDrop, RunApiError, RunRecord, WrapperRuns};
+use crate::wrapper_runs::{CancelOnDrop, RunApiError, WrapperRuns};
+use federation_wire::{RunRecord, RunStatus};
 
 /// Time kept back from the caller's deadline so our own DEADLINE_EXCEEDED answer
 /// (with the trace id and the cause) reaches the caller before its own timer fires
@@ -644,14 +645,13 @@ fn status_from_record(
     record: RunRecord,
 ) -> AgentTaskStatus {
     use crate::proto::agent_task_status::State;
-    let state = match record.status.as_str() {
-        "submitted" => State::Submitted,
-        "working" => State::Working,
-        "completed" => State::Completed,
-        "input_required" => State::InputRequired,
-        "failed" => State::Failed,
-        "canceled" => State::Canceled,
-        _ => State::Unspecified,
+    let state = match record.status {
+        RunStatus::Submitted => State::Submitted,
+        RunStatus::Working => State::Working,
+        RunStatus::Completed => State::Completed,
+        RunStatus::InputRequired => State::InputRequired,
+        RunStatus::Failed => State::Failed,
+        RunStatus::Canceled => State::Canceled,
     };
     let agent = record.agent.clone().unwrap_or_default();
     let input_required = state == State::InputRequired;
@@ -683,7 +683,7 @@ fn status_from_record(
         result: Some(json_to_struct(reply)),
         federation_session_id: session.to_string(),
         request_id: request_id.to_string(),
-        trace_id: record.trace_id.clone().unwrap_or_default(),
+        trace_id: record.trace_id.clone(),
         ..Default::default()
     });
     let (error_code, error_message) = match record.error {
@@ -703,6 +703,6 @@ fn status_from_record(
         response,
         error_code,
         error_message,
-        trace_id: record.trace_id.unwrap_or_default(),
+        trace_id: record.trace_id,
     }
 }

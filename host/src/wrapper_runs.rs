@@ -7,58 +7,13 @@
 use std::time::Duration;
 
 use opentelemetry_http::HeaderInjector;
-use serde::Deserialize;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use federation_wire::{Agent, AgentList, RunRecord, routes};
 
 use crate::error::TaskError;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A run as the wrapper's record shows it.
-#[derive(Debug, Deserialize)]
-pub struct RunRecord {
-    pub status: String,
-    #[serde(default)]
-    pub trace_id: Option<String>,
-    /// The wrapper's reply, when completed.
-    #[serde(default)]
-    pub result: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
-    pub error: Option<RunRecordError>,
-    /// The agent that ran (wrappers before agent registries leave it out).
-    #[serde(default)]
-    pub agent: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RunRecordError {
-    pub status: u16,
-    #[serde(default)]
-    pub message: String,
-}
-
-/// One agent as the wrapper's `GET /v1/agents` lists it.
-#[derive(Debug, Deserialize)]
-pub struct WrapperAgent {
-    pub name: String,
-    pub framework: String,
-    #[serde(default)]
-    pub description: String,
-    /// JSON Schema of its `input_data`.
-    #[serde(default)]
-    pub input_schema: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
-    pub can_request_input: bool,
-    #[serde(default)]
-    pub default: bool,
-    #[serde(default)]
-    pub tools: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct AgentList {
-    agents: Vec<WrapperAgent>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunApiError {
@@ -85,22 +40,19 @@ impl WrapperRuns {
     }
 
     pub async fn status(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
-        let url = format!("{}/v1/sessions/{session}/runs/{request_id}", self.base);
+        let url = routes::url(&self.base, &routes::run(session, request_id));
         self.call(self.client.get(url), session, request_id).await
     }
 
     /// Asks the wrapper to stop the run at its next step; the record as it stands.
     pub async fn cancel(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
-        let url = format!(
-            "{}/v1/sessions/{session}/runs/{request_id}/cancel",
-            self.base
-        );
+        let url = routes::url(&self.base, &routes::cancel(session, request_id));
         self.call(self.client.post(url), session, request_id).await
     }
 
     /// The agents the wrapper can run.
-    pub async fn agents(&self) -> Result<Vec<WrapperAgent>, TaskError> {
-        let url = format!("{}/v1/agents", self.base);
+    pub async fn agents(&self) -> Result<Vec<Agent>, TaskError> {
+        let url = routes::url(&self.base, routes::AGENTS);
         let response = self
             .client
             .get(url)
@@ -116,7 +68,7 @@ impl WrapperRuns {
         if !status.is_success() {
             return Err(TaskError::Upstream {
                 status: status.as_u16(),
-                message: error_message(&body),
+                message: federation_wire::upstream_message(&body),
             });
         }
         serde_json::from_slice::<AgentList>(&body)
@@ -153,19 +105,11 @@ impl WrapperRuns {
         if !status.is_success() {
             return Err(RunApiError::Failed(format!(
                 "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
+                federation_wire::excerpt(&body)
             )));
         }
         serde_json::from_slice(&body).map_err(|e| RunApiError::Failed(format!("bad record: {e}")))
     }
-}
-
-/// The wrapper's error message (`{"error": {"message": ..}}`), or the body's start.
-fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned())
 }
 
 /// The current trace's headers: the host's calls are part of the caller's trace, like

@@ -6,6 +6,10 @@
 //! into the world's typed `task-response` / `adapter-error`; pass the caller's agent and
 //! resume answer on, and report a run that stopped to ask for input (`interaction`). An
 //! adapter crate only says who it is (`describe`) and how its framework's payload differs.
+//!
+//! The wrapper's side of it (the body, the reply and its mapping, the progress events,
+//! error bodies) is `federation-wire`'s, shared with the host, the test kit and the
+//! benchmark; this crate turns it into the WIT world's types.
 
 #[allow(clippy::too_many_arguments)] // generated glue for records with many fields
 pub mod bindings {
@@ -30,12 +34,8 @@ pub use bindings::federation::agent_backend::progress::{self, Event as ProgressE
 pub use bindings::federation::agent_backend::types::{
     AdapterError, AdapterInfo, Task, TaskResponse, UpstreamStatus,
 };
-use serde_json::{Map, Value, json};
-
-/// Longest upstream error text carried into an `adapter-error` (bytes).
-const MAX_ERROR_EXCERPT: usize = 512;
-/// The media type of the wrapper's progress stream: one JSON event per line.
-const NDJSON: &str = "application/x-ndjson";
+use federation_wire::{End, Event, EventType, RunRequest, TaskInput, routes};
+use serde_json::{Map, Value};
 
 /// Writes one line to the host's log.
 pub fn log(level: Level, message: &str) {
@@ -70,39 +70,18 @@ pub fn wrapper_payload(
     task: &Task,
     asked: &Interaction,
 ) -> Result<Map<String, Value>, AdapterError> {
-    let input_data: Value = serde_json::from_str(&task.input_data)
-        .map_err(|e| AdapterError::InvalidInput(format!("input_data is not JSON: {e}")))?;
-    if !input_data.is_object() {
-        return Err(AdapterError::InvalidInput(
-            "input_data must be a JSON object".into(),
-        ));
-    }
-    let metadata: Map<String, Value> = task
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let body = json!({
-        "goal": task.goal,
-        "context": task.context,
-        "input_data": input_data,
-        "federation_session_id": task.federation_session_id,
-        "request_id": task.request_id,
-        "metadata": metadata,
-    });
-    let Value::Object(mut body) = body else {
-        unreachable!("json! object literal")
-    };
-    if !asked.agent.is_empty() {
-        body.insert("agent".into(), Value::String(asked.agent.clone()));
-    }
-    // The key's presence is what makes a resume: even JSON null answers the interrupt.
-    if let Some(resume) = &asked.resume_json {
-        let resume: Value = serde_json::from_str(resume)
-            .map_err(|e| AdapterError::InvalidInput(format!("resume is not JSON: {e}")))?;
-        body.insert("resume".into(), resume);
-    }
-    Ok(body)
+    let request = RunRequest::from_task(TaskInput {
+        goal: &task.goal,
+        context: &task.context,
+        input_data: &task.input_data,
+        federation_session_id: &task.federation_session_id,
+        request_id: &task.request_id,
+        metadata: &task.metadata,
+        agent: &asked.agent,
+        resume_json: asked.resume_json.as_deref(),
+    })
+    .map_err(|e| AdapterError::InvalidInput(e.0))?;
+    Ok(request.into_object())
 }
 
 /// POSTs `body` as JSON to `{task.wrapper_url}{route}` and returns the reply object.
@@ -114,12 +93,12 @@ pub fn post_json(
     route: &str,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, AdapterError> {
-    let request = json_request(task, route, body, "application/json")?;
+    let request = json_request(task, route, body, routes::JSON)?;
     let response = outbound_http::send(&request).map_err(http_error_to_adapter_error)?;
     if !(200..300).contains(&response.status) {
         return Err(AdapterError::UpstreamStatus(UpstreamStatus {
             status: response.status,
-            message: upstream_message(&response.body),
+            message: federation_wire::upstream_message(&response.body),
         }));
     }
     match serde_json::from_slice::<Value>(&response.body) {
@@ -129,7 +108,7 @@ pub fn post_json(
         )),
         Err(e) => Err(AdapterError::Internal(format!(
             "wrapper reply is not JSON ({e}): {}",
-            excerpt(&response.body)
+            federation_wire::excerpt(&response.body)
         ))),
     }
 }
@@ -144,9 +123,9 @@ fn json_request(
 ) -> Result<Request, AdapterError> {
     Ok(Request {
         method: Method::Post,
-        url: format!("{}{}", task.wrapper_url.trim_end_matches('/'), route),
+        url: routes::url(&task.wrapper_url, route),
         headers: vec![
-            ("content-type".into(), "application/json".into()),
+            ("content-type".into(), routes::JSON.into()),
             ("accept".into(), accept.into()),
         ],
         body: serde_json::to_vec(body)
@@ -168,7 +147,7 @@ pub fn stream_json(
     route: &str,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, AdapterError> {
-    let request = json_request(task, route, body, NDJSON)?;
+    let request = json_request(task, route, body, routes::NDJSON)?;
     let response = outbound_stream::send(&request).map_err(http_error_to_adapter_error)?;
     if !(200..300).contains(&response.status()) {
         // An error before the run started is a plain JSON body, as for `post_json`.
@@ -179,57 +158,38 @@ pub fn stream_json(
         }
         return Err(AdapterError::UpstreamStatus(UpstreamStatus {
             status: response.status(),
-            message: upstream_message(&body),
+            message: federation_wire::upstream_message(&body),
         }));
     }
     while let Some(line) = response.read_line().map_err(http_error_to_adapter_error)? {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let mut event: Map<String, Value> = serde_json::from_slice(&line).map_err(|e| {
+        let event: Event = serde_json::from_slice(&line).map_err(|e| {
             AdapterError::Internal(format!(
                 "wrapper sent a progress line that is not a JSON object ({e}): {}",
-                excerpt(&line)
+                federation_wire::excerpt(&line)
             ))
         })?;
-        let mut data = match event.remove("data") {
-            Some(Value::Object(data)) => data,
-            _ => Map::new(),
-        };
-        match event
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
-            "completed" => {
-                return match data.remove("reply") {
-                    Some(Value::Object(reply)) => Ok(reply),
-                    _ => Err(AdapterError::Internal(
-                        "the wrapper's completed event carries no reply object".into(),
-                    )),
-                };
+        let kind = event.kind;
+        if let Some(progress) = progress_event(kind.as_str(), &event.data) {
+            progress::emit(&progress);
+            continue;
+        }
+        match event.end() {
+            Some(End::Completed(Some(reply))) => return Ok(reply),
+            Some(End::Completed(None)) => {
+                return Err(AdapterError::Internal(
+                    "the wrapper's completed event carries no reply object".into(),
+                ));
             }
-            "failed" | "canceled" => {
-                let status = data
-                    .get("status")
-                    .and_then(Value::as_u64)
-                    .and_then(|s| u16::try_from(s).ok())
-                    .filter(|s| (400..600).contains(s))
-                    .unwrap_or(500);
-                let message = data
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the wrapper's run failed");
+            Some(End::Failed { status, message }) => {
                 return Err(AdapterError::UpstreamStatus(UpstreamStatus {
                     status,
-                    message: truncate(message),
+                    message,
                 }));
             }
-            kind => {
-                if let Some(event) = progress_event(kind, &data) {
-                    progress::emit(&event);
-                }
-            }
+            None => {}
         }
     }
     Err(AdapterError::Transport(
@@ -240,24 +200,13 @@ pub fn stream_json(
 /// The host-side progress event for one of the wrapper's event types; `None` for the
 /// ones the host reports itself (`started`) or does not know.
 pub fn progress_event(kind: &str, data: &Map<String, Value>) -> Option<ProgressEvent> {
-    let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or("?");
-    let (kind, message) = match kind {
-        "step" => (
-            EventKind::Step,
-            format!("step {} {}", text("name"), text("phase")),
-        ),
-        "llm_call" => (
-            EventKind::LlmCall,
-            format!("LLM call by {} ({})", text("agent"), text("model")),
-        ),
-        "tool_call" => (
-            EventKind::ToolCall,
-            format!("tool {} called by {}", text("tool"), text("agent")),
-        ),
-        "checkpoint_saved" => (
-            EventKind::CheckpointSaved,
-            format!("checkpoint saved after step {}", text("step")),
-        ),
+    let kind = EventType::parse(kind);
+    let message = federation_wire::progress_message(kind, data)?;
+    let kind = match kind {
+        EventType::Step => EventKind::Step,
+        EventType::LlmCall => EventKind::LlmCall,
+        EventType::ToolCall => EventKind::ToolCall,
+        EventType::CheckpointSaved => EventKind::CheckpointSaved,
         _ => return None,
     };
     Some(ProgressEvent {
@@ -275,45 +224,23 @@ pub fn response_from_reply(
     task: &Task,
     reply: Map<String, Value>,
 ) -> Result<TaskResponse, AdapterError> {
-    if let Some(question) = interrupt_of(&reply) {
-        interaction::input_required(&question);
+    let outcome = federation_wire::task_outcome(reply, &task.federation_session_id)
+        .map_err(|e| AdapterError::Internal(e.to_string()))?;
+    if let Some(question) = &outcome.interrupt {
+        interaction::input_required(question);
     }
-    let output = match reply.get("output") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => {
-            return Err(AdapterError::Internal(
-                "wrapper reply has no `output`".into(),
-            ));
-        }
-    };
-    let resumed = reply
-        .get("resumed")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let federation_session_id = reply
-        .get("federation_session_id")
-        .and_then(Value::as_str)
-        .unwrap_or(&task.federation_session_id)
-        .to_string();
-    let result_json = serde_json::to_string(&Value::Object(reply))
-        .map_err(|e| AdapterError::Internal(format!("encoding the result: {e}")))?;
     Ok(TaskResponse {
-        output,
-        result_json,
-        federation_session_id,
-        resumed,
+        output: outcome.output,
+        result_json: outcome.result_json,
+        federation_session_id: outcome.federation_session_id,
+        resumed: outcome.resumed,
     })
 }
 
 /// The question (JSON) of a reply whose run stopped to ask for input; `None` for a run
 /// that completed.
 pub fn interrupt_of(reply: &Map<String, Value>) -> Option<String> {
-    if reply.get("status").and_then(Value::as_str) != Some("input_required") {
-        return None;
-    }
-    let question = reply.get("interrupt").unwrap_or(&Value::Null);
-    Some(question.to_string())
+    federation_wire::interrupt_of(reply)
 }
 
 fn http_error_to_adapter_error(error: HttpError) -> AdapterError {
@@ -328,38 +255,6 @@ fn http_error_to_adapter_error(error: HttpError) -> AdapterError {
             AdapterError::Internal(format!("wrapper reply exceeds the {limit}-byte cap"))
         }
     }
-}
-
-/// The wrapper's error message (`{"error": {"message": ..}}`, FastAPI's `{"detail": ..}`),
-/// or an excerpt of the raw body.
-fn upstream_message(body: &[u8]) -> String {
-    if let Ok(value) = serde_json::from_slice::<Value>(body) {
-        let message = value
-            .pointer("/error/message")
-            .or_else(|| value.get("detail"))
-            .or_else(|| value.get("error"));
-        match message {
-            Some(Value::String(s)) => return truncate(s),
-            Some(other) => return truncate(&other.to_string()),
-            None => {}
-        }
-    }
-    excerpt(body)
-}
-
-fn excerpt(body: &[u8]) -> String {
-    truncate(&String::from_utf8_lossy(body))
-}
-
-fn truncate(text: &str) -> String {
-    if text.len() <= MAX_ERROR_EXCERPT {
-        return text.to_string();
-    }
-    let mut end = MAX_ERROR_EXCERPT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// The whole task for an adapter whose framework sits behind the agent wrapper:

@@ -37,14 +37,12 @@ use federation_proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
     TaskRequest, TaskResponse, Timing, task_response,
 };
-use serde_json::{Map, Value, json};
+use federation_wire::{RunRequest, TaskInput, routes};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tonic::{Response, Status};
 use tracing::{Instrument, field::Empty};
 use url::Url;
-
-/// Longest upstream error text kept, as the adapters' SDK.
-const MAX_ERROR_EXCERPT: usize = 512;
 
 /// `federation-bench native-serve`: the baseline server's settings (the host's defaults).
 #[derive(Args, Debug, Clone)]
@@ -127,8 +125,8 @@ struct Native {
 /// The wrapper route of a backend, as the adapters' `describe()` says.
 fn route_of(backend: &str) -> Option<&'static str> {
     match backend {
-        "crewai" => Some("/v1/run_crew"),
-        "langgraph" => Some("/v1/run_graph"),
+        "crewai" => Some(routes::RUN_CREW),
+        "langgraph" => Some(routes::RUN_GRAPH),
         _ => None,
     }
 }
@@ -205,7 +203,9 @@ impl Native {
         })
     }
 
-    /// What `adapters/sdk`'s `run_via_wrapper` does inside the guest, natively.
+    /// What `adapters/sdk`'s `run_via_wrapper` does inside the guest, natively: the
+    /// same body and reply mapping (`federation-wire`'s), the langgraph adapter's
+    /// `thread_id`.
     async fn run_mapping(
         &self,
         backend: &str,
@@ -214,7 +214,18 @@ impl Native {
         deadline: Instant,
     ) -> Result<AdapterResponse, RunError> {
         let adapter = |error| RunError::Adapter(error);
-        let mut body = wrapper_payload(&task).map_err(adapter)?;
+        let mut body = RunRequest::from_task(TaskInput {
+            goal: &task.goal,
+            context: &task.context,
+            input_data: &task.input_data,
+            federation_session_id: &task.federation_session_id,
+            request_id: &task.request_id,
+            metadata: &task.metadata,
+            agent: "",
+            resume_json: None,
+        })
+        .map_err(|e| adapter(AdapterError::InvalidInput(e.0)))?
+        .into_object();
         if backend == "langgraph" {
             body.insert(
                 "thread_id".into(),
@@ -223,10 +234,10 @@ impl Native {
         }
         let request = Request {
             method: Method::Post,
-            url: format!("{}{}", task.wrapper_url.trim_end_matches('/'), route),
+            url: routes::url(&task.wrapper_url, route),
             headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("accept".into(), "application/json".into()),
+                ("content-type".into(), routes::JSON.into()),
+                ("accept".into(), routes::JSON.into()),
             ],
             body: serde_json::to_vec(&body).map_err(|e| {
                 adapter(AdapterError::Internal(format!("encoding the payload: {e}")))
@@ -244,7 +255,7 @@ impl Native {
             return Err(adapter(AdapterError::UpstreamStatus(
                 agent_federation::runtime::bindings::federation::agent_backend::types::UpstreamStatus {
                     status: response.status,
-                    message: excerpt(&response.body),
+                    message: federation_wire::upstream_message(&response.body),
                 },
             )));
         }
@@ -256,71 +267,19 @@ impl Native {
                 )));
             }
         };
-        response_from_reply(&task, reply).map_err(adapter)
+        let outcome = federation_wire::task_outcome(reply, &task.federation_session_id)
+            .map_err(|e| adapter(AdapterError::Internal(e.to_string())))?;
+        Ok(AdapterResponse {
+            output: outcome.output,
+            result_json: outcome.result_json,
+            federation_session_id: outcome.federation_session_id,
+            resumed: outcome.resumed,
+        })
     }
 }
 
-/// As `federation_adapter_sdk::wrapper_payload`.
-fn wrapper_payload(task: &Task) -> Result<Map<String, Value>, AdapterError> {
-    let input_data: Value = serde_json::from_str(&task.input_data)
-        .map_err(|e| AdapterError::InvalidInput(format!("input_data is not JSON: {e}")))?;
-    if !input_data.is_object() {
-        return Err(AdapterError::InvalidInput(
-            "input_data must be a JSON object".into(),
-        ));
-    }
-    let metadata: Map<String, Value> = task
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    match json!({
-        "goal": task.goal,
-        "context": task.context,
-        "input_data": input_data,
-        "federation_session_id": task.federation_session_id,
-        "request_id": task.request_id,
-        "metadata": metadata,
-    }) {
-        Value::Object(map) => Ok(map),
-        _ => unreachable!("json! object literal"),
-    }
-}
-
-/// As `federation_adapter_sdk::response_from_reply`.
-fn response_from_reply(
-    task: &Task,
-    reply: Map<String, Value>,
-) -> Result<AdapterResponse, AdapterError> {
-    let output = match reply.get("output") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => {
-            return Err(AdapterError::Internal(
-                "wrapper reply has no `output`".into(),
-            ));
-        }
-    };
-    let resumed = reply
-        .get("resumed")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let federation_session_id = reply
-        .get("federation_session_id")
-        .and_then(Value::as_str)
-        .unwrap_or(&task.federation_session_id)
-        .to_string();
-    let result_json = serde_json::to_string(&Value::Object(reply))
-        .map_err(|e| AdapterError::Internal(format!("encoding the result: {e}")))?;
-    Ok(AdapterResponse {
-        output,
-        result_json,
-        federation_session_id,
-        resumed,
-    })
-}
-
-/// As the SDK's `http_error_to_adapter_error`.
+/// As the SDK's `http_error_to_adapter_error` (the host's and the guest's bindings are
+/// different types of the same WIT world, so the mapping is restated here).
 fn http_error(error: HttpError) -> AdapterError {
     match error {
         HttpError::Denied(why) => AdapterError::Internal(format!("outbound call denied: {why}")),
@@ -333,15 +292,6 @@ fn http_error(error: HttpError) -> AdapterError {
             AdapterError::Internal(format!("wrapper reply exceeds the {limit}-byte cap"))
         }
     }
-}
-
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut end = text.len().min(MAX_ERROR_EXCERPT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
 }
 
 fn micros(duration: Duration) -> u64 {

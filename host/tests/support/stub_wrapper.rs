@@ -29,6 +29,7 @@ use axum::{
     http::{HeaderMap, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
 };
+use federation_wire::{RunProgress, RunRecord, RunStatus};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -265,13 +266,37 @@ fn run_record(stub: &StubWrapper, task_id: &str) -> Response {
         let error = json!({"error": {"code": "run_not_found", "message": "no such run"}});
         return (StatusCode::NOT_FOUND, axum::Json(error)).into_response();
     };
-    axum::Json(json!({
-        "status": reply["status"],
-        "trace_id": reply["trace_id"],
-        "agent": reply["agent"],
-        "result": reply,
-    }))
-    .into_response()
+    let status = match reply["status"].as_str() {
+        Some("input_required") => RunStatus::InputRequired,
+        _ => RunStatus::Completed,
+    };
+    let graph = reply["framework"] == "langgraph";
+    let record = RunRecord {
+        federation_session_id: reply["federation_session_id"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        request_id: reply["request_id"].as_str().unwrap_or_default().into(),
+        route: if graph {
+            "/v1/run_graph"
+        } else {
+            "/v1/run_crew"
+        }
+        .into(),
+        framework: reply["framework"].as_str().unwrap_or_default().into(),
+        agent: reply["agent"].as_str().map(str::to_string),
+        status,
+        attempt: 1,
+        cancel_requested: false,
+        trace_id: reply["trace_id"].as_str().unwrap_or_default().into(),
+        body_sha256: String::new(),
+        progress: RunProgress::default(),
+        created_at: String::new(),
+        updated_at: String::new(),
+        result: reply.as_object().cloned(),
+        error: None,
+    };
+    axum::Json(record).into_response()
 }
 
 /// The wrapper's JSON reply to a task.
