@@ -17,8 +17,8 @@ cargo build --release -p agent-federation -p federation-bench
 echo "==> load and memory: WASM host vs native baseline" >&2
 "$CARGO_TARGET_DIR/release/federation-bench" --adapters-dir dist/adapters "$@"
 echo "==> hot swap: file written -> first task on the new version; swaps under load" >&2
-cargo run --release -q -p agent-federation --example swap_bench
+cargo run --release -q -p federation-bench --example swap_bench
 if [ "${FEDERATION_BENCH_SKIP_MICRO:-0}" != 1 ]; then
     echo "==> micro: the WASM hop (criterion + percentiles)" >&2
-    cargo bench -p agent-federation --bench wasm_hop
+    cargo bench -p federation-bench --bench wasm_hop
 fi

@@ -32,7 +32,7 @@ echo "==> adapter template (as a user copies it)"
     && cargo build --release --target wasm32-wasip2)
 
 echo "==> host and otlp-sink tests"
-cargo test -p federation-proto -p federation-wire -p agent-federation -p otlp-sink
+cargo test -p federation-proto -p federation-wire -p federation-runtime -p agent-federation -p otlp-sink
 
 echo "==> adapter check on the template's build (as an author would run it)"
 "${CARGO_TARGET_DIR:-target}/debug/agent-federation" adapter check \

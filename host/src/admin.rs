@@ -11,8 +11,8 @@ use crate::proto::{
     AdapterStatus, AdapterVersion, ListAdaptersRequest, ListAdaptersResponse, LoadAdapterRequest,
     ReloadAdaptersRequest, ReloadAdaptersResponse, RollbackAdapterRequest, adapter_status,
 };
-use crate::runtime::adapter::Adapter;
-use crate::runtime::registry::{RollbackError, Slot};
+use federation_runtime::Adapter;
+use federation_runtime::{RollbackError, Slot};
 
 /// A secret that never shows in `Debug` output or logs.
 #[derive(Clone)]

@@ -35,14 +35,13 @@ use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::TaskError;
-use crate::interaction::{TaskInteraction, parse_interrupt};
-use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
-use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
-use crate::progress::ProgressSink;
-use crate::proto::task_event;
-use crate::runtime::adapter::{Adapter, AdapterRuntime, digest_of};
-use crate::runtime::bindings::Task;
-use crate::runtime::engine::{EngineLimits, build_engine};
+use federation_runtime::ProgressSink;
+use federation_runtime::bindings::Task;
+use federation_runtime::engine::{EngineLimits, build_engine};
+use federation_runtime::outbound::{Origin, OutboundHttp, OutboundLimits};
+use federation_runtime::{Adapter, AdapterRuntime, digest_of};
+use federation_runtime::{PolicyDefaults, SandboxPolicy, manifest_path};
+use federation_runtime::{TaskInteraction, parse_interrupt};
 
 /// What the command was asked to check.
 pub struct CheckArgs {
@@ -331,9 +330,7 @@ async fn golden_watched(
     let outcome = tokio::time::timeout_at(deadline.into(), run).await;
     let mut relayed = Vec::new();
     while let Ok(stamped) = events.try_recv() {
-        if let task_event::Event::Progress(progress) = stamped.event {
-            relayed.push(progress.message);
-        }
+        relayed.push(stamped.progress.message);
     }
     stub.take();
     let result = match outcome {

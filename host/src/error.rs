@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tonic::{Code, Status};
 
-use crate::interaction::InterruptError;
-use crate::runtime::adapter::RunError;
-use crate::runtime::bindings::AdapterError;
+use federation_runtime::InterruptError;
+use federation_runtime::RunError;
+use federation_runtime::bindings::AdapterError;
 
 /// Why a `RunAgentTask` call failed.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +147,7 @@ impl From<TaskError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::federation::agent_backend::types::UpstreamStatus;
+    use federation_runtime::bindings::federation::agent_backend::types::UpstreamStatus;
 
     fn upstream(status: u16) -> Code {
         TaskError::from_run(

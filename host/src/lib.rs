@@ -3,9 +3,8 @@
 //! trace from the caller to every LLM call.
 //!
 //! A request's path: [`server`] (tonic, server span) → [`service`] (validation in
-//! [`task`], errors in [`error`]) → [`runtime`] (a fresh adapter instance per task) →
-//! [`outbound_http`] (the adapter's only way out, trace headers injected) → the agent
-//! wrapper.
+//! [`task`], errors in [`error`]) → `federation_runtime` (a fresh adapter instance per
+//! task, its outbound HTTP the adapter's only way out) → the agent wrapper.
 
 pub mod admin;
 pub mod agents;
@@ -14,14 +13,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod guest_log;
-pub mod interaction;
 pub mod lifecycle;
-pub mod metrics;
-pub mod outbound_http;
-pub mod policy;
-pub mod progress;
-pub mod runtime;
 pub mod scaffold;
 pub mod server;
 pub mod service;

@@ -14,15 +14,15 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::admin::{Admin, require_token};
 use crate::config::ServeArgs;
 use crate::lifecycle::{AdapterLifecycle, watcher};
-use crate::outbound_http::{Origin, OutboundHttp, OutboundLimits};
-use crate::policy::PolicyDefaults;
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::federation_service_server::FederationServiceServer;
-use crate::runtime::adapter::AdapterRuntime;
-use crate::runtime::cache::CompileCache;
-use crate::runtime::engine::{EngineLimits, build_engine};
-use crate::runtime::registry::AdapterRegistry;
 use crate::service::{Federation, ServiceConfig};
+use federation_runtime::AdapterRegistry;
+use federation_runtime::AdapterRuntime;
+use federation_runtime::CompileCache;
+use federation_runtime::PolicyDefaults;
+use federation_runtime::engine::{EngineLimits, build_engine};
+use federation_runtime::outbound::{Origin, OutboundHttp, OutboundLimits};
 
 /// Builds everything and serves on `listener` until `shutdown` resolves.
 pub async fn serve(

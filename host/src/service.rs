@@ -4,13 +4,13 @@
 //! cancelled. `StartAgentTask` / `GetAgentTask` / `CancelAgentTask` run the same task
 //! in the background (the table of those lives in [`crate::async_tasks`]).
 //! `StreamAgentTask` runs it beside a stream of its progress events
-//! ([`crate::progress`]), ending with the result. A run may stop to ask for input
+//! (`federation_runtime::progress`), ending with the result. A run may stop to ask for input
 //! ([`crate::interaction`]): its task ends INPUT_REQUIRED. `ListAgents` lists the
 //! wrapper's agents ([`crate::agents`]).
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use opentelemetry::trace::TraceContextExt;
@@ -24,23 +24,24 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::agents::{Backend, agent_infos, framework_of};
 use crate::async_tasks::AsyncTasks;
 use crate::error::TaskError;
-use crate::interaction::{TaskInteraction, parse_interrupt};
 use crate::json::{json_to_struct, json_to_value};
-use crate::metrics::AdapterMetrics;
-use crate::progress::ProgressSink;
 use crate::proto::federation_service_server::FederationService;
 use crate::proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest,
-    ListAgentsResponse, StartAgentTaskResponse, TaskEvent, TaskFailed, TaskRequest, TaskResponse,
-    TaskStarted, Timing, task_event, task_response,
+    ListAgentsResponse, StartAgentTaskResponse, TaskEvent, TaskFailed, TaskProgress, TaskRequest,
+    TaskResponse, TaskStarted, Timing, task_event, task_progress, task_response,
 };
-use crate::runtime::adapter::{Adapter, AdapterRuntime, RunError, RunOutcome};
-use crate::runtime::bindings::Task;
-use crate::runtime::ctx::Usage;
-use crate::runtime::registry::AdapterRegistry;
 use crate::server::Arrival;
 use crate::task::{grpc_timeout, validate};
 use crate::wrapper_runs::{CancelOnDrop, RunApiError, WrapperRuns};
+use federation_runtime::AdapterMetrics;
+use federation_runtime::AdapterRegistry;
+use federation_runtime::Usage;
+use federation_runtime::bindings::EventKind;
+use federation_runtime::bindings::Task;
+use federation_runtime::{Adapter, AdapterRuntime, RunError, RunOutcome};
+use federation_runtime::{Progress, ProgressSink};
+use federation_runtime::{TaskInteraction, parse_interrupt};
 use federation_wire::{RunRecord, RunStatus};
 
 /// Time kept back from the caller's deadline so our own DEADLINE_EXCEEDED answer
@@ -194,7 +195,7 @@ impl Federation {
                 parent: &span,
                 adapter = %adapter.info.name,
                 dropped = usage.progress_dropped,
-                limit = crate::progress::MAX_EVENTS_PER_TASK,
+                limit = federation_runtime::progress::MAX_EVENTS_PER_TASK,
                 "the adapter reported more progress events than a task may; the rest were dropped"
             );
         }
@@ -219,11 +220,16 @@ impl Federation {
             ),
         };
         match &result {
-            Ok(_) => AdapterMetrics::get().record(&adapter, &usage, None, false),
+            Ok(_) => AdapterMetrics::get().record(&adapter.metric_attributes, &usage, None, false),
             Err(error) => {
                 span.record("otel.status_code", "ERROR");
                 span.record("error.type", format!("{:?}", error.code()));
-                AdapterMetrics::get().record(&adapter, &usage, Some(code_name(error)), trapped);
+                AdapterMetrics::get().record(
+                    &adapter.metric_attributes,
+                    &usage,
+                    Some(code_name(error)),
+                    trapped,
+                );
             }
         }
         result
@@ -454,24 +460,27 @@ impl FederationService for Federation {
             &admitted.task.federation_session_id,
             &admitted.task.request_id,
         );
-        let (sink, events) = ProgressSink::channel();
-        sink.send(task_event::Event::Started(TaskStarted {
+        let started = task_event::Event::Started(TaskStarted {
             backend: admitted.adapter.info.name.clone(),
             adapter_version: admitted.adapter.info.version.clone(),
             adapter_digest: admitted.adapter.digest.clone(),
             federation_session_id: admitted.task.federation_session_id.clone(),
             request_id: admitted.task.request_id.clone(),
             progress_events: admitted.adapter.reports_progress,
-        }))
-        .await;
+        });
+        let started = (SystemTime::now(), started);
+        let (sink, progress) = ProgressSink::channel();
+        let (last_tx, last) = tokio::sync::oneshot::channel();
         let this = self.clone();
         let final_trace_id = trace_id.clone();
         // The task runs beside the stream, in the server span (which it keeps open
         // until the last event); dropping the stream (the caller cancelled or went
         // away) aborts it, which cancels the wrapper's run like a dropped RunAgentTask.
+        // Its progress channel closes when the run ends, so the last event comes after
+        // every progress event.
         let task = tokio::spawn(
             async move {
-                let result = this.execute(admitted, received, Some(sink.clone())).await;
+                let result = this.execute(admitted, received, Some(sink)).await;
                 let last = match answer(result, final_trace_id) {
                     Ok(response) if response.state() == task_response::State::InputRequired => {
                         task_event::Event::InputRequired(response)
@@ -482,21 +491,28 @@ impl FederationService for Federation {
                         message: status.message().to_string(),
                     }),
                 };
-                sink.send(last).await;
+                let _ = last_tx.send((SystemTime::now(), last));
             }
             .instrument(tracing::Span::current()),
         );
         let abort_on_drop = AbortOnDrop(task);
+        let progress = ReceiverStream::new(progress).map(|stamped| {
+            let event = task_event::Event::Progress(progress_event(stamped.progress));
+            (stamped.at, event)
+        });
+        let events = tokio_stream::once(started)
+            .chain(progress)
+            .chain(futures::stream::once(last).filter_map(Result::ok));
         let mut seq = 0;
-        let stream = ReceiverStream::new(events).map(move |stamped| {
+        let stream = events.map(move |(at, event)| {
             let _task = &abort_on_drop;
             seq += 1;
             Ok(TaskEvent {
                 seq,
                 trace_id: trace_id.clone(),
                 task_id: task_id.clone(),
-                at: Some(stamped.at.into()),
-                event: Some(stamped.event),
+                at: Some(at.into()),
+                event: Some(event),
             })
         });
         Ok(Response::new(Box::pin(stream)))
@@ -600,6 +616,21 @@ impl FederationService for Federation {
         Ok(Response::new(ListAgentsResponse {
             agents: agent_infos(agents, &backends, framework.as_deref()),
         }))
+    }
+}
+
+/// The gRPC form of an adapter's (checked) progress event.
+fn progress_event(progress: Progress) -> TaskProgress {
+    let kind = match progress.kind {
+        EventKind::Step => task_progress::Kind::Step,
+        EventKind::LlmCall => task_progress::Kind::LlmCall,
+        EventKind::ToolCall => task_progress::Kind::ToolCall,
+        EventKind::CheckpointSaved => task_progress::Kind::CheckpointSaved,
+    };
+    TaskProgress {
+        kind: kind as i32,
+        message: progress.message,
+        data: Some(json_to_struct(progress.data)),
     }
 }
 

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use crate::error::TaskError;
-use crate::interaction::TaskInteraction;
 use crate::json::{struct_to_json, value_to_json};
 use crate::proto::TaskRequest;
-use crate::runtime::bindings::Task;
+use federation_runtime::TaskInteraction;
+use federation_runtime::bindings::Task;
 
 pub const MAX_GOAL_BYTES: usize = 64 * 1024;
 pub const MAX_CONTEXT_BYTES: usize = 256 * 1024;

@@ -18,12 +18,6 @@ use std::{
 };
 
 use agent_federation::error::TaskError;
-use agent_federation::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
-use agent_federation::policy::{PolicyDefaults, SandboxPolicy};
-use agent_federation::runtime::adapter::RunError;
-use agent_federation::runtime::bindings::{
-    AdapterError, HttpError, Method, Request, Task, TaskResponse as AdapterResponse,
-};
 use agent_federation::server::{server_span, stamp_arrival};
 use agent_federation::service::arrival_and_budget;
 use agent_federation::service::current_trace_id;
@@ -37,6 +31,12 @@ use federation_proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
     TaskRequest, TaskResponse, Timing, task_response,
 };
+use federation_runtime::RunError;
+use federation_runtime::bindings::{
+    AdapterError, HttpError, Method, Request, Task, TaskResponse as AdapterResponse,
+};
+use federation_runtime::outbound::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
+use federation_runtime::{PolicyDefaults, SandboxPolicy};
 use federation_wire::{RunRequest, TaskInput, routes};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -253,7 +253,7 @@ impl Native {
             .map_err(|e| adapter(http_error(e)))?;
         if !(200..300).contains(&response.status) {
             return Err(adapter(AdapterError::UpstreamStatus(
-                agent_federation::runtime::bindings::federation::agent_backend::types::UpstreamStatus {
+                federation_runtime::bindings::UpstreamStatus {
                     status: response.status,
                     message: federation_wire::upstream_message(&response.body),
                 },

@@ -24,9 +24,9 @@ use std::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::Instrument;
 
-use crate::policy::{PolicyDefaults, SandboxPolicy, manifest_path};
-use crate::runtime::adapter::{Adapter, AdapterRuntime, digest_of};
-use crate::runtime::registry::{AdapterRegistry, Installed, RollbackError};
+use federation_runtime::{Adapter, AdapterRuntime, digest_of};
+use federation_runtime::{AdapterRegistry, Installed, RollbackError};
+use federation_runtime::{PolicyDefaults, SandboxPolicy, manifest_path};
 
 /// Rejections kept for the admin API.
 const REJECTIONS_KEPT: usize = 32;

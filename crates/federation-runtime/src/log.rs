@@ -1,10 +1,54 @@
 //! The `log` import: adapter log lines land in the host's structured log, tagged with
 //! the adapter's name and (through the current span) the task's trace.
 
-use crate::runtime::bindings::Level;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::Level;
+use crate::bindings::federation::agent_backend::log;
 
 /// Longest adapter log line kept, bytes; the rest is cut so a guest cannot flood logs.
 pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Per-task state of the `log` import: whose lines these are.
+#[derive(Clone, Debug)]
+pub struct LogCtx {
+    adapter: Arc<str>,
+}
+
+impl LogCtx {
+    pub fn new(adapter: Arc<str>) -> Self {
+        LogCtx { adapter }
+    }
+
+    /// The adapter's name.
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+}
+
+/// A store's data that serves the `log` import.
+pub trait LogView: Send {
+    fn log(&mut self) -> &mut LogCtx;
+}
+
+struct HasLog;
+
+impl HasData for HasLog {
+    type Data<'a> = &'a mut LogCtx;
+}
+
+/// Links the `log` import.
+pub fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, HasLog>(linker, |t| t.log())
+}
+
+impl log::Host for LogCtx {
+    async fn log(&mut self, level: Level, message: String) {
+        emit(&self.adapter, level, &message);
+    }
+}
 
 /// Writes one adapter log line.
 pub fn emit(adapter: &str, level: Level, message: &str) {

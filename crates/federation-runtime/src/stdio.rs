@@ -1,7 +1,11 @@
-//! Guest stdout/stderr: kept up to a cap, the rest silently dropped.
+//! WASI for adapters, granting nothing: present only because Rust's std links against
+//! it. No preopened directories, no sockets or name lookups, no stdin, and only the
+//! environment variables the adapter's policy lists. stdout and stderr are captured,
+//! kept up to a cap ([`CappedPipe`]) and written to the host's log under the adapter's
+//! name when the task ends. Its view is wasmtime-wasi's `WasiView`.
 //!
 //! wasmtime's `MemoryOutputPipe` fails writes once full, and Rust's `println!` panics
-//! on a failed write, so a chatty adapter would trap. This pipe keeps the first
+//! on a failed write, so a chatty adapter would trap. [`CappedPipe`] keeps the first
 //! `capacity` bytes for the host's log and accepts (and counts) everything after.
 
 use std::{
@@ -13,8 +17,66 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWrite;
+use wasmtime::component::Linker;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiView};
+
+use crate::bindings::Level;
+
+/// Bytes of guest stdout and of stderr kept per task (panic messages land on stderr).
+pub const CAPACITY: usize = 16 * 1024;
+
+/// Per-task WASI state: an empty sandbox with captured stdout and stderr.
+pub struct StdioCtx {
+    wasi: WasiCtx,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+}
+
+impl StdioCtx {
+    /// WASI that grants nothing but the environment variables `env`.
+    pub fn new(env: &[(String, String)]) -> Self {
+        let stdout = CappedPipe::new(CAPACITY);
+        let stderr = CappedPipe::new(CAPACITY);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .envs(env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        StdioCtx {
+            wasi: wasi.build(),
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn wasi(&mut self) -> &mut WasiCtx {
+        &mut self.wasi
+    }
+
+    /// What the guest wrote to stderr (lossy UTF-8, capped).
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Writes what the guest printed to the host's log, tagged with `adapter`.
+    pub fn flush(&self, adapter: &str) {
+        for (pipe, level) in [(&self.stdout, Level::Info), (&self.stderr, Level::Warn)] {
+            let text = pipe.text();
+            if !text.is_empty() {
+                crate::log::emit(adapter, level, &text);
+            }
+        }
+    }
+}
+
+/// Links WASI (preview 2) for a store whose data is a `WasiView`.
+pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
+}
 
 #[derive(Clone)]
 pub struct CappedPipe {

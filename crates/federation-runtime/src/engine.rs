@@ -21,6 +21,16 @@ pub struct EngineLimits {
 
 /// Builds the engine and starts its epoch ticker thread (one per process).
 pub fn build_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
+    let engine = Engine::new(&config(limits))
+        .map_err(anyhow::Error::from)
+        .context("creating the wasmtime engine")?;
+    start_epoch_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// The host's engine configuration: component model, async, epoch interruption and
+/// the pooling allocator sized by `limits` (benchmarks vary it from here).
+pub fn config(limits: &EngineLimits) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     // A Rust wasip2 component holds a few core instances (main module + WASI adapter
     // shims), each with its own memory and tables.
@@ -43,10 +53,12 @@ pub fn build_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("creating the wasmtime engine")?;
+    config
+}
 
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, for as long
+/// as the engine lives.
+pub fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
     let ticker = engine.weak();
     std::thread::Builder::new()
         .name("wasm-epoch".into())
@@ -58,5 +70,5 @@ pub fn build_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
             }
         })
         .context("starting the epoch ticker")?;
-    Ok(engine)
+    Ok(())
 }

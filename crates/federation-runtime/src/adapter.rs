@@ -14,19 +14,19 @@ use std::{
 };
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
+use crate::bindings::{AdapterError, AdapterInfo, AgentBackendPre, Task, TaskResponse};
+use crate::cache::CompileCache;
+use crate::ctx::{AdapterCtx, MemoryLimitReached};
+use crate::engine::EPOCH_TICK;
 use crate::interaction::TaskInteraction;
-use crate::outbound_http::{OutboundHttp, OutboundPolicy};
-use crate::policy::SandboxPolicy;
+use crate::metrics::MetricAttributes;
+use crate::outbound::{OutboundHttp, OutboundPolicy};
 use crate::progress::ProgressSink;
-use crate::runtime::bindings::{
-    AdapterError, AdapterInfo, AgentBackend, AgentBackendPre, Task, TaskResponse,
-};
-use crate::runtime::cache::CompileCache;
-use crate::runtime::ctx::{AdapterCtx, MemoryLimitReached, Usage};
-use crate::runtime::engine::EPOCH_TICK;
+use crate::sandbox::SandboxPolicy;
+use crate::usage::Usage;
 
 /// Time an adapter gets to answer `describe()` at load time.
 const DESCRIBE_BUDGET: Duration = Duration::from_secs(5);
@@ -60,7 +60,7 @@ pub struct Adapter {
     /// run a named agent, resume an interrupt and ask for input.
     pub supports_interaction: bool,
     /// `adapter.name` and `adapter.version`, for its metrics.
-    pub metric_attributes: [opentelemetry::KeyValue; 2],
+    pub metric_attributes: MetricAttributes,
     tasks_started: AtomicU64,
     pre: AgentBackendPre<AdapterCtx>,
 }
@@ -94,6 +94,12 @@ impl Adapter {
     /// Whether this is the given build: same component bytes and same policy.
     pub fn is_build(&self, digest: &str, policy: &SandboxPolicy) -> bool {
         self.digest == digest && self.policy.digest == policy.digest
+    }
+
+    /// The linked component, ready to instantiate into a store of
+    /// [`AdapterRuntime::store`] (for benchmarks that time the parts of a run).
+    pub fn instance_pre(&self) -> &AgentBackendPre<AdapterCtx> {
+        &self.pre
     }
 }
 
@@ -190,8 +196,7 @@ impl AdapterRuntime {
         self_test: bool,
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        AgentBackend::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)?;
+        AdapterCtx::add_to_linker(&mut linker)?;
         Ok(AdapterRuntime {
             engine,
             linker,
@@ -255,6 +260,11 @@ impl AdapterRuntime {
         &self.engine
     }
 
+    /// The outbound client every task of this runtime sends through.
+    pub fn outbound(&self) -> &Arc<OutboundHttp> {
+        &self.outbound
+    }
+
     /// Links, describes and self-tests a compiled component (`started`: when loading
     /// began, for the load time).
     pub async fn load_compiled(
@@ -296,7 +306,7 @@ impl AdapterRuntime {
         };
         let reports_progress = imports(PROGRESS_INTERFACE);
         let supports_interaction = imports(INTERACTION_INTERFACE);
-        let metric_attributes = crate::metrics::adapter_attributes(&info);
+        let metric_attributes = MetricAttributes::of(&info);
         if self.self_test {
             self.self_test(&pre, &info, &policy).await?;
         }
@@ -417,6 +427,18 @@ impl AdapterRuntime {
         (result, usage)
     }
 
+    /// A store for one task of `adapter`, set up as [`run`](Self::run) sets one up
+    /// (for benchmarks that time the parts of a run).
+    pub fn store(&self, adapter: &Adapter, deadline: Instant) -> Store<AdapterCtx> {
+        self.new_store(
+            adapter.info.name.as_str().into(),
+            adapter.policy.clone(),
+            deadline,
+            None,
+            TaskInteraction::default(),
+        )
+    }
+
     fn new_store(
         &self,
         adapter: Arc<str>,
@@ -442,10 +464,10 @@ impl AdapterRuntime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
             let ctx = ctx.data_mut();
-            ctx.usage.cpu_time += EPOCH_TICK;
+            ctx.cpu_time += EPOCH_TICK;
             if Instant::now() >= ctx.deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
-            } else if ctx.usage.cpu_time > ctx.policy().cpu_budget {
+            } else if ctx.cpu_time > ctx.policy().cpu_budget {
                 Err(wasmtime::Error::new(CpuBudgetUsed))
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -478,7 +500,7 @@ fn classify_trap(error: wasmtime::Error, store: &Store<AdapterCtx>) -> RunError 
     let message = match stderr.lines().find(|line| !line.trim().is_empty()) {
         Some(_) => format!(
             "{reason}; guest stderr: {}",
-            crate::guest_log::truncate(&stderr, 1024)
+            crate::log::truncate(&stderr, 1024)
         ),
         None => reason,
     };

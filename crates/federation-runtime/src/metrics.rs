@@ -10,9 +10,8 @@ use std::sync::{Arc, OnceLock};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 
-use crate::runtime::adapter::Adapter;
-use crate::runtime::bindings::AdapterInfo;
-use crate::runtime::ctx::Usage;
+use crate::bindings::AdapterInfo;
+use crate::usage::Usage;
 
 pub struct AdapterMetrics {
     tasks: Counter<u64>,
@@ -65,16 +64,17 @@ impl AdapterMetrics {
         })
     }
 
-    /// Records one finished task; `error` is its gRPC code name when it failed.
-    /// Allocates nothing: the adapter's attributes were built when it was loaded.
+    /// Records one finished task of the adapter `attributes` name; `error` is its gRPC
+    /// code name when it failed. Allocates nothing: the adapter's attributes were built
+    /// when it was loaded.
     pub fn record(
         &self,
-        adapter: &Adapter,
+        attributes: &MetricAttributes,
         usage: &Usage,
         error: Option<&'static str>,
         trapped: bool,
     ) {
-        let attributes = &adapter.metric_attributes;
+        let attributes = &attributes.0;
         self.tasks.add(1, attributes);
         if let Some(code) = error {
             let [name, version] = attributes;
@@ -103,9 +103,14 @@ impl AdapterMetrics {
 
 /// `adapter.name` and `adapter.version` of one adapter build, with the strings shared
 /// (`Arc<str>`), so that recording a task copies no string.
-pub fn adapter_attributes(info: &AdapterInfo) -> [KeyValue; 2] {
-    [
-        KeyValue::new("adapter.name", Arc::<str>::from(info.name.as_str())),
-        KeyValue::new("adapter.version", Arc::<str>::from(info.version.as_str())),
-    ]
+#[derive(Clone, Debug)]
+pub struct MetricAttributes([KeyValue; 2]);
+
+impl MetricAttributes {
+    pub fn of(info: &AdapterInfo) -> MetricAttributes {
+        MetricAttributes([
+            KeyValue::new("adapter.name", Arc::<str>::from(info.name.as_str())),
+            KeyValue::new("adapter.version", Arc::<str>::from(info.version.as_str())),
+        ])
+    }
 }

@@ -1,27 +1,32 @@
-//! Outbound HTTP for adapters: the one door out of the sandbox.
+//! The outbound client: the one door out of the sandbox.
 //!
 //! Every request an adapter sends goes through [`OutboundHttp::send`], which checks the
 //! destination against the adapter's [`OutboundPolicy`] (nothing leaves when it is
 //! denied), adds the policy's secret headers for that destination, sets
 //! `traceparent`/`tracestate` from the current span (replacing anything the guest set),
 //! bounds the time by the task's deadline, caps the response size and the adapter's
-//! concurrent requests. One shared `reqwest` client pools connections across all tasks.
-//! [`OutboundHttp::send_streaming`] does the same but hands the body over line by line
-//! as it arrives ([`ResponseStream`]), for wrappers that stream progress.
+//! concurrent requests. [`OutboundHttp::send_streaming`] does the same but hands the
+//! body over line by line as it arrives ([`LineStream`]).
+//!
+//! What then carries the request is a [`Transport`]: [`Reqwest`] (one shared client
+//! that pools connections across all tasks) in the host; tests and benchmarks swap in
+//! their own to answer without a socket, while everything above stays the host's.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
+use futures::{StreamExt, future::BoxFuture};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry_http::HeaderInjector;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
-use crate::runtime::bindings::{HttpError, Method, Request, Response};
+use super::policy::{Origin, OutboundPolicy};
+use super::stream::LineStream;
+use crate::bindings::{HttpError, Method, Request, Response};
 
 /// Headers the host owns: a guest's values for them are dropped.
 const HOST_OWNED_HEADERS: &[&str] = &[
@@ -51,113 +56,104 @@ pub struct OutboundLimits {
     pub connect_timeout: Duration,
 }
 
-/// What one adapter may do over HTTP: exact scheme + host + port destinations (deny by
-/// default), headers the host adds per destination, and its own limits (the host's
-/// [`OutboundLimits`] stay the ceilings).
+/// A request the host has checked and prepared, ready to leave.
 #[derive(Debug)]
-pub struct OutboundPolicy {
-    allowed: Vec<Origin>,
-    /// Added by the host for a destination, replacing any guest value of that name.
-    headers: Vec<(Origin, HeaderName, HeaderValue)>,
-    timeout: Duration,
-    max_response_bytes: u64,
-    /// Requests one task may send.
-    pub max_requests_per_task: u32,
-    /// Requests in flight at once across all of this adapter's tasks.
-    concurrency: Arc<tokio::sync::Semaphore>,
-    max_concurrent_requests: usize,
+pub struct TransportRequest {
+    pub method: http::Method,
+    pub url: Url,
+    /// The guest's headers less the host-owned ones, plus the policy's, the deadline
+    /// and the trace context.
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The whole exchange, body included, must end within this.
+    pub timeout: Duration,
 }
 
-/// An HTTP origin (`scheme://host:port`), ports made explicit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
+/// A response whose headers have arrived; its body follows as a stream.
+pub struct TransportResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body's announced length, when known (checked against the cap up front).
+    pub content_length: Option<u64>,
+    pub body: BodyStream,
 }
 
-impl Origin {
-    /// The origin of an `http`/`https` URL with a host.
-    pub fn of(url: &Url) -> Option<Origin> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return None;
-        }
-        Some(Origin {
-            scheme: url.scheme().to_string(),
-            host: url.host_str()?.to_ascii_lowercase(),
-            port: url.port_or_known_default()?,
-        })
-    }
+/// A response body as it arrives.
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, HttpError>> + Send>>;
+
+/// What carries a prepared request and brings its response back: the network in the
+/// host ([`Reqwest`]), anything else in a test or a benchmark.
+pub trait Transport: Send + Sync + 'static {
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> BoxFuture<'static, Result<TransportResponse, HttpError>>;
 }
 
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
-impl OutboundPolicy {
-    pub fn new(
-        allowed: Vec<Origin>,
-        headers: Vec<(Origin, HeaderName, HeaderValue)>,
-        timeout: Duration,
-        max_response_bytes: u64,
-        max_requests_per_task: u32,
-        max_concurrent_requests: usize,
-    ) -> Self {
-        OutboundPolicy {
-            allowed,
-            headers,
-            timeout,
-            max_response_bytes,
-            max_requests_per_task,
-            concurrency: Arc::new(tokio::sync::Semaphore::new(max_concurrent_requests)),
-            max_concurrent_requests,
-        }
-    }
-
-    /// A policy that allows exactly these origins, with no limits of its own.
-    pub fn allow_only(origins: impl IntoIterator<Item = Origin>) -> Self {
-        OutboundPolicy::new(
-            origins.into_iter().collect(),
-            Vec::new(),
-            Duration::MAX,
-            u64::MAX,
-            u32::MAX,
-            tokio::sync::Semaphore::MAX_PERMITS,
-        )
-    }
-
-    /// Whether `url` may be reached; the error says why not.
-    pub fn check(&self, url: &Url) -> Result<(), HttpError> {
-        let origin = Origin::of(url)
-            .ok_or_else(|| HttpError::InvalidRequest(format!("not an http(s) URL: {url}")))?;
-        if self.allowed.contains(&origin) {
-            Ok(())
-        } else {
-            Err(HttpError::Denied(format!(
-                "{origin} is not on this adapter's allow-list"
-            )))
-        }
-    }
-}
-
-/// The shared outbound client.
-pub struct OutboundHttp {
+/// The host's transport: one `reqwest` client for every adapter and task, pooling
+/// connections; redirects are not followed (one could lead past the allow-list).
+pub struct Reqwest {
     client: reqwest::Client,
-    limits: OutboundLimits,
 }
 
-impl OutboundHttp {
-    pub fn new(limits: OutboundLimits) -> anyhow::Result<Self> {
+impl Reqwest {
+    pub fn new(connect_timeout: Duration) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
-            .connect_timeout(limits.connect_timeout)
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             // A redirect could lead past the allow-list: adapters see 3xx as they are.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(OutboundHttp { client, limits })
+        Ok(Reqwest { client })
+    }
+}
+
+impl Transport for Reqwest {
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> BoxFuture<'static, Result<TransportResponse, HttpError>> {
+        let sent = self
+            .client
+            .request(request.method, request.url)
+            .headers(request.headers)
+            .body(request.body)
+            .timeout(request.timeout)
+            .send();
+        Box::pin(async move {
+            let response = sent.await.map_err(|e| classify(&e))?;
+            Ok(TransportResponse {
+                status: response.status().as_u16(),
+                headers: header_pairs(response.headers()),
+                content_length: response.content_length(),
+                body: Box::pin(
+                    response
+                        .bytes_stream()
+                        .map(|chunk| chunk.map_err(|e| classify(&e))),
+                ),
+            })
+        })
+    }
+}
+
+/// The shared outbound client: the host's checks and limits over a [`Transport`].
+pub struct OutboundHttp {
+    transport: Arc<dyn Transport>,
+    limits: OutboundLimits,
+}
+
+impl OutboundHttp {
+    /// Over the network ([`Reqwest`]).
+    pub fn new(limits: OutboundLimits) -> anyhow::Result<Self> {
+        let transport = Reqwest::new(limits.connect_timeout)?;
+        Ok(OutboundHttp::with_transport(limits, Arc::new(transport)))
+    }
+
+    /// Over `transport`: every check and limit stays the host's.
+    pub fn with_transport(limits: OutboundLimits, transport: Arc<dyn Transport>) -> Self {
+        OutboundHttp { transport, limits }
     }
 
     /// Sends one request for an adapter whose task must end by `deadline` and reads
@@ -171,7 +167,7 @@ impl OutboundHttp {
         let prepared = self.prepare(policy, request, deadline).await?;
         let span = prepared.span.clone();
         let exchange = async {
-            let response = prepared.builder.send().await.map_err(|e| classify(&e))?;
+            let response = self.transport.send(prepared.request).await?;
             read_response(response, prepared.cap).await
         };
         let result = exchange.instrument(span.clone()).await;
@@ -189,37 +185,33 @@ impl OutboundHttp {
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
-    ) -> Result<ResponseStream, HttpError> {
+    ) -> Result<LineStream, HttpError> {
         let prepared = self.prepare(policy, request, deadline).await?;
         let span = prepared.span.clone();
-        let response = match prepared.builder.send().instrument(span.clone()).await {
+        let sent = self.transport.send(prepared.request);
+        let response = match sent.instrument(span.clone()).await {
             Ok(response) => response,
             Err(error) => {
-                let error = classify(&error);
                 record_error(&span, &error);
                 return Err(error);
             }
         };
         if response
-            .content_length()
+            .content_length
             .is_some_and(|len| len > prepared.cap)
         {
             let error = HttpError::TooLarge(prepared.cap);
             record_error(&span, &error);
             return Err(error);
         }
-        Ok(ResponseStream {
-            status: response.status().as_u16(),
-            headers: header_pairs(response.headers()),
-            body: Box::pin(response.bytes_stream()),
-            buffer: Vec::new(),
-            scanned: 0,
-            read: 0,
-            ended: false,
-            cap: prepared.cap,
+        Ok(LineStream::new(
+            response.status,
+            response.headers,
+            response.body,
+            prepared.cap,
             span,
-            _slot: prepared.slot,
-        })
+            prepared.slot,
+        ))
     }
 
     /// Everything before a request leaves: URL and policy checks, the secret and
@@ -286,14 +278,14 @@ impl OutboundHttp {
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
         });
-        let builder = self
-            .client
-            .request(method, url)
-            .headers(headers)
-            .body(request.body)
-            .timeout(timeout);
         Ok(Prepared {
-            builder,
+            request: TransportRequest {
+                method,
+                url,
+                headers,
+                body: request.body,
+                timeout,
+            },
             span,
             cap,
             slot,
@@ -312,16 +304,19 @@ impl OutboundHttp {
 }
 
 /// Reads a response whole, refusing bodies over `cap` bytes.
-async fn read_response(response: reqwest::Response, cap: u64) -> Result<Response, HttpError> {
-    if response.content_length().is_some_and(|len| len > cap) {
+async fn read_response(response: TransportResponse, cap: u64) -> Result<Response, HttpError> {
+    if response.content_length.is_some_and(|len| len > cap) {
         return Err(HttpError::TooLarge(cap));
     }
-    let status = response.status().as_u16();
-    let headers = header_pairs(response.headers());
+    let TransportResponse {
+        status,
+        headers,
+        body: mut stream,
+        ..
+    } = response;
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| classify(&e))?;
+        let chunk = chunk?;
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(HttpError::TooLarge(cap));
         }
@@ -336,81 +331,13 @@ async fn read_response(response: reqwest::Response, cap: u64) -> Result<Response
 
 /// A request ready to leave, and what its exchange is bound by.
 struct Prepared {
-    builder: reqwest::RequestBuilder,
+    request: TransportRequest,
     span: tracing::Span,
     cap: u64,
     slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// A response whose body an adapter reads line by line (`outbound-stream`). Holds the
-/// adapter's concurrency slot and the client span until it is dropped.
-pub struct ResponseStream {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    /// Received bytes not yet returned as lines.
-    buffer: Vec<u8>,
-    /// How much of `buffer` is known to hold no newline.
-    scanned: usize,
-    /// Body bytes received so far (counted against `cap`).
-    read: u64,
-    ended: bool,
-    cap: u64,
-    span: tracing::Span,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl ResponseStream {
-    /// The next line of the body without its line ending; `None` at the end.
-    pub async fn read_line(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
-        loop {
-            if let Some(at) = self.buffer[self.scanned..].iter().position(|&b| b == b'\n') {
-                let end = self.scanned + at;
-                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.scanned = 0;
-                return Ok(Some(line));
-            }
-            self.scanned = self.buffer.len();
-            if self.ended {
-                self.scanned = 0;
-                return Ok((!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer)));
-            }
-            match self.body.next().instrument(self.span.clone()).await {
-                Some(Ok(chunk)) => {
-                    self.read += chunk.len() as u64;
-                    if self.read > self.cap {
-                        let error = HttpError::TooLarge(self.cap);
-                        record_error(&self.span, &error);
-                        self.ended = true;
-                        self.buffer.clear();
-                        return Err(error);
-                    }
-                    self.buffer.extend_from_slice(&chunk);
-                }
-                Some(Err(error)) => {
-                    let error = classify(&error);
-                    record_error(&self.span, &error);
-                    self.ended = true;
-                    self.buffer.clear();
-                    return Err(error);
-                }
-                None => self.ended = true,
-            }
-        }
-    }
-}
-
-impl Drop for ResponseStream {
-    fn drop(&mut self) {
-        record_response(&self.span, self.status, self.read as usize);
-    }
-}
-
-fn record_response(span: &tracing::Span, status: u16, body_size: usize) {
+pub(super) fn record_response(span: &tracing::Span, status: u16, body_size: usize) {
     span.record("http.response.status_code", i64::from(status));
     span.record("http.response.body.size", body_size as i64);
     if status >= 500 {
@@ -419,7 +346,7 @@ fn record_response(span: &tracing::Span, status: u16, body_size: usize) {
     }
 }
 
-fn record_error(span: &tracing::Span, error: &HttpError) {
+pub(super) fn record_error(span: &tracing::Span, error: &HttpError) {
     span.record("otel.status_code", "ERROR");
     span.record("error.type", error_kind(error));
 }
@@ -452,14 +379,14 @@ fn guest_headers(pairs: &[(String, String)]) -> Result<HeaderMap, HttpError> {
     Ok(headers)
 }
 
-fn http_method(method: Method) -> reqwest::Method {
+fn http_method(method: Method) -> http::Method {
     match method {
-        Method::Get => reqwest::Method::GET,
-        Method::Post => reqwest::Method::POST,
-        Method::Put => reqwest::Method::PUT,
-        Method::Patch => reqwest::Method::PATCH,
-        Method::Delete => reqwest::Method::DELETE,
-        Method::Head => reqwest::Method::HEAD,
+        Method::Get => http::Method::GET,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Patch => http::Method::PATCH,
+        Method::Delete => http::Method::DELETE,
+        Method::Head => http::Method::HEAD,
     }
 }
 
@@ -492,34 +419,6 @@ fn error_kind(error: &HttpError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn policy_matches_exact_origin_with_default_ports() {
-        let policy = OutboundPolicy::allow_only(Origin::of(&url("http://Wrapper:8080/")));
-        assert!(
-            policy
-                .check(&url("http://wrapper:8080/v1/run_crew"))
-                .is_ok()
-        );
-        assert!(matches!(
-            policy.check(&url("http://wrapper:8081/")),
-            Err(HttpError::Denied(_))
-        ));
-        assert!(matches!(
-            policy.check(&url("https://wrapper:8080/")),
-            Err(HttpError::Denied(_))
-        ));
-        let https = OutboundPolicy::allow_only(Origin::of(&url("https://api.example")));
-        assert!(https.check(&url("https://api.example:443/x")).is_ok());
-        assert!(matches!(
-            https.check(&url("file:///etc/passwd")),
-            Err(HttpError::InvalidRequest(_))
-        ));
-    }
 
     #[test]
     fn guest_cannot_set_host_owned_headers() {

@@ -2,7 +2,7 @@
 //! new version (cold compile, compile-cache hit, in-memory swap back), and failed
 //! requests during swaps under load. Prints figures; asserts nothing.
 //!
-//! `cargo run --release -p agent-federation --example swap_bench` (after
+//! `cargo run --release -p federation-bench --example swap_bench` (after
 //! `scripts/build-adapters.sh`). See docs/performance.md.
 
 use std::{
@@ -23,8 +23,9 @@ const SWAPS_UNDER_LOAD: usize = 40;
 const LOAD_WORKERS: usize = 16;
 
 fn dist(version: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../dist/test-adapters/test-faults-{version}.wasm"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../../dist/test-adapters/test-faults-{version}.wasm"
+    ));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-adapters.sh", path.display()))
 }

@@ -12,7 +12,7 @@ use std::{
     time::SystemTime,
 };
 
-use crate::runtime::adapter::Adapter;
+use crate::adapter::Adapter;
 
 /// One adapter name's builds.
 #[derive(Clone)]

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::outbound_http::{Origin, OutboundPolicy};
+use crate::outbound::{Origin, OutboundPolicy};
 
 /// Host-wide defaults and ceilings, from the host's flags.
 #[derive(Clone, Debug)]

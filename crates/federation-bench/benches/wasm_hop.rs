@@ -1,18 +1,20 @@
 //! What the WASM hop costs: micro benchmarks of the host's per-task sandbox.
 //!
-//! `cargo bench -p agent-federation --bench wasm_hop` (adapters built first by
+//! `cargo bench -p federation-bench --bench wasm_hop` (adapters built first by
 //! `scripts/build-adapters.sh`). Criterion groups:
 //!
-//! - `hop_stubbed`: store + instantiate + run-task + drop per adapter, pooling vs
-//!   on-demand allocator, with `outbound-http.send` answered in-process (no socket):
-//!   the hop alone.
+//! - `hop_stubbed`: the host's `AdapterRuntime::run` (store + instantiate + run-task +
+//!   drop) per adapter, pooling vs on-demand allocator, with the outbound transport
+//!   swapped for one that answers in-process (no socket): the hop and the host's own
+//!   outbound checks.
 //! - `instantiate_only`: store + instantiate + drop.
 //! - `warm_call`: run-task on an instance that already exists (what a per-task fresh
 //!   instance costs on top).
 //! - `runtime_run`: the host's own `AdapterRuntime::run`, outbound call answered by a
 //!   loopback HTTP stub wrapper (the hop plus a real HTTP round trip).
-//! - `outbound`: the outbound import's own work (policy check, trace span and
-//!   `traceparent` injection) and `OutboundHttp::send` against a bare reqwest POST.
+//! - `outbound`: the outbound import's own work (`OutboundHttp::send` over the
+//!   in-process transport: policy check, headers, trace span, `traceparent`
+//!   injection) and `OutboundHttp::send` against a bare reqwest POST.
 //!
 //! After criterion, with `--bench`, a plain timing loop prints p50/p90/p99 of the same
 //! paths (criterion reports means). `FEDERATION_BENCH_PERCENTILES=0` skips it;
@@ -27,17 +29,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::outbound_http::{Origin, OutboundHttp, OutboundLimits, OutboundPolicy};
-use agent_federation::policy::SandboxPolicy;
-use agent_federation::runtime::adapter::{Adapter, AdapterRuntime};
-use agent_federation::runtime::bindings::{Method, Request, Task};
 use agent_federation::telemetry::Telemetry;
 use criterion::Criterion;
-use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry_http::HeaderInjector;
-use support::{Allocator, StubAdapter};
+use federation_runtime::bindings::{Method, Request, Task};
+use federation_runtime::outbound::{Origin, OutboundHttp};
+use federation_runtime::{Adapter, AdapterRuntime, SandboxPolicy};
+use support::{Allocator, CannedReply, StubAdapter};
 use tokio::runtime::Runtime;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
 /// Everything the benches share, built once.
@@ -45,6 +43,8 @@ struct Fixture {
     rt: Runtime,
     wrapper_url: String,
     outbound: Arc<OutboundHttp>,
+    /// The same client over the in-process transport.
+    in_process: OutboundHttp,
     policy: Arc<SandboxPolicy>,
     /// Per adapter and allocator: the in-process-stub build and the host runtime's build.
     adapters: Vec<AdapterFixture>,
@@ -59,12 +59,7 @@ struct AdapterFixture {
 }
 
 fn outbound() -> OutboundHttp {
-    OutboundHttp::new(OutboundLimits {
-        max_response_bytes: 8 << 20,
-        default_timeout: Duration::from_secs(300),
-        connect_timeout: Duration::from_secs(5),
-    })
-    .expect("building the outbound client")
+    OutboundHttp::new(support::host_default_limits()).expect("building the outbound client")
 }
 
 impl Fixture {
@@ -90,19 +85,25 @@ impl Fixture {
                 let loaded = rt
                     .block_on(runtime.load_file(&path, policy.clone()))
                     .expect("loading the adapter");
+                let stubbed = rt.block_on(StubAdapter::load(&engine, &path, policy.clone()));
                 adapters.push(AdapterFixture {
                     name,
                     allocator,
-                    stubbed: StubAdapter::load(&engine, &path),
+                    stubbed,
                     runtime,
                     loaded,
                 });
             }
         }
+        let in_process = OutboundHttp::with_transport(
+            support::host_default_limits(),
+            Arc::new(CannedReply::new(false)),
+        );
         Fixture {
             rt,
             wrapper_url,
             outbound,
+            in_process,
             policy,
             adapters,
         }
@@ -161,7 +162,8 @@ fn bench_hops(c: &mut Criterion, fx: &Fixture) {
                     let start = Instant::now();
                     for _ in 0..iters {
                         let mut store = a.stubbed.store();
-                        let instance = a.stubbed.pre.instantiate_async(&mut store).await.unwrap();
+                        let pre = a.stubbed.adapter.instance_pre();
+                        let instance = pre.instantiate_async(&mut store).await.unwrap();
                         black_box(&instance);
                         drop(store);
                     }
@@ -182,7 +184,8 @@ fn bench_hops(c: &mut Criterion, fx: &Fixture) {
             b.iter_custom(|iters| {
                 fx.rt.block_on(async {
                     let mut store = a.stubbed.store();
-                    let instance = a.stubbed.pre.instantiate_async(&mut store).await.unwrap();
+                    let pre = a.stubbed.adapter.instance_pre();
+                    let instance = pre.instantiate_async(&mut store).await.unwrap();
                     let start = Instant::now();
                     for _ in 0..iters {
                         let response = instance.call_run_task(&mut store, &task).await.unwrap();
@@ -214,37 +217,6 @@ fn bench_hops(c: &mut Criterion, fx: &Fixture) {
     group.finish();
 }
 
-/// What `OutboundHttp::send` does before the request leaves, replicated step by step
-/// (its helpers are private): URL parse, policy check, guest headers, span, injection.
-fn prepare_outbound(policy: &OutboundPolicy, request: &Request) -> HeaderMap {
-    let url = Url::parse(&request.url).unwrap();
-    policy.check(&url).unwrap();
-    let mut headers = HeaderMap::with_capacity(request.headers.len() + 2);
-    for (name, value) in &request.headers {
-        headers.append(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    let span = tracing::info_span!(
-        "outbound_http",
-        otel.name = "POST",
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = "POST",
-        url.full = %url,
-        server.address = url.host_str().unwrap_or_default(),
-        server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
-        http.response.status_code = tracing::field::Empty,
-    );
-    let context = span.context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
-    });
-    assert!(headers.contains_key("traceparent"));
-    headers
-}
-
 fn bench_outbound(c: &mut Criterion, fx: &Fixture) {
     let task = fx.task();
     let request = fx.request(&task);
@@ -258,9 +230,25 @@ fn bench_outbound(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("policy_check", |b| {
         b.iter(|| fx.policy.outbound.check(black_box(&url)).unwrap())
     });
-    group.bench_function("prepare (parse+policy+headers+span+traceparent)", |b| {
-        b.iter(|| black_box(prepare_outbound(&fx.policy.outbound, &request)))
-    });
+    group.bench_function(
+        "host_send (OutboundHttp::send, in-process transport)",
+        |b| {
+            b.iter_custom(|iters| {
+                fx.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let response = fx
+                            .in_process
+                            .send(&fx.policy.outbound, request.clone(), deadline())
+                            .await
+                            .unwrap();
+                        black_box(response);
+                    }
+                    start.elapsed()
+                })
+            })
+        },
+    );
     group.bench_function("host_send (OutboundHttp::send, loopback stub)", |b| {
         b.iter_custom(|iters| {
             fx.rt.block_on(async {
@@ -318,7 +306,11 @@ fn print_percentiles(fx: &Fixture) {
     println!("{}", support::percentile_header());
     fx.rt.block_on(async {
         for a in &fx.adapters {
-            let label = format!("hop {} {} (in-process send)", a.name, a.allocator.label());
+            let label = format!(
+                "hop {} {} (in-process transport)",
+                a.name,
+                a.allocator.label()
+            );
             if !wanted(&label) {
                 continue;
             }
@@ -342,7 +334,8 @@ fn print_percentiles(fx: &Fixture) {
                 continue;
             }
             let mut store = a.stubbed.store();
-            let instance = a.stubbed.pre.instantiate_async(&mut store).await.unwrap();
+            let pre = a.stubbed.adapter.instance_pre();
+            let instance = pre.instantiate_async(&mut store).await.unwrap();
             let mut samples = Vec::with_capacity(iterations);
             for i in 0..warmup + iterations {
                 let start = Instant::now();
@@ -418,12 +411,17 @@ fn print_percentiles(fx: &Fixture) {
         let mut prepare = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let start = Instant::now();
-            black_box(prepare_outbound(&fx.policy.outbound, &request));
+            let response = fx
+                .in_process
+                .send(&fx.policy.outbound, request.clone(), deadline())
+                .await
+                .unwrap();
+            black_box(response);
             prepare.push(start.elapsed().as_secs_f64() * 1e6);
         }
         println!(
             "{}",
-            support::percentile_row("outbound prepare (policy+span+traceparent)", &mut prepare)
+            support::percentile_row("OutboundHttp::send (in-process transport)", &mut prepare)
         );
     });
 }

@@ -7,6 +7,10 @@
 //! that value. The value comes from an untrusted guest, so it is parsed and
 //! size-checked before it reaches the caller.
 
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::federation::agent_backend::interaction;
+
 /// Largest interrupt value an adapter may report, bytes of JSON (the same bound as a
 /// caller's `resume`).
 pub const MAX_INTERRUPT_BYTES: usize = 256 * 1024;
@@ -31,36 +35,53 @@ impl TaskInteraction {
 
 /// Per-task state of the `interaction` import.
 #[derive(Debug, Default)]
-pub struct InteractionState {
+pub struct InteractionCtx {
     asked: TaskInteraction,
     input_required: Option<String>,
 }
 
-impl InteractionState {
+impl InteractionCtx {
     pub fn new(asked: TaskInteraction) -> Self {
-        InteractionState {
+        InteractionCtx {
             asked,
             input_required: None,
         }
     }
 
-    pub fn agent(&self) -> String {
+    /// What the run asked (raw JSON, checked when the task ends), if it stopped to ask
+    /// for input; the last `input-required` call wins.
+    pub fn interrupt(&self) -> Option<&str> {
+        self.input_required.as_deref()
+    }
+}
+
+/// A store's data that serves the `interaction` import.
+pub trait InteractionView: Send {
+    fn interaction(&mut self) -> &mut InteractionCtx;
+}
+
+struct HasInteraction;
+
+impl HasData for HasInteraction {
+    type Data<'a> = &'a mut InteractionCtx;
+}
+
+/// Links the `interaction` import.
+pub fn add_to_linker<T: InteractionView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    interaction::add_to_linker::<T, HasInteraction>(linker, |t| t.interaction())
+}
+
+impl interaction::Host for InteractionCtx {
+    async fn agent(&mut self) -> String {
         self.asked.agent.clone()
     }
 
-    pub fn resume_json(&self) -> Option<String> {
+    async fn resume_json(&mut self) -> Option<String> {
         self.asked.resume_json.clone()
     }
 
-    /// Notes what the run asks (raw JSON, checked when the task ends); the last call
-    /// wins.
-    pub fn input_required(&mut self, value_json: String) {
+    async fn input_required(&mut self, value_json: String) {
         self.input_required = Some(value_json);
-    }
-
-    /// What the run asked, if it stopped to ask for input.
-    pub fn interrupt(&self) -> Option<&str> {
-        self.input_required.as_deref()
     }
 }
 

@@ -1,18 +1,19 @@
 //! Progress of a watched task (`StreamAgentTask`): the host side of the world's
-//! `progress` import, and the channel that carries a task's events to its caller.
+//! `progress` import, and the channel that carries a task's events to whoever watches.
 //!
 //! An adapter's events are checked and capped here (the adapter is untrusted: it may
 //! send too many, too large or malformed ones), stamped with the time, and queued on a
 //! bounded channel, so a slow watcher slows the adapter down instead of growing a
-//! queue. The service numbers the events and adds the trace id as it streams them.
+//! queue. The service turns them into the gRPC stream's events.
 
 use std::time::SystemTime;
 
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use wasmtime::component::{HasData, Linker};
 
-use crate::json::json_to_struct;
-use crate::proto::{TaskProgress, task_event, task_progress};
-use crate::runtime::bindings::{EventKind, ProgressEvent};
+use crate::bindings::federation::agent_backend::progress;
+use crate::bindings::{EventKind, ProgressEvent};
 
 /// Events one task may report; later ones are dropped (and counted).
 pub const MAX_EVENTS_PER_TASK: u32 = 10_000;
@@ -23,11 +24,20 @@ pub const MAX_DATA_BYTES: usize = 64 * 1024;
 /// Events queued between the task and a slow watcher before `emit` waits.
 const QUEUE: usize = 64;
 
-/// One event on its way to the watcher, before it is numbered.
+/// One checked event of an adapter: its message capped, its data a JSON object (or
+/// `{"dropped": why}` when the adapter's was not one, or too large).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub kind: EventKind,
+    pub message: String,
+    pub data: Map<String, Value>,
+}
+
+/// An event with the time it was reported.
 #[derive(Debug)]
 pub struct Stamped {
     pub at: SystemTime,
-    pub event: task_event::Event,
+    pub progress: Progress,
 }
 
 /// The sending side of a watched task's events. Cheap to clone.
@@ -42,12 +52,12 @@ impl ProgressSink {
         (ProgressSink { tx }, rx)
     }
 
-    /// Queues `event`, waiting while the queue is full. An event for a watcher that
+    /// Queues `progress`, waiting while the queue is full. An event for a watcher that
     /// went away is dropped: the task is being cancelled anyway.
-    pub async fn send(&self, event: task_event::Event) {
+    pub async fn send(&self, progress: Progress) {
         let stamped = Stamped {
             at: SystemTime::now(),
-            event,
+            progress,
         };
         let _ = self.tx.send(stamped).await;
     }
@@ -55,66 +65,78 @@ impl ProgressSink {
 
 /// Per-task state of the `progress` import.
 #[derive(Debug, Default)]
-pub struct ProgressState {
+pub struct ProgressCtx {
     sink: Option<ProgressSink>,
     emitted: u32,
     /// Events dropped because the task reported too many.
     pub dropped: u32,
 }
 
-impl ProgressState {
+impl ProgressCtx {
+    /// `sink`: where the events go when someone watches the task.
     pub fn new(sink: Option<ProgressSink>) -> Self {
-        ProgressState {
+        ProgressCtx {
             sink,
             emitted: 0,
             dropped: 0,
         }
     }
+}
 
-    pub fn watched(&self) -> bool {
+/// A store's data that serves the `progress` import.
+pub trait ProgressView: Send {
+    fn progress(&mut self) -> &mut ProgressCtx;
+}
+
+struct HasProgress;
+
+impl HasData for HasProgress {
+    type Data<'a> = &'a mut ProgressCtx;
+}
+
+/// Links the `progress` import.
+pub fn add_to_linker<T: ProgressView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    progress::add_to_linker::<T, HasProgress>(linker, |t| t.progress())
+}
+
+impl progress::Host for ProgressCtx {
+    async fn watched(&mut self) -> bool {
         self.sink.is_some()
     }
 
     /// Checks, caps and queues one event from the adapter.
-    pub async fn emit(&mut self, event: ProgressEvent) {
+    async fn emit(&mut self, event: ProgressEvent) {
         let Some(sink) = &self.sink else { return };
         if self.emitted >= MAX_EVENTS_PER_TASK {
             self.dropped += 1;
             return;
         }
         self.emitted += 1;
-        sink.send(task_event::Event::Progress(progress_from_guest(event)))
-            .await;
+        sink.send(checked(event)).await;
     }
 }
 
-/// The proto form of an adapter's event: message truncated, data parsed into a
-/// `Struct` or replaced by `{"dropped": why}`.
-pub fn progress_from_guest(event: ProgressEvent) -> TaskProgress {
-    let kind = match event.kind {
-        EventKind::Step => task_progress::Kind::Step,
-        EventKind::LlmCall => task_progress::Kind::LlmCall,
-        EventKind::ToolCall => task_progress::Kind::ToolCall,
-        EventKind::CheckpointSaved => task_progress::Kind::CheckpointSaved,
-    };
+/// An adapter's event, checked: message truncated, data parsed into a JSON object or
+/// replaced by `{"dropped": why}`.
+pub fn checked(event: ProgressEvent) -> Progress {
     let data = match parse_data(&event.data_json) {
         Ok(map) => map,
         Err(why) => {
-            let mut map = serde_json::Map::new();
+            let mut map = Map::new();
             map.insert("dropped".into(), why.into());
             map
         }
     };
-    TaskProgress {
-        kind: kind as i32,
-        message: crate::guest_log::truncate(&event.message, MAX_MESSAGE_BYTES).into_owned(),
-        data: Some(json_to_struct(data)),
+    Progress {
+        kind: event.kind,
+        message: crate::log::truncate(&event.message, MAX_MESSAGE_BYTES).into_owned(),
+        data,
     }
 }
 
-fn parse_data(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+fn parse_data(json: &str) -> Result<Map<String, Value>, String> {
     if json.trim().is_empty() {
-        return Ok(serde_json::Map::new());
+        return Ok(Map::new());
     }
     if json.len() > MAX_DATA_BYTES {
         return Err(format!(
@@ -123,7 +145,7 @@ fn parse_data(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, 
         ));
     }
     match serde_json::from_str(json) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err("data is not a JSON object".into()),
         Err(e) => Err(format!("data is not JSON: {e}")),
     }
@@ -132,7 +154,7 @@ fn parse_data(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost_types::value::Kind;
+    use crate::bindings::federation::agent_backend::progress::Host;
 
     fn event(message: &str, data_json: &str) -> ProgressEvent {
         ProgressEvent {
@@ -142,68 +164,58 @@ mod tests {
         }
     }
 
-    fn dropped_reason(progress: &TaskProgress) -> Option<String> {
-        match &progress.data.as_ref()?.fields.get("dropped")?.kind {
-            Some(Kind::StringValue(why)) => Some(why.clone()),
-            _ => None,
-        }
+    fn dropped_reason(progress: &Progress) -> Option<String> {
+        progress.data.get("dropped")?.as_str().map(str::to_string)
     }
 
     #[test]
     fn keeps_a_valid_event() {
-        let progress = progress_from_guest(event("LLM call", r#"{"model":"offline"}"#));
-        assert_eq!(progress.kind, task_progress::Kind::LlmCall as i32);
+        let progress = checked(event("LLM call", r#"{"model":"offline"}"#));
+        assert_eq!(progress.kind, EventKind::LlmCall);
         assert_eq!(progress.message, "LLM call");
-        let data = progress.data.unwrap();
-        assert!(matches!(&data.fields["model"].kind, Some(Kind::StringValue(m)) if m == "offline"));
+        assert_eq!(progress.data["model"], "offline");
     }
 
     #[test]
     fn replaces_bad_or_oversized_data_and_truncates_the_message() {
         assert!(
-            dropped_reason(&progress_from_guest(event("m", "[1]")))
+            dropped_reason(&checked(event("m", "[1]")))
                 .unwrap()
                 .contains("not a JSON object")
         );
         assert!(
-            dropped_reason(&progress_from_guest(event("m", "{nope")))
+            dropped_reason(&checked(event("m", "{nope")))
                 .unwrap()
                 .contains("not JSON")
         );
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(MAX_DATA_BYTES));
         assert!(
-            dropped_reason(&progress_from_guest(event("m", &big)))
+            dropped_reason(&checked(event("m", &big)))
                 .unwrap()
                 .contains("limit")
         );
-        assert!(
-            progress_from_guest(event("m", ""))
-                .data
-                .unwrap()
-                .fields
-                .is_empty()
-        );
+        assert!(checked(event("m", "")).data.is_empty());
         let long = "é".repeat(MAX_MESSAGE_BYTES);
-        let cut = progress_from_guest(event(&long, "{}")).message;
+        let cut = checked(event(&long, "{}")).message;
         assert!(cut.starts_with(&"é".repeat(MAX_MESSAGE_BYTES / 2)), "{cut}");
         assert!(cut.ends_with("[1024 bytes cut]"), "{cut}");
     }
 
     #[tokio::test]
     async fn unwatched_tasks_queue_nothing_and_the_count_is_capped() {
-        let mut unwatched = ProgressState::new(None);
-        assert!(!unwatched.watched());
+        let mut unwatched = ProgressCtx::new(None);
+        assert!(!unwatched.watched().await);
         unwatched.emit(event("m", "{}")).await;
         assert_eq!(unwatched.dropped, 0);
 
         let (sink, mut rx) = ProgressSink::channel();
-        let mut watched = ProgressState::new(Some(sink));
+        let mut watched = ProgressCtx::new(Some(sink));
         watched.emitted = MAX_EVENTS_PER_TASK - 1;
         watched.emit(event("last", "{}")).await;
         watched.emit(event("one too many", "{}")).await;
         assert_eq!(watched.dropped, 1);
         let first = rx.recv().await.unwrap();
-        assert!(matches!(first.event, task_event::Event::Progress(p) if p.message == "last"));
+        assert_eq!(first.progress.message, "last");
         assert!(rx.try_recv().is_err());
     }
 }
