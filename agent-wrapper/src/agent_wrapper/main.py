@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     state = WrapperState(settings=settings, store=store, llm_factory=llm_factory,
                          records=records, agents=agents,
                          runs=RunManager(settings=settings, store=store, records=records,
-                                         llm_factory=llm_factory, step_hook=step_hook))
+                                         llm_factory=llm_factory, step_hook=step_hook,
+                                         agents=agents))
     llm = state.llm_factory.bundle()
     log.info("agent-wrapper %s: llm provider=%s model=%s, store=%s, agents: %s", __version__,
              llm.provider, llm.model, state.store.kind, ", ".join(agents.agents))
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        # Take queued runs (this worker's share, and those of workers that died).
+        state.runs.start()
         yield
         # Running runs stop at their next step boundary (state kept, record failed).
         await anyio.to_thread.run_sync(state.runs.shutdown)

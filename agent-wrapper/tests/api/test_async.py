@@ -68,13 +68,33 @@ def test_respond_async_without_request_id_gets_one(client: TestClient) -> None:
 
 
 def test_shutdown_stops_background_runs_at_a_step_boundary(make_app, tmp_path) -> None:
-    app = make_app(test_step_delay_ms=100)
+    """Without a run queue (file store) the stopped run fails 503 shutting_down; a
+    retry of the same request resumes it."""
+    app = make_app(test_step_delay_ms=100, store="file")
     body = {"goal": "Interrupted", "federation_session_id": "as-3", "request_id": "a-3"}
     with TestClient(app) as client:
         accepted = client.post("/v1/run_crew", json=body, headers={"prefer": "respond-async"})
         assert accepted.status_code == 202
     # The app shut down while the run was going: it stopped, the record says why.
-    record = build_store(Settings(state_dir=tmp_path / "state")).load_run("as-3", "a-3")
+    store = build_store(Settings(state_dir=tmp_path / "state", store="file"))
+    record = store.load_run("as-3", "a-3")
     assert record["status"] == "failed"
     assert record["error"]["status"] == 503
     assert record["error"]["code"] == "shutting_down"
+
+
+def test_a_worker_shutting_down_hands_its_runs_to_the_next_worker(make_app, tmp_path) -> None:
+    """With the durable queue (SQLite here) a stopped run goes back to the queue, and
+    the next worker on the same database finishes it with no request at all, redoing
+    no finished step."""
+    app = make_app(test_step_delay_ms=100)
+    body = {"goal": "Handed over", "federation_session_id": "as-4", "request_id": "a-4"}
+    with TestClient(app) as client:
+        accepted = client.post("/v1/run_crew", json=body, headers={"prefer": "respond-async"})
+        assert accepted.status_code == 202
+    record = build_store(Settings(state_dir=tmp_path / "state")).load_run("as-4", "a-4")
+    assert record["status"] == "submitted", record
+    with TestClient(make_app()) as next_worker:
+        done = wait_for_status(next_worker, "/v1/sessions/as-4/runs/a-4", "completed")
+    assert done["result"]["output"]
+    assert done["progress"]["steps"] == ["research", "write"]

@@ -26,10 +26,17 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from opentelemetry import propagate
 
 from agent_wrapper import telemetry
 from agent_wrapper.api.deps import Manager, Registry, wrapper_state
-from agent_wrapper.core.errors import BadRequest, StoreUnavailable, WrapperError, error_body
+from agent_wrapper.core.errors import (
+    BadRequest,
+    Overloaded,
+    StoreUnavailable,
+    WrapperError,
+    error_body,
+)
 from agent_wrapper.frameworks import FRAMEWORKS
 from agent_wrapper.models import AgentList, ErrorResponse, RunRecordView, RunRequest, RunResponse
 from agent_wrapper.runs import NDJSON, RunSpec, body_sha256, public_view
@@ -46,6 +53,7 @@ _DEADLINE_RE = re.compile(r"\d{1,12}")
 
 _ERRORS = {code: {"model": ErrorResponse}
            for code in (400, 404, 409, 412, 413, 422, 499, 500, 502, 503, 504)}
+# 503 overloaded carries Retry-After (seconds).
 _RUN_RESPONSES = {
     **_ERRORS,
     200: {"content": {NDJSON: {"schema": {"type": "string"}}},
@@ -90,7 +98,7 @@ def _outcome_response(outcome: Outcome, request_id: str | None) -> JSONResponse:
         return JSONResponse(outcome.reply, headers=headers)
     error = outcome.error or WrapperError("run failed")
     return JSONResponse(error_body(error.code, error.message), status_code=error.status_code,
-                        headers=headers)
+                        headers={**headers, **_retry_after(error)})
 
 
 async def _run(framework_name: str, body: RunRequest, request: Request, registry: Registry,
@@ -113,7 +121,8 @@ async def _run(framework_name: str, body: RunRequest, request: Request, registry
                    session_id=session_id, request_id=request_id,
                    body_hash=body_sha256(route, body.goal, body.context, body.input_data,
                                          body.metadata, body.extra_identity()),
-                   trace_id=telemetry.current_trace_id(), deadline=deadline)
+                   trace_id=telemetry.current_trace_id(), deadline=deadline,
+                   carrier=_trace_carrier())
     # Copied now, with the server span current: the run's spans become its children.
     ctx = contextvars.copy_context()
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
@@ -134,8 +143,21 @@ async def _run(framework_name: str, body: RunRequest, request: Request, registry
         outcome = await manager.outcome(started, spec, ctx)
     except WrapperError as exc:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status_code,
-                            headers=headers)
+                            headers={**headers, **_retry_after(exc)})
     return _outcome_response(outcome, request_id)
+
+
+def _trace_carrier() -> dict[str, str]:
+    """The current trace as W3C headers, for a worker that takes the run from the queue."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def _retry_after(error: WrapperError) -> dict[str, str]:
+    if isinstance(error, Overloaded):
+        return {"retry-after": str(error.retry_after_s)}
+    return {}
 
 
 @router.post("/v1/run_crew", response_model=RunResponse, responses=_RUN_RESPONSES,

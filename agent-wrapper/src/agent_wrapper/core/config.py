@@ -39,6 +39,12 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
+    # Runs one wrapper process executes at once; with a SQL store the rest wait in the
+    # durable queue (any worker sharing the database takes them), else they get 503.
+    max_runs: int = Field(default=32, ge=1)
+    # Runs allowed to wait in the queue; beyond it: 503 overloaded with Retry-After.
+    max_queued: int = Field(default=1000, ge=0)
+
     # The registry of the user's own agents (agents.toml); unset: built-ins only.
     agents_file: Path | None = None
 

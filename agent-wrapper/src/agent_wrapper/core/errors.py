@@ -85,6 +85,18 @@ class ShuttingDown(WrapperError):
     code = "shutting_down"
 
 
+class Overloaded(WrapperError):
+    """Every run slot of this worker is busy and the queue is full (or there is no
+    queue): retry after ``retry_after_s`` (sent as ``Retry-After``)."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class AgentNotFound(WrapperError):
     """The request names an agent the registry does not have (the message lists them)."""
 

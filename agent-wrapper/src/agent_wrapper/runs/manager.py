@@ -19,6 +19,7 @@ that stops reading a stream): the outcome always lands in the run record.
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -28,10 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
+from agent_wrapper import telemetry
 from agent_wrapper.core.config import Settings
 from agent_wrapper.core.errors import (
     DeadlineExceeded,
+    Overloaded,
+    RunCanceled,
     RunNotFound,
     SessionBusy,
     ShuttingDown,
@@ -61,6 +67,8 @@ SUBMITTED_GRACE_S = 10.0
 STALE_PROBE_S = 1.0
 # How long shutdown waits for running runs to reach a step boundary and stop.
 SHUTDOWN_WAIT_S = 15.0
+# What a 503 overloaded suggests in Retry-After: a run slot frees within seconds.
+RETRY_AFTER_S = 2
 
 Key = tuple[str, str]
 
@@ -80,10 +88,43 @@ class RunSpec:
     body_hash: str
     trace_id: str
     deadline: float | None  # time.monotonic() value
+    # W3C trace headers of the accepting request: a worker that takes the run from the
+    # queue continues that trace.
+    carrier: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> Key | None:
         return None if self.request_id is None else (self.session_id, self.request_id)
+
+    def job(self) -> dict[str, Any]:
+        """What the durable queue keeps to run this request on any worker."""
+        body = self.body.model_dump(mode="json", exclude_unset=True)
+        body.update(federation_session_id=self.session_id, request_id=self.request_id)
+        deadline_ms = None
+        if self.deadline is not None:
+            deadline_ms = int((time.time() + self.deadline - time.monotonic()) * 1000)
+        return {"framework": self.framework, "agent": self.agent, "route": self.route,
+                "body": body, "body_hash": self.body_hash, "carrier": self.carrier,
+                "deadline_epoch_ms": deadline_ms}
+
+    @classmethod
+    def from_job(cls, job: dict[str, Any], agents: Any, trace_id: str) -> "RunSpec":
+        """The spec of a queued run, on the worker that took it."""
+        from agent_wrapper.frameworks import FRAMEWORKS
+        from agent_wrapper.models import RunRequest
+
+        body = RunRequest.model_validate(job["body"])
+        framework = FRAMEWORKS[job["framework"]]
+        agent = agents.resolve(job["framework"], job["agent"])
+        deadline = None
+        if job.get("deadline_epoch_ms") is not None:
+            deadline = time.monotonic() + job["deadline_epoch_ms"] / 1000 - time.time()
+        return cls(framework=job["framework"], agent=agent.name,
+                   span_name=framework.SPAN_NAME,
+                   runner=functools.partial(framework.run, agent), route=job["route"],
+                   body=body, session_id=str(body.federation_session_id),
+                   request_id=body.request_id, body_hash=job["body_hash"],
+                   trace_id=trace_id, deadline=deadline, carrier=dict(job.get("carrier") or {}))
 
 
 @dataclass(eq=False)
@@ -113,10 +154,15 @@ class RunManager:
     records: RunRecords
     llm_factory: LLMFactory
     step_hook: StepHook | None = None
+    agents: Any = None  # agents.AgentRegistry: resolves the agent of a queued run
     _active: dict[Key, ActiveRun] = field(default_factory=dict)
     _running: set[ActiveRun] = field(default_factory=set)
     _waiting: Counter = field(default_factory=Counter)
     _mutex: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _dispatcher: threading.Thread | None = None
+    # Set when a run slot frees up: the dispatcher looks for queued work at once.
+    _slot_freed: threading.Event = field(default_factory=threading.Event)
 
     # -- registry ------------------------------------------------------------
     def local(self, session_id: str, request_id: str) -> ActiveRun | None:
@@ -130,9 +176,28 @@ class RunManager:
             return self._waiting[(session_id, request_id)]
 
     # -- starting --------------------------------------------------------------
+    def has_slot(self) -> bool:
+        with self._mutex:
+            return len(self._running) < self.settings.max_runs
+
+    def _overloaded(self, queued: bool) -> Overloaded:
+        where = (f"the queue holds {self.settings.max_queued} waiting runs" if queued
+                 else "this store has no run queue")
+        return Overloaded(f"all {self.settings.max_runs} run slots of this worker are busy "
+                          f"and {where}; retry later", retry_after_s=RETRY_AFTER_S)
+
     async def submit(self, spec: RunSpec, ctx: contextvars.Context) -> Started:
-        """Claim the run record (if the request has an id) and start, replay or attach."""
+        """Claim the run record (if the request has an id) and start, queue, replay or
+        attach.
+
+        With a SQL store every accepted run with an id is a row of the durable queue:
+        claimed by this worker when it has a free slot (and run now), else left waiting
+        for whichever worker frees a slot first (the request then waits for the record,
+        as for a run of another replica). A worker that dies leaves its claim to expire,
+        and another worker resumes the run from its checkpoints."""
         if spec.request_id is None:
+            if not self.has_slot():
+                raise self._overloaded(False)
             lock = await self._lock_session(spec.session_id)
             return Started("run", None, self._launch(spec, ctx, None, lock))
         claim = await anyio.to_thread.run_sync(lambda: self.records.begin(
@@ -143,7 +208,15 @@ class RunManager:
             return Started("replay", claim.record)
         if claim.action == "attach":
             return Started("attach", claim.record, self.local(spec.session_id, spec.request_id))
+        queue = self.store.supports_queue
         try:
+            if not self.has_slot():
+                if queue and await anyio.to_thread.run_sync(functools.partial(
+                        self.store.enqueue, spec.session_id, spec.request_id, spec.job(),
+                        claimed=False, max_queued=self.settings.max_queued)):
+                    self._slot_freed.set()
+                    return Started("attach", claim.record)
+                raise self._overloaded(queue)
             lock = await self._lock_session(spec.session_id)
         except WrapperError as error:
             # The record tells retries what happened; they may run again.
@@ -151,6 +224,14 @@ class RunManager:
                 await anyio.to_thread.run_sync(self.records.fail, spec.session_id,
                                                spec.request_id, claim.owner, error)
             raise
+        if queue:
+            try:
+                await anyio.to_thread.run_sync(functools.partial(
+                    self.store.enqueue, spec.session_id, spec.request_id, spec.job(),
+                    claimed=True, max_queued=self.settings.max_queued))
+            except BaseException:
+                lock.release()
+                raise
         return Started("run", claim.record, self._launch(spec, ctx, claim, lock))
 
     async def _lock_session(self, session_id: str) -> SessionLock:
@@ -195,10 +276,13 @@ class RunManager:
             log.exception("run worker failed")
         finally:
             active.outcome = outcome
+            if self.store.supports_queue and active.key is not None:
+                self._leave_queue(active, outcome)
             with self._mutex:
                 if active.key is not None and self._active.get(active.key) is active:
                     del self._active[active.key]
                 self._running.discard(active)
+            self._slot_freed.set()
             if outcome.reply is not None:
                 active.events.emit("completed", completed_data(outcome.reply,
                                                                outcome.llm_calls, False))
@@ -206,12 +290,96 @@ class RunManager:
                 kind, data = terminal_for_error(outcome.error or WrapperError("run failed"))
                 active.events.emit(kind, data)
 
+    # -- the durable queue's worker loop -----------------------------------------------
+    def start(self) -> None:
+        """Start taking queued runs (SQL stores): whenever this worker has a free slot it
+        claims the oldest waiting run, or one whose worker's lease passed."""
+        if not self.store.supports_queue or self._dispatcher is not None:
+            return
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
+                                            name="run-queue")
+        self._dispatcher.start()
+
+    def _dispatch_loop(self) -> None:
+        poll = self.settings.run_poll_ms / 1000
+        renew_every = self.store.lock_ttl_ms / 3000
+        next_renewal = time.monotonic()
+        while not self._stop.is_set():
+            self._slot_freed.wait(poll)
+            self._slot_freed.clear()
+            try:
+                if time.monotonic() >= next_renewal:
+                    self.store.renew_claims()
+                    next_renewal = time.monotonic() + renew_every
+                while not self._stop.is_set() and self.has_slot() and self._take_queued():
+                    pass
+            except Exception:
+                log.warning("run queue: polling failed", exc_info=True)
+
+    def _take_queued(self) -> bool:
+        """Claim and start one queued run; False when none is ready."""
+        with self._mutex:
+            busy = {a.job.session_id for a in self._running}
+        item = self.store.claim_next(busy)
+        if item is None:
+            return False
+        session_id, request_id, job = item
+        lock = self.store.try_lock(session_id)
+        if lock is None:  # another request of the session runs: later
+            self.store.requeue(session_id, request_id)
+            return True
+        try:
+            spec = RunSpec.from_job(job, self.agents, trace_id="")
+            ctx = _carrier_context(spec.carrier)
+            spec.trace_id = ctx.run(telemetry.current_trace_id)
+            claim = self.records.claim_queued(session_id, request_id, spec.trace_id)
+            if claim is None:  # it ended meanwhile (canceled, or run by a waiting request)
+                self.store.dequeue(session_id, request_id)
+                lock.release()
+                return True
+            if claim.record.get("cancel_requested"):
+                self.records.fail(session_id, request_id, str(claim.owner), RunCanceled(
+                    f"run {request_id!r} of session {session_id!r} was canceled before "
+                    "it started"))
+                self.store.dequeue(session_id, request_id)
+                lock.release()
+                return True
+        except Exception:
+            lock.release()
+            self.store.requeue(session_id, request_id)
+            raise
+        log.info("run queue: took run %s/%s (attempt %s)", session_id, request_id,
+                 claim.record.get("attempt"))
+        self._launch(spec, ctx, claim, lock)
+        return True
+
+    def _leave_queue(self, active: ActiveRun, outcome: Outcome) -> None:
+        """A run ended on this worker: it leaves the queue, unless this worker only
+        stopped it (shutdown): then it goes back for another worker to continue."""
+        assert active.key is not None
+        session_id, request_id = active.key
+        try:
+            if isinstance(outcome.error, ShuttingDown) and active.job.owner:
+                self.records.requeued(session_id, request_id, active.job.owner,
+                                      active.job.control.progress())
+                self.store.requeue(session_id, request_id)
+            else:
+                self.store.dequeue(session_id, request_id)
+        except StoreUnavailable as exc:
+            # Its claim expires and another worker finds the record's outcome (or runs
+            # the unfinished steps again): nothing is lost.
+            log.warning("run queue: cannot settle run %s/%s: %s", session_id, request_id,
+                        exc.message)
+
     # -- attaching ---------------------------------------------------------------
     async def take_over_if_stale(self, spec: RunSpec, record: dict[str, Any],
                                  ctx: contextvars.Context) -> Started | None:
         """Run it ourselves if the run's owner is gone (nobody holds the session lock)."""
         if spec.request_id is None or record.get("status") not in ACTIVE:
             return None
+        if self.store.supports_queue and await anyio.to_thread.run_sync(
+                self.store.in_queue, spec.session_id, spec.request_id):
+            return None  # the queue's dispatchers take over runs whose worker died
         if record.get("status") == "submitted" and age_s(record) < SUBMITTED_GRACE_S:
             return None
         if self.local(spec.session_id, spec.request_id) is not None:
@@ -231,6 +399,11 @@ class RunManager:
             return None
         log.warning("run %s/%s: its owner is gone, taking it over (attempt %s)",
                     spec.session_id, spec.request_id, claim.record.get("attempt"))
+        if self.store.supports_queue:
+            # A run that never reached the queue (its worker died before): it is now.
+            await anyio.to_thread.run_sync(functools.partial(
+                self.store.enqueue, spec.session_id, spec.request_id, spec.job(),
+                claimed=True, max_queued=self.settings.max_queued))
         return Started("run", claim.record, self._launch(spec, ctx, claim, lock))
 
     async def _await_record(self, spec: RunSpec, ctx: contextvars.Context
@@ -348,7 +521,12 @@ class RunManager:
         return record
 
     def shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
-        """Stop every run at its next step boundary and wait (bounded) for them."""
+        """Stop every run at its next step boundary and wait (bounded) for them. Queued
+        runs stopped this way go back to the queue for another worker."""
+        self._stop.set()
+        self._slot_freed.set()
+        if self._dispatcher is not None:
+            self._dispatcher.join(5)
         with self._mutex:
             running = list(self._running)
         for active in running:
@@ -361,6 +539,17 @@ class RunManager:
                 active.thread.join(max(0.0, deadline - time.monotonic()))
         if any(a.thread is not None and a.thread.is_alive() for a in running):
             log.warning("shutdown: some runs did not reach a step boundary in %.0f s", wait_s)
+
+
+def _carrier_context(carrier: dict[str, str]) -> contextvars.Context:
+    """A fresh context whose current trace is the accepting request's."""
+    ctx = contextvars.Context()
+
+    def attach() -> None:
+        otel_context.attach(propagate.extract(carrier))
+
+    ctx.run(attach)
+    return ctx
 
 
 def outcome_from_record(record: dict[str, Any]) -> Outcome:

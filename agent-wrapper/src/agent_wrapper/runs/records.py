@@ -167,6 +167,31 @@ class RunRecords:
             return Claim("run", record, owner)
         return None
 
+    def claim_queued(self, session_id: str, request_id: str, trace_id: str) -> Claim | None:
+        """A worker takes a queued run (its record is submitted or, when the worker that
+        ran it died, working: then it is a new attempt), or None when it has ended."""
+        owner = uuid.uuid4().hex
+
+        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None or current.get("status") not in ACTIVE:
+                return None
+            attempt = int(current.get("attempt", 1))
+            if current.get("status") == "working":
+                attempt += 1
+            return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
+                    "attempt": attempt, "updated_at": now_iso()}
+
+        record = self._update(session_id, request_id, mutate)
+        if record is not None and record.get("owner") == owner:
+            return Claim("run", record, owner)
+        return None
+
+    def requeued(self, session_id: str, request_id: str, owner: str,
+                 progress: dict[str, Any]) -> dict[str, Any] | None:
+        """This worker stopped the run (shutdown) and handed it back to the queue."""
+        return self._owned(session_id, request_id, owner,
+                           lambda r: {**r, "status": "submitted", "progress": progress})
+
     def _owned(self, session_id: str, request_id: str, owner: str,
                change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
         """Apply ``change`` only while ``owner`` still owns the record; returns the record."""

@@ -28,6 +28,9 @@ class StateStore(ABC):
     """
 
     kind: str = "abstract"
+    # Whether the store holds a durable run queue (``enqueue``/``claim_next``/...: the
+    # SQL stores); others run what a worker accepts on that worker only.
+    supports_queue: bool = False
 
     @abstractmethod
     def load(self, session_id: str) -> dict[str, Any] | None:

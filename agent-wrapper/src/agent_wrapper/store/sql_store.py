@@ -47,6 +47,12 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS federation_locks (
         session_id TEXT PRIMARY KEY, owner TEXT NOT NULL, fence BIGINT NOT NULL,
         holder TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)""",
+    # The run queue: one row per accepted run until it ends. ``worker`` is empty while
+    # the run waits; a worker's claim is a lease it renews (see ``renew_claims``).
+    """CREATE TABLE IF NOT EXISTS federation_queue (
+        session_id TEXT NOT NULL, request_id TEXT NOT NULL, job TEXT NOT NULL,
+        enqueued_at_ms BIGINT NOT NULL, worker TEXT NOT NULL,
+        lease_expires_at_ms BIGINT NOT NULL, PRIMARY KEY (session_id, request_id))""",
 )
 HOST = socket.gethostname()
 
@@ -111,7 +117,9 @@ class SqlLock(SessionLock):
 
 
 class SqlStateStore(StateStore):
-    """Sessions, run records and leases in SQLite or PostgreSQL."""
+    """Sessions, run records, leases and the run queue in SQLite or PostgreSQL."""
+
+    supports_queue = True
 
     def __init__(self, kind: str, *, lock_ttl_ms: int = 30_000) -> None:
         self.kind = kind
@@ -238,6 +246,80 @@ class SqlStateStore(StateStore):
                                "expires_at_ms = excluded.expires_at_ms",
                           (session_id, request_id, _dumps(new), _now_ms() + max(1, ttl_ms)))
             return new
+
+    # -- the run queue ----------------------------------------------------------------------
+    def enqueue(self, session_id: str, request_id: str, job: dict[str, Any], *,
+                claimed: bool, max_queued: int) -> bool:
+        """Add an accepted run, claimed by this worker already (it runs it now) or
+        waiting. False when ``max_queued`` runs already wait (the caller answers 503)."""
+        now = _now_ms()
+        with self.transaction("queue") as cur:
+            if not claimed:
+                waiting = self._execute(cur, "SELECT COUNT(*) FROM federation_queue WHERE "
+                                             "worker = ''").fetchone()[0]
+                if waiting >= max_queued:
+                    return False
+            self._execute(cur, "INSERT INTO federation_queue (session_id, request_id, job, "
+                               "enqueued_at_ms, worker, lease_expires_at_ms) VALUES "
+                               "(?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, request_id) DO "
+                               "UPDATE SET job = excluded.job, worker = excluded.worker, "
+                               "lease_expires_at_ms = excluded.lease_expires_at_ms",
+                          (session_id, request_id, _dumps(job), now,
+                           _holder() if claimed else "",
+                           now + self.lock_ttl_ms if claimed else 0))
+        return True
+
+    def claim_next(self, busy_sessions: set[str]) -> tuple[str, str, dict[str, Any]] | None:
+        """Claim the oldest run that waits, or whose worker's lease passed (it died):
+        ``(session_id, request_id, job)``, or None. Sessions in ``busy_sessions`` (this
+        worker runs them already) are skipped."""
+        now = _now_ms()
+        with self.transaction("queue") as cur:
+            rows = self._execute(cur, "SELECT session_id, request_id, job, worker, "
+                                      "lease_expires_at_ms FROM federation_queue ORDER BY "
+                                      "enqueued_at_ms LIMIT 200").fetchall()
+            for session_id, request_id, job, worker, expires in rows:
+                if session_id in busy_sessions:
+                    continue
+                if worker and expires > now and not _holder_gone(worker):
+                    continue
+                self._execute(cur, "UPDATE federation_queue SET worker = ?, "
+                                   "lease_expires_at_ms = ? WHERE session_id = ? AND "
+                                   "request_id = ?",
+                              (_holder(), now + self.lock_ttl_ms, session_id, request_id))
+                return session_id, request_id, json.loads(job)
+        return None
+
+    def renew_claims(self) -> None:
+        """Extend the leases of every run this worker process has claimed."""
+        with self.transaction() as cur:
+            self._execute(cur, "UPDATE federation_queue SET lease_expires_at_ms = ? WHERE "
+                               "worker = ?", (_now_ms() + self.lock_ttl_ms, _holder()))
+
+    def requeue(self, session_id: str, request_id: str) -> None:
+        """Hand a claimed run back (this worker stops): another worker continues it."""
+        with self.transaction("queue") as cur:
+            self._execute(cur, "UPDATE federation_queue SET worker = '', "
+                               "lease_expires_at_ms = 0 WHERE session_id = ? AND "
+                               "request_id = ? AND worker = ?",
+                          (session_id, request_id, _holder()))
+
+    def dequeue(self, session_id: str, request_id: str) -> None:
+        """The run ended (whatever its outcome): it leaves the queue."""
+        with self.transaction("queue") as cur:
+            self._execute(cur, "DELETE FROM federation_queue WHERE session_id = ? AND "
+                               "request_id = ?", (session_id, request_id))
+
+    def in_queue(self, session_id: str, request_id: str) -> bool:
+        with self.transaction() as cur:
+            return self._execute(cur, "SELECT 1 FROM federation_queue WHERE session_id = ? "
+                                      "AND request_id = ?",
+                                 (session_id, request_id)).fetchone() is not None
+
+    def queued(self) -> int:
+        with self.transaction() as cur:
+            return self._execute(cur, "SELECT COUNT(*) FROM federation_queue WHERE "
+                                      "worker = ''").fetchone()[0]
 
     def sweep_expired_runs(self) -> int:
         with self.transaction() as cur:
