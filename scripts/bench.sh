@@ -12,8 +12,8 @@ export CARGO_TERM_COLOR=never
 
 echo "==> adapters" >&2
 scripts/build-adapters.sh >/dev/null
-echo "==> release build: agent-federation, federation-bench" >&2
-cargo build --release -p agent-federation -p federation-bench
+echo "==> release build: agent-federation (federation-cli), federation-bench" >&2
+cargo build --release -p federation-cli -p federation-bench
 echo "==> load and memory: WASM host vs native baseline" >&2
 "$CARGO_TARGET_DIR/release/federation-bench" --adapters-dir dist/adapters "$@"
 echo "==> hot swap: file written -> first task on the new version; swaps under load" >&2

@@ -13,7 +13,7 @@ venv_line=$(scripts/setup.sh | tail -n 1)
 venv="${venv_line#AGENT_WRAPPER_VENV=}"
 echo "==> building the host and the adapters"
 scripts/build-adapters.sh >/dev/null
-cargo build -q -p agent-federation -p otlp-sink
+cargo build -q -p federation-cli -p otlp-sink
 bin="${CARGO_TARGET_DIR:-target}/debug"
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/agent-federation-demo.XXXXXX")

@@ -32,7 +32,8 @@ echo "==> adapter template (as a user copies it)"
     && cargo build --release --target wasm32-wasip2)
 
 echo "==> host and otlp-sink tests"
-cargo test -p federation-proto -p federation-wire -p federation-runtime -p agent-federation -p otlp-sink
+cargo test -p federation-proto -p federation-wire -p federation-runtime -p federation-host \
+    -p federation-cli -p otlp-sink
 
 echo "==> adapter check on the template's build (as an author would run it)"
 "${CARGO_TARGET_DIR:-target}/debug/agent-federation" adapter check \
@@ -52,7 +53,7 @@ agent-wrapper/scripts/test.sh
 
 if [ -d tests/e2e ]; then
     echo "==> end-to-end tests"
-    cargo build -p agent-federation
+    cargo build -p federation-cli
     FEDERATION_E2E_HOST_BIN="${CARGO_TARGET_DIR:-target}/debug/agent-federation" \
         cargo test -p federation-e2e -- --test-threads 1
 fi

@@ -29,8 +29,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::telemetry::Telemetry;
 use criterion::Criterion;
+use federation_host::Telemetry;
 use federation_runtime::bindings::{Method, Request, Task};
 use federation_runtime::outbound::{Origin, OutboundHttp};
 use federation_runtime::{Adapter, AdapterRuntime, SandboxPolicy};

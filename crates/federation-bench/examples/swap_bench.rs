@@ -14,7 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agent_federation::config::{Cli, Command};
+use clap::Parser;
+use federation_host::ServeArgs;
 use federation_proto::TaskRequest;
 use federation_proto::federation_service_client::FederationServiceClient;
 use tonic::transport::Channel;
@@ -38,9 +39,14 @@ fn install(dir: &Path, bytes: &[u8]) {
 
 /// A host serving `dir` in this process; its client.
 async fn start_host(dir: &Path, cache: &Path) -> FederationServiceClient<Channel> {
-    let cli = <Cli as clap::Parser>::parse_from([
+    /// `agent-federation serve`'s flags.
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+    let Serve { args } = Serve::parse_from([
         "agent-federation",
-        "serve",
         "--listen",
         "127.0.0.1:0",
         "--wrapper-url",
@@ -52,12 +58,9 @@ async fn start_host(dir: &Path, cache: &Path) -> FederationServiceClient<Channel
         "--rescan-interval-ms",
         "0",
     ]);
-    let Command::Serve(args) = cli.command else {
-        unreachable!()
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(agent_federation::server::serve(
+    tokio::spawn(federation_host::serve(
         args,
         listener,
         std::future::pending(),

@@ -8,7 +8,7 @@
 //! `RunAgentTask` at each concurrency level for a fixed time, printing requests/s,
 //! latency percentiles, errors, server CPU per request and the WASM/native ratio.
 //!
-//! `cargo build --release -p agent-federation -p federation-bench` then
+//! `cargo build --release -p federation-cli -p federation-bench` then
 //! `target/release/federation-bench [--duration 10s] [--concurrency 1,16,64,256]`;
 //! `scripts/bench.sh` does both. Smoke mode: `--duration 1s --warmup 0s
 //! --concurrency 4 --memory-tasks 8`. See docs/performance.md.
@@ -198,7 +198,15 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
             "native" => {
                 let mut command = Command::new(std::env::current_exe()?);
                 command
-                    .args(["native-serve", "--wrapper-url", &stub.url])
+                    .args([
+                        "native-serve",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--wrapper-url",
+                        &stub.url,
+                    ])
+                    .arg("--adapters-dir")
+                    .arg(&args.adapters_dir)
                     .env("OTEL_TRACES_EXPORTER", "none");
                 if args.native_no_nodelay {
                     command.arg("--no-nodelay");
@@ -206,7 +214,7 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
                 let process = ServerProcess::start(
                     "native",
                     command,
-                    "native baseline listening on ",
+                    "agent-federation listening on ",
                     logs.join("native.log"),
                     server_cpu,
                 )?;

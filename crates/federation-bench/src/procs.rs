@@ -155,13 +155,13 @@ pub fn machine() -> String {
 }
 
 /// The `agent-federation` binary next to this one (both built by
-/// `cargo build --release -p agent-federation -p federation-bench`).
+/// `cargo build --release -p federation-cli -p federation-bench`).
 pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().unwrap_or(Path::new(".")).join(name);
     if !path.exists() {
         bail!(
-            "{} not found: build it with `cargo build --release -p agent-federation -p federation-bench` \
+            "{} not found: build it with `cargo build --release -p federation-cli -p federation-bench` \
              (scripts/bench.sh does) or pass --host-bin",
             path.display()
         );

@@ -34,14 +34,14 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::error::TaskError;
-use federation_runtime::ProgressSink;
+use federation_host::TaskError;
 use federation_runtime::bindings::Task;
 use federation_runtime::engine::{EngineLimits, build_engine};
 use federation_runtime::outbound::{Origin, OutboundHttp, OutboundLimits};
-use federation_runtime::{Adapter, AdapterRuntime, digest_of};
-use federation_runtime::{PolicyDefaults, SandboxPolicy, manifest_path};
-use federation_runtime::{TaskInteraction, parse_interrupt};
+use federation_runtime::{
+    Adapter, AdapterRuntime, PolicyDefaults, ProgressSink, SandboxPolicy, TaskInteraction,
+    digest_of, manifest_path, parse_interrupt,
+};
 
 /// What the command was asked to check.
 pub struct CheckArgs {

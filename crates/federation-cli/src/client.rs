@@ -4,10 +4,10 @@
 use anyhow::Context;
 use tonic::metadata::MetadataValue;
 
-use crate::config::{AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs};
-use crate::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
-use crate::proto::federation_service_client::FederationServiceClient;
-use crate::proto::{
+use crate::cli::{AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs};
+use federation_proto::federation_service_client::FederationServiceClient;
+use federation_proto::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
+use federation_proto::{
     AgentInfo, ListAgentsRequest, TaskRequest, TaskResponse, task_event, task_progress,
     task_response,
 };
@@ -348,8 +348,8 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
 
 /// Runs one AdminService action; prints the outcome and returns the exit code.
 pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
-    use crate::proto::admin_service_client::AdminServiceClient;
-    use crate::proto::{
+    use federation_proto::admin_service_client::AdminServiceClient;
+    use federation_proto::{
         ListAdaptersRequest, LoadAdapterRequest, ReloadAdaptersRequest, RollbackAdapterRequest,
     };
 
@@ -422,7 +422,7 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn describe_version(v: &crate::proto::AdapterVersion) -> String {
+fn describe_version(v: &federation_proto::AdapterVersion) -> String {
     format!(
         "{} {} sha256:{:.12} from {} ({} tasks, loaded in {} µs{})",
         v.name,
@@ -435,8 +435,8 @@ fn describe_version(v: &crate::proto::AdapterVersion) -> String {
     )
 }
 
-fn print_status(status: &crate::proto::AdapterStatus) {
-    let state = crate::proto::adapter_status::State::try_from(status.state)
+fn print_status(status: &federation_proto::AdapterStatus) {
+    let state = federation_proto::adapter_status::State::try_from(status.state)
         .map(|s| s.as_str_name())
         .unwrap_or("UNKNOWN");
     println!("{} [{state}]", status.name);
@@ -451,7 +451,7 @@ fn print_status(status: &crate::proto::AdapterStatus) {
     }
 }
 
-fn print_rejection(rejection: &crate::proto::Rejection) {
+fn print_rejection(rejection: &federation_proto::Rejection) {
     println!(
         "rejected {} sha256:{:.12}: {}",
         rejection.source, rejection.digest, rejection.reason

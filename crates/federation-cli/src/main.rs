@@ -1,11 +1,17 @@
-//! The `agent-federation` binary: `serve` runs the host, `call` sends it one task,
-//! `agents` lists what it can run.
+//! The `agent-federation` binary: `serve` runs the host (`federation_host`); `call`,
+//! `agents`, `health` and `adapters` drive a running one ([`client`]); `adapter check`
+//! and `adapter new` are the adapter author's tools ([`check`], [`scaffold`]).
+
+mod check;
+mod cli;
+mod client;
+mod scaffold;
 
 use anyhow::Context;
 use clap::Parser;
 
-use agent_federation::config::{AdapterCommand, Cli, Command};
-use agent_federation::{check, client, scaffold, server, telemetry::Telemetry};
+use cli::{AdapterCommand, Cli, Command};
+use federation_host::Telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,7 +25,8 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
-            let result = server::serve(args, listener, server::shutdown_signal()).await;
+            let result =
+                federation_host::serve(args, listener, federation_host::shutdown_signal()).await;
             telemetry.shutdown();
             result
         }

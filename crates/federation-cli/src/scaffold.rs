@@ -10,23 +10,23 @@ use anyhow::{Context, bail};
 const TEMPLATE: &[(&str, &str)] = &[
     (
         "Cargo.toml",
-        include_str!("../../templates/rust-adapter/Cargo.toml"),
+        include_str!("../../../templates/rust-adapter/Cargo.toml"),
     ),
     (
         "Cargo.lock",
-        include_str!("../../templates/rust-adapter/Cargo.lock"),
+        include_str!("../../../templates/rust-adapter/Cargo.lock"),
     ),
     (
         "src/lib.rs",
-        include_str!("../../templates/rust-adapter/src/lib.rs"),
+        include_str!("../../../templates/rust-adapter/src/lib.rs"),
     ),
     (
         "README.md",
-        include_str!("../../templates/rust-adapter/README.md"),
+        include_str!("../../../templates/rust-adapter/README.md"),
     ),
     (
         ".gitignore",
-        include_str!("../../templates/rust-adapter/.gitignore"),
+        include_str!("../../../templates/rust-adapter/.gitignore"),
     ),
 ];
 
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn writes_a_renamed_crate_pointing_at_the_sdk() {
         let dir = tempfile::tempdir().unwrap();
-        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/sdk");
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../adapters/sdk");
         let out = new_adapter(NewArgs {
             name: "weather-agent".into(),
             dir: Some(dir.path().join("weather")),

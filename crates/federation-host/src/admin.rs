@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 
-use tonic::{Code, Request, Response, Status, metadata::MetadataMap};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use crate::lifecycle::{AdapterLifecycle, LifecycleError, Rejection};
-use crate::proto::admin_service_server::AdminService;
-use crate::proto::{
+use federation_proto::admin_service_server::AdminService;
+use federation_proto::{
     AdapterStatus, AdapterVersion, ListAdaptersRequest, ListAdaptersResponse, LoadAdapterRequest,
     ReloadAdaptersRequest, ReloadAdaptersResponse, RollbackAdapterRequest, adapter_status,
 };
-use federation_runtime::Adapter;
-use federation_runtime::{RollbackError, Slot};
+
+use crate::lifecycle::{AdapterLifecycle, Rejection};
+use crate::status::AdminError;
+use federation_runtime::{Adapter, Slot};
 
 /// A secret that never shows in `Debug` output or logs.
 #[derive(Clone)]
@@ -57,9 +58,7 @@ pub fn require_token(
         if token.admits(request.metadata()) {
             Ok(request)
         } else {
-            Err(Status::unauthenticated(
-                "admin calls need `authorization: Bearer <admin token>`",
-            ))
+            Err(AdminError::Unauthenticated.into())
         }
     }
 }
@@ -84,26 +83,14 @@ impl Admin {
         self.max_upload_bytes.saturating_mul(2).max(1 << 20)
     }
 
-    fn status_of(&self, name: &str) -> Result<AdapterStatus, Status> {
+    fn status_of(&self, name: &str) -> Result<AdapterStatus, AdminError> {
         self.lifecycle
             .registry()
             .snapshot()
             .into_iter()
             .find(|(slot_name, _)| slot_name == name)
             .map(|(name, slot)| adapter_status(name, &slot))
-            .ok_or_else(|| Status::not_found(format!("no adapter named {name:?} is loaded")))
-    }
-}
-
-impl From<LifecycleError> for Status {
-    fn from(error: LifecycleError) -> Self {
-        let code = match &error {
-            LifecycleError::Rollback(RollbackError::NotFound(_)) => Code::NotFound,
-            LifecycleError::Rollback(RollbackError::NoPrevious(_)) => Code::FailedPrecondition,
-            LifecycleError::Rejected(_) => Code::InvalidArgument,
-            LifecycleError::Directory { .. } => Code::Internal,
-        };
-        Status::new(code, error.to_string())
+            .ok_or_else(|| AdminError::NotLoaded(name.to_string()))
     }
 }
 
@@ -132,7 +119,11 @@ impl AdminService for Admin {
         &self,
         _request: Request<ReloadAdaptersRequest>,
     ) -> Result<Response<ReloadAdaptersResponse>, Status> {
-        let report = self.lifecycle.reconcile(true).await?;
+        let report = self
+            .lifecycle
+            .reconcile(true)
+            .await
+            .map_err(AdminError::from)?;
         Ok(Response::new(ReloadAdaptersResponse {
             loaded: report.loaded.iter().map(|a| version(a)).collect(),
             rejected: report.rejected.iter().map(rejection).collect(),
@@ -145,8 +136,11 @@ impl AdminService for Admin {
         request: Request<RollbackAdapterRequest>,
     ) -> Result<Response<AdapterStatus>, Status> {
         let name = request.into_inner().name;
-        self.lifecycle.rollback(&name).await?;
-        self.status_of(&name).map(Response::new)
+        self.lifecycle
+            .rollback(&name)
+            .await
+            .map_err(AdminError::from)?;
+        Ok(Response::new(self.status_of(&name)?))
     }
 
     async fn load_adapter(
@@ -155,18 +149,22 @@ impl AdminService for Admin {
     ) -> Result<Response<AdapterStatus>, Status> {
         let LoadAdapterRequest { component, policy } = request.into_inner();
         if component.is_empty() {
-            return Err(Status::invalid_argument("component is empty"));
+            return Err(AdminError::EmptyComponent.into());
         }
         if component.len() > self.max_upload_bytes {
-            return Err(Status::resource_exhausted(format!(
-                "component is {} bytes; this host accepts at most {} (--max-upload-mib)",
-                component.len(),
-                self.max_upload_bytes
-            )));
+            return Err(AdminError::ComponentTooLarge {
+                size: component.len(),
+                limit: self.max_upload_bytes,
+            }
+            .into());
         }
         let manifest = (!policy.trim().is_empty()).then_some(policy.as_str());
-        let adapter = self.lifecycle.load_upload(component, manifest).await?;
-        self.status_of(&adapter.info.name).map(Response::new)
+        let adapter = self
+            .lifecycle
+            .load_upload(component, manifest)
+            .await
+            .map_err(AdminError::from)?;
+        Ok(Response::new(self.status_of(&adapter.info.name)?))
     }
 }
 
@@ -200,8 +198,8 @@ fn version(adapter: &Adapter) -> AdapterVersion {
     }
 }
 
-fn rejection(rejection: &Rejection) -> crate::proto::Rejection {
-    crate::proto::Rejection {
+fn rejection(rejection: &Rejection) -> federation_proto::Rejection {
+    federation_proto::Rejection {
         source: rejection.source.clone(),
         digest: rejection.digest.clone(),
         reason: rejection.reason.clone(),

@@ -1,25 +1,30 @@
-//! agent-federation: a gRPC host that runs AI agent frameworks (CrewAI, LangGraph, ...)
-//! behind one API, each through a sandboxed WebAssembly adapter, with one OpenTelemetry
-//! trace from the caller to every LLM call.
+//! The agent-federation service as a library: a gRPC host that runs AI agent
+//! frameworks (CrewAI, LangGraph, ...) behind one API, each through a sandboxed
+//! WebAssembly adapter (`federation_runtime`), with one OpenTelemetry trace from the
+//! caller to every LLM call. The `agent-federation` binary (`federation-cli`) serves it.
 //!
-//! A request's path: [`server`] (tonic, server span) → [`service`] (validation in
-//! [`task`], errors in [`error`]) → `federation_runtime` (a fresh adapter instance per
-//! task, its outbound HTTP the adapter's only way out) → the agent wrapper.
+//! A request's path: [`server`] (tonic, server span, arrival time) → [`service`]
+//! (deadline in [`deadline`], validation in [`task`], admission, execution on an
+//! [`Executor`]) → `federation_runtime` (a fresh adapter instance per task; its
+//! outbound HTTP is the adapter's only way out) → the agent wrapper. Every failure
+//! becomes its gRPC status in [`status`]. Beside it: [`admin`] (`AdminService`),
+//! [`lifecycle`] (the adapters directory, swaps and rollbacks), [`wrapper_runs`] (the
+//! wrapper's run API), [`telemetry`] and the serve [`config`].
 
 pub mod admin;
-pub mod agents;
-pub mod async_tasks;
-pub mod check;
-pub mod client;
 pub mod config;
-pub mod error;
+pub mod deadline;
 pub mod lifecycle;
-pub mod scaffold;
 pub mod server;
 pub mod service;
+pub mod status;
 pub mod task;
 pub mod telemetry;
 pub mod wrapper_runs;
 
-pub use federation_proto as proto;
-pub use federation_proto::json;
+pub use admin::AdminToken;
+pub use config::ServeArgs;
+pub use server::{serve, serve_with, shutdown_signal};
+pub use service::{Executor, Federation, ServiceConfig};
+pub use status::TaskError;
+pub use telemetry::Telemetry;

@@ -1,34 +1,49 @@
 //! Start-up and serving: builds the engine, loads adapters (and keeps watching their
 //! directory), and serves FederationService, AdminService (when a token is set), gRPC
-//! health (per backend too) and reflection until SIGTERM/Ctrl-C.
+//! health (per backend too, kept from the lifecycle's events) and reflection until
+//! SIGTERM/Ctrl-C.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use opentelemetry_http::HeaderExtractor;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::admin::{Admin, require_token};
-use crate::config::ServeArgs;
-use crate::lifecycle::{AdapterLifecycle, watcher};
-use crate::proto::admin_service_server::AdminServiceServer;
-use crate::proto::federation_service_server::FederationServiceServer;
-use crate::service::{Federation, ServiceConfig};
-use federation_runtime::AdapterRegistry;
-use federation_runtime::AdapterRuntime;
-use federation_runtime::CompileCache;
-use federation_runtime::PolicyDefaults;
+use federation_proto::admin_service_server::AdminServiceServer;
+use federation_proto::federation_service_server::FederationServiceServer;
 use federation_runtime::engine::{EngineLimits, build_engine};
 use federation_runtime::outbound::{Origin, OutboundHttp, OutboundLimits};
+use federation_runtime::{AdapterRegistry, AdapterRuntime, CompileCache, PolicyDefaults};
+
+use crate::admin::{Admin, require_token};
+use crate::config::ServeArgs;
+use crate::deadline::stamp_arrival;
+use crate::lifecycle::{AdapterLifecycle, LifecycleEvent, LifecycleEvents, watcher};
+use crate::service::{Executor, Federation, ServiceConfig};
 
 /// Builds everything and serves on `listener` until `shutdown` resolves.
 pub async fn serve(
     args: ServeArgs,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with(args, listener, shutdown, Arc::clone, true).await
+}
+
+/// [`serve`], with tasks run by the executor `executor` makes from the host's runtime
+/// (which still loads, checks and names the adapters), and TCP_NODELAY on accepted
+/// connections only when `tcp_nodelay` (the benchmark's native baseline varies both).
+pub async fn serve_with<E: Executor>(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    executor: impl FnOnce(&Arc<AdapterRuntime>) -> Arc<E>,
+    tcp_nodelay: bool,
 ) -> anyhow::Result<()> {
     let engine = build_engine(&EngineLimits {
         max_instances: args.max_concurrent_tasks + 8,
@@ -78,7 +93,7 @@ pub async fn serve(
         registry.clone(),
         args.adapters_dir.clone(),
         policy_defaults,
-        health.clone(),
+        Arc::new(BackendHealth(health.clone())),
     ));
     lifecycle
         .reconcile(false)
@@ -88,16 +103,16 @@ pub async fn serve(
         tracing::warn!(dir = %args.adapters_dir.display(), "no adapters loaded; every task will get NOT_FOUND until one is added");
     }
     health
-        .set_serving::<FederationServiceServer<Federation>>()
+        .set_serving::<FederationServiceServer<Federation<E>>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(federation_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building gRPC reflection")?;
 
     let federation = Federation::new(
-        runtime,
+        executor(&runtime),
         registry.clone(),
         ServiceConfig {
             wrapper_url: args.wrapper_url.as_str().trim_end_matches('/').to_string(),
@@ -142,7 +157,7 @@ pub async fn serve(
         // TCP_NODELAY: without it every small reply waits ~40 ms on the client's
         // delayed ACK (measured: p50 44 ms instead of ~1 ms).
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(tcp_nodelay)),
             async {
                 let _ = stop_rx.await;
             },
@@ -185,16 +200,32 @@ pub fn server_span(request: &http::Request<()>) -> tracing::Span {
     span
 }
 
-/// When a request reached the service stack. Deadlines count from here, so the host's
-/// own DEADLINE_EXCEEDED answer beats tonic's generic timeout (which says CANCELLED).
-#[derive(Clone, Copy, Debug)]
-pub struct Arrival(pub std::time::Instant);
+/// Health-check service name of one backend (`grpc.health.v1`), e.g. `backend/crewai`.
+pub fn backend_health_name(backend: &str) -> String {
+    format!("backend/{backend}")
+}
 
-pub fn stamp_arrival<B>(mut request: http::Request<B>) -> http::Request<B> {
-    request
-        .extensions_mut()
-        .insert(Arrival(std::time::Instant::now()));
-    request
+/// Keeps each backend's gRPC health from the lifecycle's events.
+struct BackendHealth(HealthReporter);
+
+impl LifecycleEvents for BackendHealth {
+    fn changed(&self, event: LifecycleEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            match event {
+                LifecycleEvent::Serving(name) => {
+                    self.0
+                        .set_service_status(backend_health_name(&name), ServingStatus::Serving)
+                        .await;
+                }
+                LifecycleEvent::Unloaded(name) => {
+                    self.0
+                        .clone()
+                        .clear_service_status(&backend_health_name(&name))
+                        .await;
+                }
+            }
+        })
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -1,12 +1,19 @@
-//! Errors at the gRPC boundary, and their one mapping to `tonic::Status`.
+//! Every failure the host answers, and its one mapping to `tonic::Status`: a task's
+//! ([`TaskError`], also for `GetAgentTask`/`CancelAgentTask` and `ListAgents`), the
+//! wrapper run API's ([`RunApiError`]) and `AdminService`'s ([`AdminError`]). Nothing
+//! else in the host builds a `Status`. Also the answer of a task RPC: the trace id in
+//! the response, or in the `x-trace-id` metadata of its error.
 
 use std::time::Duration;
 
 use tonic::{Code, Status};
 
-use federation_runtime::InterruptError;
-use federation_runtime::RunError;
+use federation_proto::TaskResponse;
 use federation_runtime::bindings::AdapterError;
+use federation_runtime::{InterruptError, RollbackError, RunError};
+
+use crate::lifecycle::LifecycleError;
+use crate::wrapper_runs::RunApiError;
 
 /// Why a `RunAgentTask` call failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +126,7 @@ impl TaskError {
 
 /// gRPC code for a wrapper HTTP status (after the gRPC spec's HTTP mapping, with the
 /// 4xx codes an agent wrapper uses spelled out).
-fn upstream_code(status: u16) -> Code {
+pub fn upstream_code(status: u16) -> Code {
     match status {
         400 | 422 => Code::InvalidArgument,
         401 => Code::Unauthenticated,
@@ -144,10 +151,116 @@ impl From<TaskError> for Status {
     }
 }
 
+/// The gRPC code of a failed call to the wrapper's run API.
+pub fn run_api_code(error: &RunApiError) -> Code {
+    match error {
+        RunApiError::NotFound { .. } => Code::NotFound,
+        RunApiError::Failed(_) => Code::Unavailable,
+    }
+}
+
+impl From<RunApiError> for Status {
+    fn from(error: RunApiError) -> Self {
+        Status::new(run_api_code(&error), error.to_string())
+    }
+}
+
+/// Why an `AdminService` call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("admin calls need `authorization: Bearer <admin token>`")]
+    Unauthenticated,
+    #[error("component is empty")]
+    EmptyComponent,
+    #[error("component is {size} bytes; this host accepts at most {limit} (--max-upload-mib)")]
+    ComponentTooLarge { size: usize, limit: usize },
+    #[error("no adapter named {0:?} is loaded")]
+    NotLoaded(String),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+}
+
+impl AdminError {
+    pub fn code(&self) -> Code {
+        match self {
+            AdminError::Unauthenticated => Code::Unauthenticated,
+            AdminError::EmptyComponent => Code::InvalidArgument,
+            AdminError::ComponentTooLarge { .. } => Code::ResourceExhausted,
+            AdminError::NotLoaded(_) => Code::NotFound,
+            AdminError::Lifecycle(error) => match error {
+                LifecycleError::Rollback(RollbackError::NotFound(_)) => Code::NotFound,
+                LifecycleError::Rollback(RollbackError::NoPrevious(_)) => Code::FailedPrecondition,
+                LifecycleError::Rejected(_) => Code::InvalidArgument,
+                LifecycleError::Directory { .. } => Code::Internal,
+            },
+        }
+    }
+}
+
+impl From<AdminError> for Status {
+    fn from(error: AdminError) -> Self {
+        Status::new(error.code(), error.to_string())
+    }
+}
+
+/// The canonical name of `code` (`RESOURCE_EXHAUSTED`), for metrics.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A task's result as the gRPC answer: the trace id in the response, or in the
+/// `x-trace-id` metadata of the error; the server span gets the status code.
+pub fn answer(
+    result: Result<TaskResponse, TaskError>,
+    trace_id: String,
+) -> Result<TaskResponse, Status> {
+    let span = tracing::Span::current();
+    match result {
+        Ok(mut response) => {
+            response.trace_id = trace_id;
+            span.record("rpc.grpc.status_code", 0);
+            Ok(response)
+        }
+        Err(error) => Err(error_status(error, &trace_id)),
+    }
+}
+
+/// The gRPC status of a failed task, with its trace id in the `x-trace-id` metadata;
+/// the server span gets the status code.
+pub fn error_status(error: TaskError, trace_id: &str) -> Status {
+    let span = tracing::Span::current();
+    let mut status = Status::from(error);
+    tracing::warn!(code = ?status.code(), message = status.message(), "task failed");
+    span.record("rpc.grpc.status_code", status.code() as i32);
+    span.record("otel.status_code", "ERROR");
+    if let Ok(value) = trace_id.parse() {
+        status.metadata_mut().insert("x-trace-id", value);
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use federation_runtime::bindings::federation::agent_backend::types::UpstreamStatus;
+    use federation_runtime::bindings::UpstreamStatus;
 
     fn upstream(status: u16) -> Code {
         TaskError::from_run(
@@ -244,5 +357,45 @@ mod tests {
         });
         assert_eq!(status.code(), Code::Internal);
         assert!(status.message().contains("HTTP 500: boom"));
+    }
+
+    #[test]
+    fn admin_and_run_api_errors_map_to_grpc_codes() {
+        for (error, code) in [
+            (AdminError::Unauthenticated, Code::Unauthenticated),
+            (AdminError::EmptyComponent, Code::InvalidArgument),
+            (
+                AdminError::ComponentTooLarge { size: 2, limit: 1 },
+                Code::ResourceExhausted,
+            ),
+            (AdminError::NotLoaded("x".into()), Code::NotFound),
+            (
+                AdminError::Lifecycle(LifecycleError::Rollback(RollbackError::NotFound(
+                    "x".into(),
+                ))),
+                Code::NotFound,
+            ),
+            (
+                AdminError::Lifecycle(LifecycleError::Rollback(RollbackError::NoPrevious(
+                    "x".into(),
+                ))),
+                Code::FailedPrecondition,
+            ),
+        ] {
+            assert_eq!(Status::from(error).code(), code);
+        }
+        let missing = RunApiError::NotFound {
+            session: "s".into(),
+            request_id: "r".into(),
+        };
+        assert_eq!(Status::from(missing).code(), Code::NotFound);
+        let failed = Status::from(RunApiError::Failed("HTTP 500".into()));
+        assert_eq!(failed.code(), Code::Unavailable);
+        assert!(
+            failed.message().contains("HTTP 500"),
+            "{}",
+            failed.message()
+        );
+        assert_eq!(code_name(Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
     }
 }

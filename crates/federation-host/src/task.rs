@@ -1,12 +1,12 @@
-//! Turning a gRPC `TaskRequest` into the adapter's `task`: field rules, generated ids,
-//! and the caller's deadline; and the agent and resume answer the adapter reads through
-//! its `interaction` import.
+//! Task validation: turning a gRPC `TaskRequest` into the adapter's `task` (field
+//! rules, generated ids, the time left) and the agent and resume answer the adapter
+//! reads through its `interaction` import.
 
 use std::time::Duration;
 
-use crate::error::TaskError;
-use crate::json::{struct_to_json, value_to_json};
-use crate::proto::TaskRequest;
+use crate::status::TaskError;
+use federation_proto::TaskRequest;
+use federation_proto::json::{struct_to_json, value_to_json};
 use federation_runtime::TaskInteraction;
 use federation_runtime::bindings::Task;
 
@@ -155,24 +155,6 @@ pub fn id_is_valid(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, gRPC spec).
-pub fn grpc_timeout(value: &str) -> Option<Duration> {
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.checked_mul(3600)?),
-        "M" => Duration::from_secs(amount.checked_mul(60)?),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,14 +247,5 @@ mod tests {
             })
             .contains("metadata")
         );
-    }
-
-    #[test]
-    fn parses_grpc_timeout() {
-        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(grpc_timeout("3S"), Some(Duration::from_secs(3)));
-        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(grpc_timeout("12x"), None);
-        assert_eq!(grpc_timeout("m"), None);
     }
 }

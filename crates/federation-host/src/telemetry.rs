@@ -1,6 +1,6 @@
 //! Logs, traces and metrics: `tracing` to stderr and, through `tracing-opentelemetry`,
 //! to an OTLP/gRPC collector configured by the standard `OTEL_*` variables; the
-//! adapter metrics of [`crate::metrics`] go to the same collector.
+//! adapter metrics of `federation_runtime::AdapterMetrics` go to the same collector.
 //!
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4317`), `OTEL_SERVICE_NAME`
 //! (default `agent-federation`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*` for batching,
@@ -9,11 +9,13 @@
 //! A collector that is down costs dropped spans, never a failed task.
 
 use anyhow::Context;
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 const DEFAULT_SERVICE_NAME: &str = "agent-federation";
@@ -107,4 +109,14 @@ impl Telemetry {
             eprintln!("telemetry shutdown (metrics): {error}");
         }
     }
+}
+
+/// The current trace id as 32 lowercase hex digits.
+pub fn current_trace_id() -> String {
+    tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_string()
 }

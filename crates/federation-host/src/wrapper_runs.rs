@@ -11,7 +11,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use federation_wire::{Agent, AgentList, RunRecord, routes};
 
-use crate::error::TaskError;
+use crate::status::TaskError;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 
 /// Directory holding the built adapters (see `scripts/build-adapters.sh`).
 pub fn dist_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist")
 }
 
 /// A directory with the shipped adapters plus the test-only ones.
@@ -98,7 +98,10 @@ impl HostProcess {
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
-            .env("RUST_LOG", "info,agent_federation=debug")
+            .env(
+                "RUST_LOG",
+                "info,federation_host=debug,federation_runtime=debug",
+            )
             .stdout(Stdio::piped())
             .stderr(log_file);
         // The host dies with the thread that started it, even if the test binary aborts.

@@ -6,8 +6,9 @@
 //! describe and self-test it off the request path, then swap it in. A file that fails
 //! any step never replaces a working build: the rejection is logged, counted and kept
 //! for the admin API. Swaps and rejections are also telemetry events (on the
-//! `adapter.lifecycle` span). The directory watcher that triggers reconciles lives in
-//! [`watcher`].
+//! `adapter.lifecycle` span). What starts and stops serving is told to a
+//! [`LifecycleEvents`] listener (the server keeps gRPC health from it). The directory
+//! watcher that triggers reconciles lives in [`watcher`].
 
 pub mod watcher;
 
@@ -21,7 +22,7 @@ use std::{
     time::SystemTime,
 };
 
-use tonic_health::{ServingStatus, server::HealthReporter};
+use futures::future::BoxFuture;
 use tracing::Instrument;
 
 use federation_runtime::{Adapter, AdapterRuntime, digest_of};
@@ -34,9 +35,18 @@ const REJECTIONS_KEPT: usize = 32;
 /// The `source` of adapters uploaded through the admin API.
 pub const UPLOAD_SOURCE: &str = "upload";
 
-/// Health-check service name of one backend (`grpc.health.v1`), e.g. `backend/crewai`.
-pub fn backend_health_name(backend: &str) -> String {
-    format!("backend/{backend}")
+/// What changed in what the host serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LifecycleEvent {
+    /// An adapter of this name serves (loaded, swapped, or unchanged after a reload).
+    Serving(String),
+    /// The adapter of this name no longer serves (its file is gone).
+    Unloaded(String),
+}
+
+/// Listens to the lifecycle; told before the change's caller is answered.
+pub trait LifecycleEvents: Send + Sync + 'static {
+    fn changed(&self, event: LifecycleEvent) -> BoxFuture<'_, ()>;
 }
 
 /// A load that did not happen, and why.
@@ -114,7 +124,7 @@ pub struct AdapterLifecycle {
     registry: Arc<AdapterRegistry>,
     dir: PathBuf,
     policy_defaults: PolicyDefaults,
-    health: HealthReporter,
+    events: Arc<dyn LifecycleEvents>,
     /// Held for the whole of every change, so changes apply one at a time.
     state: tokio::sync::Mutex<DirState>,
     rejections: Mutex<VecDeque<Rejection>>,
@@ -127,14 +137,14 @@ impl AdapterLifecycle {
         registry: Arc<AdapterRegistry>,
         dir: PathBuf,
         policy_defaults: PolicyDefaults,
-        health: HealthReporter,
+        events: Arc<dyn LifecycleEvents>,
     ) -> Self {
         AdapterLifecycle {
             runtime,
             registry,
             dir,
             policy_defaults,
-            health,
+            events,
             state: tokio::sync::Mutex::default(),
             rejections: Mutex::default(),
             rejected_total: AtomicU64::new(0),
@@ -409,9 +419,7 @@ impl AdapterLifecycle {
                 tracing::debug!(adapter = %name, digest = %adapter.digest, "adapter unchanged");
             }
         }
-        self.health
-            .set_service_status(backend_health_name(&name), ServingStatus::Serving)
-            .await;
+        self.events.changed(LifecycleEvent::Serving(name)).await;
         Ok((adapter, installed))
     }
 
@@ -451,9 +459,8 @@ impl AdapterLifecycle {
             return false;
         }
         self.registry.remove(name);
-        let mut health = self.health.clone();
-        health
-            .clear_service_status(&backend_health_name(name))
+        self.events
+            .changed(LifecycleEvent::Unloaded(name.to_string()))
             .await;
         let span = lifecycle_span("unload", &path.display().to_string());
         span.in_scope(|| tracing::info!(adapter = %name, "adapter unloaded: its file is gone"));

@@ -2,10 +2,37 @@
 //! the loaded backends that can run it: the adapters whose `describe().framework` is
 //! the agent's framework.
 
-use crate::error::TaskError;
-use crate::json::json_to_struct;
-use crate::proto::AgentInfo;
+use tonic::{Request, Response, Status};
+
+use federation_proto::json::json_to_struct;
+use federation_proto::{AgentInfo, ListAgentsRequest, ListAgentsResponse};
 use federation_wire::Agent;
+
+use super::{Executor, Federation};
+use crate::status::TaskError;
+
+impl<E: Executor> Federation<E> {
+    pub(super) async fn list_agents(
+        &self,
+        request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        let backends: Vec<Backend> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(name, slot)| Backend {
+                name,
+                framework: slot.current.info.framework.clone(),
+            })
+            .collect();
+        // An unknown backend is refused before the wrapper is asked.
+        let framework = framework_of(&backends, &request.into_inner().backend)?;
+        let agents = self.runs.agents().await?;
+        Ok(Response::new(ListAgentsResponse {
+            agents: agent_infos(agents, &backends, framework.as_deref()),
+        }))
+    }
+}
 
 /// A loaded adapter, as far as agents are concerned: its name and framework.
 pub struct Backend {

@@ -1,7 +1,11 @@
-//! Tasks started with `StartAgentTask` on this replica: their state and result for
-//! `GetAgentTask`, and a handle to stop them for `CancelAgentTask`. Finished entries
-//! are kept for [`KEEP_FINISHED`] (the wrapper's run record answers after that, and on
-//! other replicas); at most [`MAX_ENTRIES`] are kept.
+//! Background tasks: `StartAgentTask` answers at once with the task's id
+//! (`<session>/<request_id>`) and runs it; `GetAgentTask` reports it and
+//! `CancelAgentTask` stops it, on any replica: the tasks started here are in
+//! [`AsyncTasks`], the others in the wrapper's run record (its shared store).
+//!
+//! [`AsyncTasks`] holds this replica's tasks: their state and result, and a handle to
+//! stop them. Finished entries are kept for [`KEEP_FINISHED`] (the wrapper's run record
+//! answers after that, and on other replicas); at most [`MAX_ENTRIES`] are kept.
 
 use std::{
     collections::HashMap,
@@ -10,10 +14,177 @@ use std::{
 };
 
 use tokio::task::AbortHandle;
-use tonic::Status;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
-use crate::proto::agent_task_status::State;
-use crate::proto::{AgentTaskStatus, TaskResponse, task_response};
+use federation_proto::agent_task_status::State;
+use federation_proto::json::{json_to_struct, json_to_value};
+use federation_proto::{
+    AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
+    TaskRequest, TaskResponse, task_response,
+};
+use federation_wire::{RunRecord, RunStatus};
+
+use super::{Executor, Federation, task_id};
+use crate::status::{TaskError, answer, upstream_code};
+use crate::task::{id_is_valid, validate};
+use crate::telemetry::current_trace_id;
+use crate::wrapper_runs::RunApiError;
+
+impl<E: Executor> Federation<E> {
+    pub(super) async fn start_agent_task(
+        &self,
+        request: Request<TaskRequest>,
+    ) -> Result<Response<StartAgentTaskResponse>, Status> {
+        let mut request = request.into_inner();
+        for id in [&mut request.federation_session_id, &mut request.request_id] {
+            if id.is_empty() {
+                *id = uuid::Uuid::new_v4().to_string();
+            }
+        }
+        // Bad input fails the start itself, not the task later.
+        let budget = self.config.default_task_timeout;
+        validate(request.clone(), &self.config.wrapper_url, budget)?;
+        let task_id = task_id(&request.federation_session_id, &request.request_id);
+        let trace_id = current_trace_id();
+        let reply = StartAgentTaskResponse {
+            task_id: task_id.clone(),
+            federation_session_id: request.federation_session_id.clone(),
+            request_id: request.request_id.clone(),
+            trace_id: trace_id.clone(),
+        };
+        if !self.started.reserve(&task_id, &trace_id) {
+            // Already started here: attach (the wrapper runs it once anyway).
+            return Ok(Response::new(reply));
+        }
+        let this = self.clone();
+        let id = task_id.clone();
+        // The task outlives this RPC; its spans stay in the caller's trace.
+        let span = tracing::info_span!("agent_task", otel.name = "agent task (started)", federation.task_id = %task_id);
+        let handle = tokio::spawn(
+            async move {
+                let result = this.run_task(request, budget, Instant::now()).await;
+                let result = answer(result, trace_id);
+                this.started.finish(&id, result);
+            }
+            .instrument(span),
+        );
+        self.started.running(&task_id, handle.abort_handle());
+        Ok(Response::new(reply))
+    }
+
+    pub(super) async fn get_agent_task(
+        &self,
+        request: Request<GetAgentTaskRequest>,
+    ) -> Result<Response<AgentTaskStatus>, Status> {
+        let task_id = request.into_inner().task_id;
+        if let Some(status) = self.started.status(&task_id) {
+            return Ok(Response::new(status));
+        }
+        let (session, request_id) = parse_task_id(&task_id)?;
+        let record = self
+            .runs
+            .status(session, request_id)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(status_from_record(
+            &task_id, session, request_id, record,
+        )))
+    }
+
+    pub(super) async fn cancel_agent_task(
+        &self,
+        request: Request<CancelAgentTaskRequest>,
+    ) -> Result<Response<AgentTaskStatus>, Status> {
+        let task_id = request.into_inner().task_id;
+        let (session, request_id) = parse_task_id(&task_id)?;
+        let local = self.started.cancel(&task_id);
+        match self.runs.cancel(session, request_id).await {
+            Ok(record) => {
+                let status = status_from_record(&task_id, session, request_id, record);
+                Ok(Response::new(local.unwrap_or(status)))
+            }
+            Err(RunApiError::NotFound { .. }) if local.is_some() => {
+                Ok(Response::new(local.expect("checked")))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// The (session, request id) of a task id.
+fn parse_task_id(task_id: &str) -> Result<(&str, &str), TaskError> {
+    task_id
+        .split_once('/')
+        .filter(|(session, request_id)| id_is_valid(session) && id_is_valid(request_id))
+        .ok_or_else(|| {
+            TaskError::InvalidArgument(format!(
+                "task_id {task_id:?} is not \"<federation_session_id>/<request_id>\""
+            ))
+        })
+}
+
+/// A task's status from the wrapper's run record (a task this replica did not run).
+fn status_from_record(
+    task_id: &str,
+    session: &str,
+    request_id: &str,
+    record: RunRecord,
+) -> AgentTaskStatus {
+    let state = match record.status {
+        RunStatus::Submitted => State::Submitted,
+        RunStatus::Working => State::Working,
+        RunStatus::Completed => State::Completed,
+        RunStatus::InputRequired => State::InputRequired,
+        RunStatus::Failed => State::Failed,
+        RunStatus::Canceled => State::Canceled,
+    };
+    let agent = record.agent.clone().unwrap_or_default();
+    let input_required = state == State::InputRequired;
+    let response = record.result.map(|reply| TaskResponse {
+        state: if input_required {
+            task_response::State::InputRequired
+        } else {
+            task_response::State::Completed
+        } as i32,
+        interrupt: reply
+            .get("interrupt")
+            .filter(|_| input_required)
+            .cloned()
+            .map(json_to_value),
+        agent: reply
+            .get("agent")
+            .and_then(|v| v.as_str())
+            .filter(|name| !name.is_empty())
+            .map_or(agent, str::to_string),
+        output: reply
+            .get("output")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        resumed: reply
+            .get("resumed")
+            .and_then(|v| v.as_bool())
+            .unwrap_or_default(),
+        result: Some(json_to_struct(reply)),
+        federation_session_id: session.to_string(),
+        request_id: request_id.to_string(),
+        trace_id: record.trace_id.clone(),
+        ..Default::default()
+    });
+    let (error_code, error_message) = match record.error {
+        Some(error) => (upstream_code(error.status) as i32, error.message),
+        None => (0, String::new()),
+    };
+    AgentTaskStatus {
+        task_id: task_id.to_string(),
+        state: state as i32,
+        response,
+        error_code,
+        error_message,
+        trace_id: record.trace_id,
+    }
+}
 
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 pub const MAX_ENTRIES: usize = 100_000;

@@ -1,0 +1,179 @@
+//! The command line: `serve` (the host's settings are `federation_host::ServeArgs`),
+//! the client subcommands and the adapter author's tools. Every setting is a flag with
+//! an env-var twin.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use federation_host::AdminToken;
+use federation_host::ServeArgs;
+use federation_host::config::parse_admin_token;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "agent-federation",
+    version,
+    about = "Run AI agent frameworks behind one gRPC API, each adapter sandboxed in WebAssembly"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve FederationService (plus health and reflection) over gRPC.
+    Serve(ServeArgs),
+    /// Send one RunAgentTask to a running host and print the result and its trace id.
+    Call(CallArgs),
+    /// List the agents a running host's wrapper can run (ListAgents), with the
+    /// backends that run each.
+    Agents(AgentsArgs),
+    /// Ask a running host's grpc.health.v1 service; exit 0 when SERVING (for probes).
+    Health(HealthArgs),
+    /// Operate a running host's adapters through AdminService (needs the admin token).
+    Adapters(AdaptersArgs),
+    /// Local tools for adapter authors (no host needed).
+    #[command(subcommand)]
+    Adapter(AdapterCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AdapterCommand {
+    /// Load FILE.wasm as the host would and run conformance checks against a built-in
+    /// stub wrapper; exits 1 with a report when any check fails.
+    Check {
+        file: PathBuf,
+        /// Policy manifest (default: FILE.toml beside the component, if any).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Create a new Rust adapter crate NAME from the template (builds with
+    /// `cargo build --release --target wasm32-wasip2`).
+    New {
+        /// The adapter's backend name: 1..64 of [a-z0-9-], starting with a letter.
+        name: String,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK crate, `adapters/sdk` of an agent-federation checkout (default:
+        /// found above the current directory).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AdaptersArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// The host's admin token.
+    #[arg(long, env = "FEDERATION_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
+    pub admin_token: AdminToken,
+    #[command(subcommand)]
+    pub action: AdaptersAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AdaptersAction {
+    /// Adapters served (current and previous builds) and recent rejections.
+    List,
+    /// Re-read the adapters directory now and print what changed.
+    Reload,
+    /// Make the previous build of NAME current again.
+    Rollback { name: String },
+    /// Upload a component file, validate it and swap it in.
+    Load {
+        file: PathBuf,
+        /// Its policy manifest (TOML); the host's defaults when omitted.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+}
+
+/// Where a client subcommand finds the host.
+#[derive(Args, Debug, Clone)]
+pub struct HostAddress {
+    /// Host address.
+    #[arg(
+        long = "addr",
+        env = "FEDERATION_ADDR",
+        default_value = "http://127.0.0.1:50075"
+    )]
+    pub addr: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentsArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// Only the agents this backend (adapter name) can run.
+    #[arg(long, default_value = "")]
+    pub backend: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// Service to check: empty for the whole host, `backend/<name>` for one adapter.
+    #[arg(long, default_value = "")]
+    pub service: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// Adapter to run (e.g. crewai, langgraph).
+    #[arg(long)]
+    pub backend: String,
+    /// Agent to run, one the wrapper registered for the backend's framework (see
+    /// `agents`); the backend's default when omitted.
+    #[arg(long, default_value = "")]
+    pub agent: String,
+    /// Answer to the question the session's run asked (a task that ended
+    /// INPUT_REQUIRED), as JSON, or @FILE holding it: continues that run.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub resume: Option<String>,
+    /// What the agents should achieve.
+    #[arg(long)]
+    pub goal: String,
+    /// Background for the agents.
+    #[arg(long, default_value = "")]
+    pub context: String,
+    /// input_data as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// Session to run in (resumes its state); a new one when omitted.
+    #[arg(long, default_value = "")]
+    pub session: String,
+    /// Request id; generated by the host when omitted.
+    #[arg(long, default_value = "")]
+    pub request_id: String,
+    /// Deadline for the call, ms.
+    #[arg(long, default_value_t = 120_000)]
+    pub timeout_ms: u64,
+    /// W3C traceparent to continue (as an orchestrator would send).
+    #[arg(long)]
+    pub traceparent: Option<String>,
+    /// Caller metadata passed to the adapter, KEY=VALUE (repeatable).
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub metadata: Vec<(String, String)>,
+    /// Watch the task run (StreamAgentTask): print each progress event as it comes.
+    #[arg(long)]
+    pub stream: bool,
+    /// Print the whole response as JSON (with --stream: one JSON event per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
