@@ -215,12 +215,24 @@ def postgres_url() -> Iterator[str]:
                     "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {data} "
                           "-c fsync=on -c max_connections=200", "start"],
                    check=True, capture_output=True)
+    # -l again on restart: else the server's output goes to pg_ctl's (captured) stdout
+    # and the pipe never closes.
+    _POSTGRES.update(pg_ctl=[*as_user, pg_ctl, "-D", str(data / "db"), "-l", str(data / "log")])
     try:
         yield f"postgresql://federation@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data / "db"), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+_POSTGRES: dict[str, list[str]] = {}
+
+
+def restart_postgres() -> None:
+    """Restart the test server in place (same port, same data): every connection drops."""
+    subprocess.run([*_POSTGRES["pg_ctl"], "-m", "fast", "-w", "restart"], check=True,
+                   capture_output=True)
 
 
 def fresh_database(base_url: str) -> str:

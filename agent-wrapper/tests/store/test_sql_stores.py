@@ -140,3 +140,33 @@ def test_sqlite_killed_mid_write_loses_no_acknowledged_state(tmp_path: Path) -> 
         document = store.load(f"s-{i % 50}")
         assert document is not None and document["i"] >= i
     store.close()
+
+
+def test_a_postgres_restart_mid_run_costs_the_run_nothing(
+        make_client, postgres_url: str) -> None:
+    """PostgreSQL restarts while a graph waits between its two nodes: the run goes on
+    (its connections are re-made) and completes; the first node's checkpoint, written
+    before the restart, is what the run continues from."""
+    from tests.conftest import StepGate, restart_postgres
+
+    gate = StepGate(kind="checkpoint", name="plan")
+    client = make_client(step_hook=gate, store="postgres",
+                         database_url=fresh_database(postgres_url))
+    accepted = client.post("/v1/run_graph", headers={"prefer": "respond-async"},
+                           json={"goal": "survive a restart", "federation_session_id": "pg-1",
+                                 "request_id": "r-1"})
+    assert accepted.status_code == 202
+    gate.wait_reached()
+    restart_postgres()
+    gate.release()
+    deadline = time.monotonic() + 60
+    record = {}
+    while time.monotonic() < deadline:
+        reply = client.get("/v1/sessions/pg-1/runs/r-1")
+        record = reply.json() if reply.status_code == 200 else {}
+        if record.get("status") in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    assert record.get("status") == "completed", record
+    assert record["attempt"] == 1
+    assert [s["name"] for s in record["result"]["steps"]] == ["plan", "respond"]

@@ -413,8 +413,11 @@ class PostgresStateStore(SqlStateStore):
         self._psycopg = psycopg
         self.url = url
         try:
+            # check: a connection is tested when taken from the pool, so a PostgreSQL
+            # restart costs the running runs nothing but a reconnect.
             self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True,
-                                       timeout=10, kwargs={"autocommit": True})
+                                       timeout=10, kwargs={"autocommit": True},
+                                       check=ConnectionPool.check_connection)
             self.pool.wait(timeout=10)
             with self.transaction() as cur:
                 for statement in _SCHEMA:
@@ -459,6 +462,7 @@ class PostgresStateStore(SqlStateStore):
         # LangGraph's saver wants dict rows and no prepared statements: a pool of its own.
         self.saver_pool = ConnectionPool(self.url, min_size=1, max_size=self.pool.max_size,
                                          open=True, timeout=10,
+                                         check=ConnectionPool.check_connection,
                                          kwargs={"autocommit": True, "row_factory": dict_row,
                                                  "prepare_threshold": 0})
         PostgresSaver(self.saver_pool).setup()
