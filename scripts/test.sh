@@ -33,7 +33,7 @@ echo "==> adapter template (as a user copies it)"
 
 echo "==> host and otlp-sink tests"
 cargo test -p federation-proto -p federation-wire -p federation-runtime -p federation-host \
-    -p federation-cli -p otlp-sink
+    -p federation-cli -p federation-testkit -p otlp-sink
 
 echo "==> adapter check on the template's build (as an author would run it)"
 "${CARGO_TARGET_DIR:-target}/debug/agent-federation" adapter check \

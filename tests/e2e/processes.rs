@@ -2,15 +2,14 @@
 //! with their logs kept (and printed when a test fails).
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
-    os::unix::process::CommandExt,
+    net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
+    time::Duration,
 };
 
 use federation_proto::federation_service_client::FederationServiceClient;
+use federation_testkit::process::{Host, Launch, Process, free_port};
 use otlp_sink::OtlpSink;
 use tonic::transport::Channel;
 
@@ -22,73 +21,6 @@ fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the end-to-end suite through scripts/test.sh")
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process that dies with the test thread and is killed on drop.
-struct Process {
-    name: &'static str,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Process {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        command.stderr(file.try_clone().unwrap());
-        if command.get_program().to_string_lossy().ends_with("python") {
-            command.stdout(file);
-        } else {
-            command.stdout(Stdio::piped());
-        }
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Process {
-            name,
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// Kills the process (SIGKILL: no chance to clean up) and reaps it.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- {} log {} ----\n{}",
-                self.name,
-                self.log.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
 }
 
 /// Wrapper + host + OTLP sink.
@@ -119,34 +51,19 @@ impl Stack {
         let dir = tempfile::tempdir().unwrap();
         let wrapper_port = free_port();
         let mut wrapper = start_wrapper(&sink, dir.path(), wrapper_port, &wrapper_env);
-        wait_http_ok(
-            &mut wrapper,
-            wrapper_port,
-            "/healthz",
-            Duration::from_secs(90),
-        );
+        wrapper.wait_http_ok(wrapper_port, "/healthz", Duration::from_secs(90));
 
-        let mut command = Command::new(required_env("FEDERATION_E2E_HOST_BIN"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .arg("--wrapper-url")
-            .arg(format!("http://127.0.0.1:{wrapper_port}"))
-            .arg("--adapters-dir")
-            .arg(repo_root().join("dist/adapters"))
-            .arg("--compile-cache-dir")
-            .arg(dir.path().join("compile-cache"))
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint())
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
-        let mut host = Process::spawn("host", command, dir.path().join("host.log"));
-        let stdout = host.child.as_mut().unwrap().stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let host_addr = line
-            .trim()
-            .strip_prefix("agent-federation listening on ")
-            .unwrap_or_else(|| panic!("host did not start: {line:?}"))
-            .parse()
-            .unwrap();
+        let host = Host::new(
+            required_env("FEDERATION_E2E_HOST_BIN"),
+            &format!("http://127.0.0.1:{wrapper_port}"),
+            &repo_root().join("dist/adapters"),
+        )
+        .arg("--compile-cache-dir")
+        .arg(dir.path().join("compile-cache"))
+        .otlp(&sink.grpc_endpoint())
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .start(dir.path().join("host.log"));
+        let host_addr = host.addr();
         Stack {
             sink,
             dir,
@@ -178,12 +95,8 @@ impl Stack {
             self.wrapper_port,
             &self.wrapper_env,
         );
-        wait_http_ok(
-            &mut self.wrapper,
-            self.wrapper_port,
-            "/healthz",
-            Duration::from_secs(90),
-        );
+        self.wrapper
+            .wait_http_ok(self.wrapper_port, "/healthz", Duration::from_secs(90));
     }
 
     /// The wrapper's base URL.
@@ -196,7 +109,7 @@ impl Stack {
     }
 
     pub fn host_log(&self) -> String {
-        std::fs::read_to_string(&self.host.log).unwrap_or_default()
+        self.host.log()
     }
 }
 
@@ -217,33 +130,7 @@ fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16, env: &[(String, String)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env_remove("OTEL_SERVICE_NAME")
         .envs(env.iter().map(|(k, v)| (k, v)));
-    Process::spawn("wrapper", command, dir.join("wrapper.log"))
-}
-
-/// Polls `GET path` on 127.0.0.1:`port` until it answers 200; fails at once if the
-/// process exits.
-fn wait_http_ok(process: &mut Process, port: u16, path: &str, timeout: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if let Some(status) = process
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-        {
-            panic!(
-                "{} exited with {status} before answering on {path}",
-                process.name
-            );
-        }
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut reply = String::new();
-            let _ = stream.read_to_string(&mut reply);
-            if reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("nothing answered 200 on 127.0.0.1:{port}{path} within {timeout:?}");
+    Launch::new("wrapper", command, dir.join("wrapper.log"))
+        .start()
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -16,7 +16,6 @@
 mod load;
 mod native;
 mod procs;
-mod stub;
 
 use std::{
     path::PathBuf,
@@ -27,9 +26,10 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use federation_testkit::process::{HOST_READY, Launch, Process, pin_current};
+use federation_testkit::{HOLD_GOAL, StubWrapper};
 use load::LevelResult;
-use procs::{Memory, ServerProcess};
-use stub::{HOLD_GOAL, Stub};
+use procs::Memory;
 
 /// Throughput through WASM at 64 concurrent requests, as a share of native's (target).
 const TARGET_RATIO_AT_64: f64 = 0.85;
@@ -129,9 +129,10 @@ fn main() -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pinned = args.pin && cpus >= 2;
     if pinned {
-        procs::pin_current(0);
+        pin_current(0);
     }
-    let stub = Stub::start(args.stub_threads.unwrap_or(cpus))?;
+    // Not recording: the load sends millions of requests.
+    let stub = StubWrapper::start_detached(args.stub_threads.unwrap_or(cpus), false)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -141,11 +142,11 @@ fn main() -> anyhow::Result<()> {
 /// One target under load: its process and its connections.
 struct Target {
     label: &'static str,
-    process: ServerProcess,
+    process: Process,
     channels: Vec<tonic::transport::Channel>,
 }
 
-async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
+async fn run(args: RunArgs, stub: StubWrapper, pinned: bool) -> anyhow::Result<()> {
     let logs = std::env::temp_dir().join(format!("federation-bench-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
     let server_cpu = pinned.then_some(1);
@@ -163,7 +164,7 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
         args.backend, args.connections, args.duration, args.warmup
     );
     println!("  servers run with OTEL_TRACES_EXPORTER=none (spans made and sampled, not exported)");
-    println!("  stub wrapper: {}", stub.url);
+    println!("  stub wrapper: {}", stub.url());
 
     let mut targets = Vec::new();
     for name in &args.targets {
@@ -181,18 +182,15 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
                         "--listen",
                         "127.0.0.1:0",
                         "--wrapper-url",
-                        &stub.url,
+                        &stub.url(),
                     ])
                     .arg("--adapters-dir")
                     .arg(&args.adapters_dir)
                     .env("OTEL_TRACES_EXPORTER", "none");
-                let process = ServerProcess::start(
-                    "host",
-                    command,
-                    "agent-federation listening on ",
-                    logs.join("host.log"),
-                    server_cpu,
-                )?;
+                let process = Launch::new("host", command, logs.join("host.log"))
+                    .ready_line(HOST_READY)
+                    .pin_to_cpu(server_cpu)
+                    .start()?;
                 ("wasm", process)
             }
             "native" => {
@@ -203,7 +201,7 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
                         "--listen",
                         "127.0.0.1:0",
                         "--wrapper-url",
-                        &stub.url,
+                        &stub.url(),
                     ])
                     .arg("--adapters-dir")
                     .arg(&args.adapters_dir)
@@ -211,13 +209,10 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
                 if args.native_no_nodelay {
                     command.arg("--no-nodelay");
                 }
-                let process = ServerProcess::start(
-                    "native",
-                    command,
-                    "agent-federation listening on ",
-                    logs.join("native.log"),
-                    server_cpu,
-                )?;
+                let process = Launch::new("native", command, logs.join("native.log"))
+                    .ready_line(HOST_READY)
+                    .pin_to_cpu(server_cpu)
+                    .start()?;
                 ("native", process)
             }
             other => bail!("unknown target {other:?} (wasm, native)"),
@@ -227,7 +222,7 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
             process.pid(),
             process.endpoint(),
             started.elapsed().as_secs_f64(),
-            process.log.display()
+            process.log_path().display()
         );
         let channels = load::connect(&process.endpoint(), args.connections).await?;
         targets.push(Target {
@@ -310,13 +305,13 @@ async fn run(args: RunArgs, stub: Stub, pinned: bool) -> anyhow::Result<()> {
         }
     }
     for target in &targets {
-        let memory = target.process.memory()?;
+        let memory = Memory::of(target.process.pid())?;
         println!(
             "  {} after the run: VmRSS {} KiB, VmHWM {} KiB, {} threads",
             target.label,
             memory.rss,
             memory.hwm,
-            target.process.threads()
+            procs::threads(target.process.pid())
         );
     }
     println!("  stub wrapper answered {} requests", stub.served());
@@ -372,7 +367,11 @@ fn print_level(concurrency: usize, label: &str, result: &LevelResult) {
 
 /// Idle memory (fresh, then after a short warm-up), then N tasks held in the stub:
 /// growth per in-flight task.
-async fn memory_phase(args: &RunArgs, stub: &Stub, targets: &[Target]) -> anyhow::Result<()> {
+async fn memory_phase(
+    args: &RunArgs,
+    stub: &StubWrapper,
+    targets: &[Target],
+) -> anyhow::Result<()> {
     println!();
     println!(
         "== Memory (KiB, /proc/PID/status; per task = (VmRSS with N held - idle VmRSS) / N) =="
@@ -394,7 +393,7 @@ async fn memory_phase(args: &RunArgs, stub: &Stub, targets: &[Target]) -> anyhow
     let warm = load::request(&args.backend, "warm-up");
     let mut worst: Vec<(&str, f64)> = Vec::new();
     for target in targets {
-        let fresh = target.process.memory()?;
+        let fresh = Memory::of(target.process.pid())?;
         // Warm up: lazily built things (connection pools, span machinery, instance
         // slots) exist after this, so the held figures show the per-task cost only.
         let warmup_concurrency = args.memory_tasks.iter().copied().max().unwrap_or(8).min(64);
@@ -408,7 +407,7 @@ async fn memory_phase(args: &RunArgs, stub: &Stub, targets: &[Target]) -> anyhow
         )
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let idle = target.process.memory()?;
+        let idle = Memory::of(target.process.pid())?;
         for &n in args.memory_tasks.iter().filter(|&&n| n > 0) {
             let calls = load::send_all(&target.channels, &hold, n);
             if !stub.wait_held(n, Duration::from_secs(60)).await {
@@ -420,7 +419,7 @@ async fn memory_phase(args: &RunArgs, stub: &Stub, targets: &[Target]) -> anyhow
                 );
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let held = target.process.memory()?;
+            let held = Memory::of(target.process.pid())?;
             stub.release();
             let mut failed = 0;
             for call in calls {
@@ -429,7 +428,7 @@ async fn memory_phase(args: &RunArgs, stub: &Stub, targets: &[Target]) -> anyhow
                 }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let after = target.process.memory()?;
+            let after = Memory::of(target.process.pid())?;
             let rss_per_task = per_task(held.rss, idle.rss, n);
             let anon_per_task = per_task(held.anon, idle.anon, n);
             println!(
@@ -454,7 +453,7 @@ async fn memory_phase(args: &RunArgs, stub: &Stub, targets: &[Target]) -> anyhow
                 worst.push(("wasm", rss_per_task));
             }
         }
-        let Memory { hwm, .. } = target.process.memory()?;
+        let Memory { hwm, .. } = Memory::of(target.process.pid())?;
         println!("{:<7} VmHWM so far {hwm} KiB", target.label);
     }
     if let Some(max) = worst.iter().map(|(_, v)| *v).reduce(f64::max) {

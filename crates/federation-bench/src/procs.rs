@@ -1,88 +1,17 @@
-//! The servers under test as child processes (so each one's memory and CPU time can be
-//! read apart from the load client's), and what `/proc` says about them and the machine.
+//! What `/proc` says about the servers under test (started by the test kit's process
+//! harness, so each one's memory and CPU time can be read apart from the load
+//! client's) and about the machine.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use anyhow::{Context, bail};
 
-/// A server process; killed when dropped.
-pub struct ServerProcess {
-    child: Child,
-    pub addr: SocketAddr,
-    pub log: PathBuf,
-}
-
-impl ServerProcess {
-    /// Starts `command`, which must print `{prefix} ADDR` as its first stdout line.
-    /// `cpu`: pin the process to this CPU.
-    pub fn start(
-        name: &'static str,
-        mut command: Command,
-        prefix: &str,
-        log: PathBuf,
-        cpu: Option<usize>,
-    ) -> anyhow::Result<ServerProcess> {
-        let log_file =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        command.stdout(Stdio::piped()).stderr(log_file);
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                // The server dies with the benchmark, even if the benchmark is killed.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(cpu) = cpu {
-                    pin_current(cpu);
-                }
-                Ok(())
-            });
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({command:?})"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix(prefix) else {
-            let _ = child.kill();
-            bail!(
-                "{name} did not start (first line {line:?}); its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        let addr = addr.trim().parse().context("parsing the listen address")?;
-        Ok(ServerProcess { child, addr, log })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn memory(&self) -> anyhow::Result<Memory> {
-        Memory::of(self.pid())
-    }
-
-    /// Threads the process runs (tokio workers, blocking pool, epoch ticker, ...).
-    pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.pid())).map_or(0, |d| d.count())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Threads a process runs (tokio workers, blocking pool, epoch ticker, ...).
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
 /// Memory figures of a process from `/proc/PID/status`, KiB.
@@ -129,16 +58,6 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Ok(Duration::from_nanos(ticks * 1_000_000_000 / per_second))
-}
-
-/// Pins the calling thread (and the threads it starts later) to `cpu`.
-pub fn pin_current(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
 }
 
 /// The machine: CPU model, online CPUs, kernel.

@@ -1,6 +1,7 @@
 //! `agent-federation adapter check FILE.wasm`: a conformance report for an adapter,
 //! produced by loading it exactly as the host does (same engine, linker, policy and
-//! self-test) and running golden tasks against a built-in stub wrapper.
+//! self-test) and running golden tasks against a built-in stub wrapper (the test kit's,
+//! which the host's own tests use too).
 //!
 //! Checks: it compiles; its world (imports and exports) fits `agent-backend`;
 //! `describe()` answers valid info; its policy manifest (beside the file, or
@@ -17,20 +18,14 @@
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use axum::{
-    Router,
-    body::Bytes,
-    extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri},
-    response::{IntoResponse, Response},
-};
+use federation_testkit::stub::{Recorded, StubWrapper, interrupt_value};
 use opentelemetry::trace::TraceContextExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -42,6 +37,9 @@ use federation_runtime::{
     Adapter, AdapterRuntime, PolicyDefaults, ProgressSink, SandboxPolicy, TaskInteraction,
     digest_of, manifest_path, parse_interrupt,
 };
+
+/// The goal of the golden task the stub answers with a reply.
+const GOLDEN: &str = "golden:ok";
 
 /// What the command was asked to check.
 pub struct CheckArgs {
@@ -104,9 +102,9 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         digest_of(&bytes)
     );
 
-    let stub = StubWrapper::start().await?;
+    let stub = StubWrapper::start().await;
     let defaults = PolicyDefaults {
-        wrapper: Origin::of(&url::Url::parse(&stub.url)?).expect("stub URL is http"),
+        wrapper: Origin::of(&url::Url::parse(&stub.url())?).expect("stub URL is http"),
         outbound_timeout: Duration::from_secs(30),
         max_response_bytes: 8 << 20,
         max_requests_per_task: 64,
@@ -203,10 +201,10 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         golden_interaction(&mut report, &runtime, &adapter, &stub).await;
     }
     for (goal, code) in [
-        ("golden:422", Code::InvalidArgument),
-        ("golden:503", Code::Unavailable),
-        ("golden:500", Code::Internal),
-        ("golden:notjson", Code::Internal),
+        ("status:422", Code::InvalidArgument),
+        ("status:503", Code::Unavailable),
+        ("status:500", Code::Internal),
+        ("notjson", Code::Internal),
     ] {
         let outcome = run(&runtime, &adapter, &stub, goal, Duration::from_secs(10)).await;
         report.record(
@@ -218,7 +216,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         &runtime,
         &adapter,
         &stub,
-        "golden:slow",
+        "slow:5000",
         Duration::from_millis(500),
     )
     .await;
@@ -253,7 +251,7 @@ async fn run(
     budget: Duration,
 ) -> Outcome {
     let deadline = Instant::now() + budget;
-    let task = golden_task(goal, &stub.url, budget);
+    let task = golden_task(goal, &stub.url(), budget);
     match tokio::time::timeout_at(deadline.into(), runtime.run(adapter, task, deadline)).await {
         Ok((Ok(outcome), _)) => Ok(outcome.response.output),
         Ok((Err(error), _)) => Err(TaskError::from_run(&adapter.info.name, error, budget).code()),
@@ -278,14 +276,15 @@ async fn golden_success(
     let span = tracing::info_span!("adapter check");
     let trace_id = span.context().span().span_context().trace_id().to_string();
     let outcome = tracing::Instrument::instrument(
-        run(runtime, adapter, stub, "golden:ok", Duration::from_secs(10)),
+        run(runtime, adapter, stub, GOLDEN, Duration::from_secs(10)),
         span,
     )
     .await;
+    let answer = format!("stub answer to: {GOLDEN}");
     let ok = report.record(
         "maps a wrapper reply to a response",
         match &outcome {
-            Ok(output) if output == "golden answer" => Ok("output \"golden answer\"".into()),
+            Ok(output) if *output == answer => Ok(format!("output {answer:?}")),
             Ok(output) => Err(format!("output {output:?}, wanted the reply's `output`")),
             Err(code) => Err(format!("failed with {code:?}")),
         },
@@ -296,8 +295,8 @@ async fn golden_success(
         other => Err(format!("{} requests, expected 1", other.len())),
     };
     report.record("sends the expected request", shape);
-    let trace = match requests.first().and_then(|r| r.traceparent.clone()) {
-        Some(tp) if tp.split('-').nth(1) == Some(trace_id.as_str()) => Ok(tp),
+    let trace = match requests.first().and_then(|r| r.header("traceparent")) {
+        Some(tp) if tp.split('-').nth(1) == Some(trace_id.as_str()) => Ok(tp.to_string()),
         Some(tp) => Err(format!(
             "traceparent {tp} is not the host's trace {trace_id}"
         )),
@@ -318,7 +317,7 @@ async fn golden_watched(
 ) {
     let budget = Duration::from_secs(10);
     let deadline = Instant::now() + budget;
-    let task = golden_task("golden:ok", &stub.url, budget);
+    let task = golden_task(GOLDEN, &stub.url(), budget);
     let (sink, mut events) = ProgressSink::channel();
     let run = runtime.run_watched(
         adapter,
@@ -334,7 +333,7 @@ async fn golden_watched(
     }
     stub.take();
     let result = match outcome {
-        Ok((Ok(outcome), _)) if outcome.response.output == "golden answer" => {
+        Ok((Ok(outcome), _)) if outcome.response.output == format!("stub answer to: {GOLDEN}") => {
             if relayed.is_empty() {
                 Ok(
                     "answered; relayed no progress (watchers see only started and the result)"
@@ -376,7 +375,7 @@ async fn golden_interaction(
         resume_json: Some(r#"{"answer":42}"#.into()),
     };
     let deadline = Instant::now() + budget;
-    let task = golden_task("golden:ok", &stub.url, budget);
+    let task = golden_task(GOLDEN, &stub.url(), budget);
     let run = runtime.run_watched(adapter, task, asked, deadline, None);
     let outcome = tokio::time::timeout_at(deadline.into(), run).await;
     let requests = stub.take();
@@ -407,17 +406,18 @@ async fn golden_interaction(
     report.record("passes the task's agent and resume", result);
 
     let deadline = Instant::now() + budget;
-    let task = golden_task("golden:interrupt", &stub.url, budget);
+    let task = golden_task("interrupt", &stub.url(), budget);
     let run = runtime.run_watched(adapter, task, TaskInteraction::default(), deadline, None);
     let outcome = tokio::time::timeout_at(deadline.into(), run).await;
     stub.take();
     let result = match outcome {
         Ok((Ok(outcome), _)) => match outcome.interrupt.as_deref().map(parse_interrupt) {
-            Some(Ok(value)) if value == json!({"question": "golden?"}) => {
+            Some(Ok(value)) if value == interrupt_value() => {
                 Ok("input-required with the reply's interrupt".into())
             }
             Some(Ok(value)) => Err(format!(
-                "input-required with {value}, expected the reply's interrupt {{\"question\":\"golden?\"}}"
+                "input-required with {value}, expected the reply's interrupt {}",
+                interrupt_value()
             )),
             Some(Err(error)) => Err(format!("input-required, but {error}")),
             None => Err("answered without calling interaction.input-required".into()),
@@ -432,17 +432,18 @@ async fn golden_interaction(
 }
 
 fn request_shape(request: &Recorded, route: &str) -> Result<String, String> {
-    if request.method != Method::POST {
+    if request.method != "POST" {
         return Err(format!("method {}, expected POST", request.method));
     }
     if request.path != route {
         return Err(format!("path {}, expected its route {route}", request.path));
     }
     let body = &request.body;
+    let request_id = format!("adapter-check-{GOLDEN}");
     for (field, want) in [
-        ("goal", "golden:ok"),
+        ("goal", GOLDEN),
         ("federation_session_id", "adapter-check-session"),
-        ("request_id", "adapter-check-golden:ok"),
+        ("request_id", request_id.as_str()),
     ] {
         if body[field] != want {
             return Err(format!(
@@ -465,145 +466,4 @@ fn golden_task(goal: &str, wrapper_url: &str, budget: Duration) -> Task {
         wrapper_url: wrapper_url.into(),
         deadline_ms: Some(budget.as_millis() as u64),
     }
-}
-
-#[derive(Clone, Debug)]
-struct Recorded {
-    method: Method,
-    path: String,
-    traceparent: Option<String>,
-    body: Value,
-}
-
-/// The built-in stand-in for a wrapper: answers by the task's goal.
-#[derive(Clone)]
-struct StubWrapper {
-    url: String,
-    seen: Arc<Mutex<Vec<Recorded>>>,
-}
-
-impl StubWrapper {
-    async fn start() -> anyhow::Result<StubWrapper> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the stub wrapper")?;
-        let stub = StubWrapper {
-            url: format!("http://{}", listener.local_addr()?),
-            seen: Arc::default(),
-        };
-        let app = Router::new().fallback(answer).with_state(stub.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(stub)
-    }
-
-    fn take(&self) -> Vec<Recorded> {
-        std::mem::take(&mut *self.seen.lock().expect("stub lock poisoned"))
-    }
-}
-
-async fn answer(
-    State(stub): State<StubWrapper>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let goal = body["goal"].as_str().unwrap_or_default().to_string();
-    stub.seen
-        .lock()
-        .expect("stub lock poisoned")
-        .push(Recorded {
-            method,
-            path: uri.path().to_string(),
-            traceparent: headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: body.clone(),
-        });
-    let error = |status: StatusCode| {
-        let message = format!("adapter check: wrapper answers {}", status.as_u16());
-        (
-            status,
-            axum::Json(json!({"error": {"code": "check", "message": message}})),
-        )
-            .into_response()
-    };
-    match goal.as_str() {
-        "golden:422" => error(StatusCode::UNPROCESSABLE_ENTITY),
-        "golden:503" => error(StatusCode::SERVICE_UNAVAILABLE),
-        "golden:500" => error(StatusCode::INTERNAL_SERVER_ERROR),
-        "golden:notjson" => "<html>not json</html>".into_response(),
-        "golden:slow" => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            error(StatusCode::GATEWAY_TIMEOUT)
-        }
-        "golden:interrupt" => axum::Json(json!({
-            "output": "",
-            "status": "input_required",
-            "interrupt": {"question": "golden?"},
-            "agent": "golden-agent",
-            "federation_session_id": body["federation_session_id"],
-            "request_id": body["request_id"],
-            "resumed": false,
-        }))
-        .into_response(),
-        _ => {
-            let reply = json!({
-                "output": "golden answer",
-                "federation_session_id": body["federation_session_id"],
-                "request_id": body["request_id"],
-                "resumed": false,
-                "steps": [],
-            });
-            let streamed = headers
-                .get("accept")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|accept| accept.contains("application/x-ndjson"));
-            if streamed {
-                progress_stream(reply)
-            } else {
-                axum::Json(reply).into_response()
-            }
-        }
-    }
-}
-
-/// The agent wrapper's NDJSON progress stream for a run that answers `reply`.
-fn progress_stream(reply: Value) -> Response {
-    let events = [
-        ("started", json!({"framework": "check", "attempt": 1})),
-        (
-            "step",
-            json!({"name": "golden", "agent": "checker", "phase": "started"}),
-        ),
-        (
-            "llm_call",
-            json!({"model": "check", "agent": "checker", "step": "golden"}),
-        ),
-        (
-            "step",
-            json!({"name": "golden", "agent": "checker", "phase": "finished", "output": "ok"}),
-        ),
-        (
-            "checkpoint_saved",
-            json!({"step": "golden", "checkpoint": 1}),
-        ),
-        (
-            "completed",
-            json!({"reply": reply, "llm_calls": 1, "replayed": false}),
-        ),
-    ];
-    let body: String = events
-        .iter()
-        .enumerate()
-        .map(|(i, (kind, data))| {
-            format!(
-                "{}\n",
-                json!({"seq": i + 1, "type": kind, "trace_id": "", "ts": 0, "data": data})
-            )
-        })
-        .collect();
-    ([("content-type", "application/x-ndjson")], body).into_response()
 }

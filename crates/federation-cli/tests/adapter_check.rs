@@ -72,7 +72,7 @@ fn shipped_adapters_pass_and_broken_ones_fail_with_a_report() {
         );
         assert!(
             report.lines().any(|line| line.starts_with("PASS relays progress when watched")
-                && line.ends_with("4 progress events: step golden started; LLM call by checker (check); step golden finished; checkpoint saved after step golden")),
+                && line.ends_with("5 progress events: step research started; LLM call by researcher (stub); tool search called by researcher; step research finished; checkpoint saved after step research")),
             "{report}"
         );
     }

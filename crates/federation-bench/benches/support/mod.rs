@@ -1,24 +1,25 @@
 //! Bench support: the host's runtime with its outbound transport swapped for one that
-//! answers in-process (no socket), engines with the pooling and the on-demand
-//! allocator, a loopback HTTP stub standing in for the agent wrapper, and a percentile
-//! summary.
+//! answers in-process (no socket) with the stub wrapper's reply, engines with the
+//! pooling and the on-demand allocator, the test kit's stub wrapper over loopback HTTP,
+//! and a percentile summary.
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Bytes, http::HeaderMap, response::IntoResponse};
+use bytes::Bytes;
 use federation_runtime::bindings::{HttpError, Task};
 use federation_runtime::engine::{self, EngineLimits};
 use federation_runtime::outbound::{
     Origin, OutboundHttp, OutboundLimits, Transport, TransportRequest, TransportResponse,
 };
 use federation_runtime::{Adapter, AdapterCtx, AdapterRuntime, PolicyDefaults, SandboxPolicy};
+use federation_testkit::stub;
+use federation_wire::routes;
 use futures::future::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::json;
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 /// Largest linear memory per instance, as the host's default (`--max-memory-mib 64`).
@@ -139,51 +140,13 @@ pub const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 /// Bytes of each async stack kept resident (`PoolingResident`).
 pub const KEEP_RESIDENT_STACK: usize = 128 << 10;
 
-/// The wrapper reply the stubs send, shaped like the agent wrapper's `RunResponse`
-/// (`agent-wrapper/src/agent_wrapper/api/schemas.py`).
-pub fn wrapper_reply(body: &Value, trace_id: &str, graph: bool) -> Value {
-    json!({
-        "output": format!("stub answer to: {}", body["goal"].as_str().unwrap_or_default()),
-        "framework": if graph { "langgraph" } else { "crewai" },
-        "federation_session_id": body["federation_session_id"],
-        "request_id": body["request_id"],
-        "resumed": false,
-        "trace_id": trace_id,
-        "llm": {"provider": "offline", "model": "offline-deterministic"},
-        "steps": [
-            {"name": "research", "agent": "researcher", "output": "notes", "resumed_from_checkpoint": false},
-            {"name": "write", "agent": "writer", "output": "answer", "resumed_from_checkpoint": false}
-        ],
-        "history": [],
-        "state": {"store": "file", "run_count": 1, "checkpoint": null},
-    })
-}
-
-/// Starts the loopback stub wrapper on the current runtime; returns its base URL.
+/// Starts the test kit's stub wrapper (loopback HTTP) on the current runtime; returns
+/// its base URL and keeps it running.
 pub async fn start_stub_wrapper() -> String {
-    async fn handle(uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let trace_id = headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|tp| tp.split('-').nth(1))
-            .unwrap_or_default();
-        axum::Json(wrapper_reply(
-            &body,
-            trace_id,
-            uri.path() == "/v1/run_graph",
-        ))
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding the stub wrapper");
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, Router::new().fallback(handle))
-            .await
-            .unwrap()
-    });
-    format!("http://{addr}")
+    let stub = federation_testkit::StubWrapper::start().await;
+    let url = stub.url();
+    std::mem::forget(stub);
+    url
 }
 
 /// The task every bench runs: small, like an orchestrator's typical request.
@@ -208,9 +171,15 @@ pub struct CannedReply {
 }
 
 impl CannedReply {
+    /// The stub wrapper's reply to the bench's task.
     pub fn new(graph: bool) -> CannedReply {
+        let route = if graph {
+            routes::RUN_GRAPH
+        } else {
+            routes::RUN_CREW
+        };
         let body = json!({"goal": "g", "federation_session_id": "bench-session-0001", "request_id": "bench-request-0001"});
-        let reply = wrapper_reply(&body, "0af7651916cd43dd8448eb211c80319c", graph);
+        let reply = stub::reply("g", route, &body, "0af7651916cd43dd8448eb211c80319c");
         CannedReply {
             reply: serde_json::to_vec(&reply).unwrap().into(),
         }

@@ -1,23 +1,22 @@
-//! Test support: the real `agent-federation` binary as a child process, a recording
-//! stub wrapper, and a real OTLP receiver, all on loopback ports chosen at run time.
-#![allow(dead_code)]
-
-pub mod stub_wrapper;
+//! Test support: the real `agent-federation` binary as a child process, the test
+//! kit's recording stub wrapper, and a real OTLP receiver, all on loopback ports chosen
+//! at run time.
+#![allow(dead_code, unused_imports)]
 
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    os::unix::process::CommandExt,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    ops::{Deref, DerefMut},
+    path::{Path, PathBuf},
     sync::OnceLock,
     time::Duration,
 };
 
 use federation_proto::federation_service_client::FederationServiceClient;
 use federation_proto::{TaskRequest, TaskResponse};
+pub use federation_testkit::process::unused_url;
+use federation_testkit::process::{Host, Process};
+pub use federation_testkit::stub as stub_wrapper;
+use federation_testkit::stub::StubWrapper;
 use otlp_sink::OtlpSink;
-use stub_wrapper::StubWrapper;
 use tonic::transport::Channel;
 
 /// Directory holding the built adapters (see `scripts/build-adapters.sh`).
@@ -55,12 +54,9 @@ fn compile_cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
-/// A running host process; killed when dropped (its log is printed if a test failed).
-pub struct HostProcess {
-    child: Child,
-    pub addr: SocketAddr,
-    log: PathBuf,
-}
+/// A running `agent-federation serve`; killed when dropped (its log is printed if a
+/// test failed).
+pub struct HostProcess(Process);
 
 impl HostProcess {
     /// Starts `agent-federation serve` on 127.0.0.1:0 with `extra` flags.
@@ -70,7 +66,7 @@ impl HostProcess {
 
     /// Like [`HostProcess::start`], serving the adapters in `dir`.
     pub fn start_in(
-        dir: &std::path::Path,
+        dir: &Path,
         wrapper_url: &str,
         otlp_endpoint: &str,
         extra: &[&str],
@@ -80,99 +76,37 @@ impl HostProcess {
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agent-federation"));
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--wrapper-url",
-                wrapper_url,
-            ])
-            .arg("--adapters-dir")
-            .arg(dir)
+        let host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir)
             .arg("--compile-cache-dir")
             .arg(compile_cache_dir())
             .args(extra)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
+            .otlp(otlp_endpoint)
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
             .env(
                 "RUST_LOG",
                 "info,federation_host=debug,federation_runtime=debug",
             )
-            .stdout(Stdio::piped())
-            .stderr(log_file);
-        // The host dies with the thread that started it, even if the test binary aborts.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("starting agent-federation");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("agent-federation listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "host did not start ({line:?}); log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .parse()
-            .unwrap();
-        HostProcess { child, addr, log }
+            .start(log);
+        HostProcess(host)
     }
+}
 
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+impl Deref for HostProcess {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.0
     }
+}
 
-    pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.endpoint())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    pub async fn client(&self) -> FederationServiceClient<Channel> {
-        FederationServiceClient::connect(self.endpoint())
-            .await
-            .unwrap()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        self.child.wait().unwrap()
+impl DerefMut for HostProcess {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
     }
 }
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- host log {} ----\n{}", self.log.display(), self.log());
-        }
-    }
-}
 
 /// The stub wrapper, the OTLP sink and one host, started once per test binary on a
 /// runtime of their own (so they outlive each test's runtime).
@@ -190,9 +124,7 @@ pub fn env() -> &'static Env {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
-                let (stub, addr) = StubWrapper::start().await;
-                let sink = OtlpSink::start().await.unwrap();
-                let stub_url = format!("http://{addr}");
+                let (stub, stub_url, sink) = start_stub_and_sink().await;
                 let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
                 tx.send(Env {
                     stub,
@@ -211,9 +143,10 @@ pub fn env() -> &'static Env {
 /// Starts the stub and the sink on the calling test's runtime (for tests that need a
 /// host of their own).
 pub async fn start_stub_and_sink() -> (StubWrapper, String, OtlpSink) {
-    let (stub, addr) = StubWrapper::start().await;
+    let stub = StubWrapper::start().await;
     let sink = OtlpSink::start().await.unwrap();
-    (stub, format!("http://{addr}"), sink)
+    let url = stub.url();
+    (stub, url, sink)
 }
 
 /// A request for `backend` with a unique request id.
@@ -224,12 +157,6 @@ pub fn task(backend: &str, goal: &str) -> TaskRequest {
         request_id: format!("req-{}", uuid_like()),
         ..Default::default()
     }
-}
-
-/// An http URL on a loopback port nothing listens on.
-pub fn unused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
 }
 
 pub fn uuid_like() -> String {
