@@ -1,6 +1,7 @@
 //! Every failure the host answers, and its one mapping to `tonic::Status`: a task's
-//! ([`TaskError`], also for `GetAgentTask`/`CancelAgentTask` and `ListAgents`), the
-//! wrapper run API's ([`RunApiError`]) and `AdminService`'s ([`AdminError`]). Nothing
+//! ([`TaskError`], also for `GetAgentTask`/`CancelAgentTask` and `ListAgents`, whose
+//! wrapper failures it takes in), the wrapper run API's ([`RunApiError`]) and
+//! `AdminService`'s ([`AdminError`]). Nothing
 //! else in the host builds a `Status`. Also the answer of a task RPC: the trace id in
 //! the response, or in the `x-trace-id` metadata of its error.
 
@@ -13,7 +14,7 @@ use federation_runtime::bindings::AdapterError;
 use federation_runtime::{InterruptError, RollbackError, RunError};
 
 use crate::lifecycle::LifecycleError;
-use crate::wrapper_runs::RunApiError;
+use crate::wrapper_runs::{AgentsError, RunApiError};
 
 /// Why a `RunAgentTask` call failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +149,16 @@ pub fn upstream_code(status: u16) -> Code {
 impl From<TaskError> for Status {
     fn from(error: TaskError) -> Self {
         Status::new(error.code(), error.to_string())
+    }
+}
+
+impl From<AgentsError> for TaskError {
+    fn from(error: AgentsError) -> Self {
+        match error {
+            AgentsError::Unreachable(message) => TaskError::Unavailable(message),
+            AgentsError::Status { status, message } => TaskError::Upstream { status, message },
+            AgentsError::NoList(_) => TaskError::Internal(error.to_string()),
+        }
     }
 }
 

@@ -11,10 +11,20 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use federation_wire::{Agent, AgentList, RunRecord, routes};
 
-use crate::status::TaskError;
-
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why `GET /v1/agents` gave no agent list.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the wrapper's GET /v1/agents answered no agent list: {0}")]
+    NoList(String),
+}
+
+/// Why a call to the wrapper's run API failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunApiError {
     #[error("the wrapper has no run {request_id:?} in session {session:?}")]
@@ -51,7 +61,7 @@ impl WrapperRuns {
     }
 
     /// The agents the wrapper can run.
-    pub async fn agents(&self) -> Result<Vec<Agent>, TaskError> {
+    pub async fn agents(&self) -> Result<Vec<Agent>, AgentsError> {
         let url = routes::url(&self.base, routes::AGENTS);
         let response = self
             .client
@@ -59,25 +69,21 @@ impl WrapperRuns {
             .headers(trace_headers())
             .send()
             .await
-            .map_err(|e| TaskError::Unavailable(e.to_string()))?;
+            .map_err(|e| AgentsError::Unreachable(e.to_string()))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| TaskError::Unavailable(e.to_string()))?;
+            .map_err(|e| AgentsError::Unreachable(e.to_string()))?;
         if !status.is_success() {
-            return Err(TaskError::Upstream {
+            return Err(AgentsError::Status {
                 status: status.as_u16(),
                 message: federation_wire::upstream_message(&body),
             });
         }
         serde_json::from_slice::<AgentList>(&body)
             .map(|list| list.agents)
-            .map_err(|e| {
-                TaskError::Internal(format!(
-                    "the wrapper's GET /v1/agents answered no agent list: {e}"
-                ))
-            })
+            .map_err(|e| AgentsError::NoList(e.to_string()))
     }
 
     async fn call(

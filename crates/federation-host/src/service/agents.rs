@@ -27,7 +27,7 @@ impl<E: Executor> Federation<E> {
             .collect();
         // An unknown backend is refused before the wrapper is asked.
         let framework = framework_of(&backends, &request.into_inner().backend)?;
-        let agents = self.runs.agents().await?;
+        let agents = self.runs.agents().await.map_err(TaskError::from)?;
         Ok(Response::new(ListAgentsResponse {
             agents: agent_infos(agents, &backends, framework.as_deref()),
         }))

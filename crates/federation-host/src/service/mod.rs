@@ -1,7 +1,8 @@
-//! `FederationService`, one module per way to run a task: [`run`] (`RunAgentTask`, and
-//! the admission and execution every way shares), [`stream`] (`StreamAgentTask`: the
-//! task beside a stream of its progress), [`background`] (`StartAgentTask`,
-//! `GetAgentTask`, `CancelAgentTask`), and [`agents`] (`ListAgents`).
+//! `FederationService`, one module per way to run a task: `run` (`RunAgentTask`, and
+//! the admission and execution every way shares), `stream` (`StreamAgentTask`: the
+//! task beside a stream of its progress), `background` (`StartAgentTask`,
+//! `GetAgentTask`, `CancelAgentTask`, with this replica's `tasks`), and `agents`
+//! (`ListAgents`).
 //!
 //! A task is admitted (concurrency limits, validation, the adapter), then run by an
 //! [`Executor`] within the caller's deadline: the WebAssembly runtime in the host. A
@@ -12,6 +13,7 @@ mod agents;
 mod background;
 mod run;
 mod stream;
+mod tasks;
 
 use std::{future::Future, sync::Arc, time::Duration, time::Instant};
 
@@ -31,7 +33,7 @@ use federation_runtime::{
 };
 
 use crate::wrapper_runs::WrapperRuns;
-use background::AsyncTasks;
+use tasks::AsyncTasks;
 
 /// What runs an admitted task on its adapter; it must end by `deadline`, send the
 /// adapter's progress to `progress` when someone watches, and report what the task

@@ -25,7 +25,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
 use super::policy::{Origin, OutboundPolicy};
-use super::stream::LineStream;
+use super::span::{record_error, record_response};
+use super::stream::{BodyStream, LineStream};
 use crate::bindings::{HttpError, Method, Request, Response};
 
 /// Headers the host owns: a guest's values for them are dropped.
@@ -77,10 +78,6 @@ pub struct TransportResponse {
     pub content_length: Option<u64>,
     pub body: BodyStream,
 }
-
-/// A response body as it arrives.
-pub type BodyStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, HttpError>> + Send>>;
 
 /// What carries a prepared request and brings its response back: the network in the
 /// host ([`Reqwest`]), anything else in a test or a benchmark.
@@ -337,20 +334,6 @@ struct Prepared {
     slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-pub(super) fn record_response(span: &tracing::Span, status: u16, body_size: usize) {
-    span.record("http.response.status_code", i64::from(status));
-    span.record("http.response.body.size", body_size as i64);
-    if status >= 500 {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", i64::from(status));
-    }
-}
-
-pub(super) fn record_error(span: &tracing::Span, error: &HttpError) {
-    span.record("otel.status_code", "ERROR");
-    span.record("error.type", error_kind(error));
-}
-
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
@@ -403,16 +386,6 @@ fn classify(error: &reqwest::Error) -> HttpError {
         HttpError::Timeout(message)
     } else {
         HttpError::Transport(message)
-    }
-}
-
-fn error_kind(error: &HttpError) -> &'static str {
-    match error {
-        HttpError::Denied(_) => "denied",
-        HttpError::InvalidRequest(_) => "invalid_request",
-        HttpError::Transport(_) => "transport",
-        HttpError::Timeout(_) => "timeout",
-        HttpError::TooLarge(_) => "too_large",
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod policy;
+mod span;
 pub mod stream;
 
 use std::{
@@ -18,11 +19,11 @@ use std::{
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 pub use client::{
-    BodyStream, DEADLINE_HEADER, OutboundHttp, OutboundLimits, Reqwest, Transport,
-    TransportRequest, TransportResponse,
+    DEADLINE_HEADER, OutboundHttp, OutboundLimits, Reqwest, Transport, TransportRequest,
+    TransportResponse,
 };
 pub use policy::{Origin, OutboundPolicy};
-pub use stream::LineStream;
+pub use stream::{BodyStream, LineStream};
 
 use crate::bindings::federation::agent_backend::outbound_stream::ResponseStream;
 use crate::bindings::federation::agent_backend::{outbound_http, outbound_stream};

@@ -4,8 +4,12 @@
 use futures::StreamExt;
 use tracing::Instrument;
 
-use super::client::{BodyStream, record_error, record_response};
+use super::span::{record_error, record_response};
 use crate::bindings::HttpError;
+
+/// A response body as it arrives.
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, HttpError>> + Send>>;
 
 /// A response being read line by line. Holds the adapter's concurrency slot and the
 /// client span until it is dropped; the body counts against the same cap as a whole
