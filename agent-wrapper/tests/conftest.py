@@ -253,7 +253,7 @@ class WrapperProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.log = log
-        full_env = {**os.environ, **env, "OTEL_TRACES_EXPORTER": "none"}
+        full_env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent_wrapper", "--host", "127.0.0.1", "--port",
              str(self.port)],

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app = create_app(settings)
-    except RegistryError as exc:
+    except (RegistryError, ValueError) as exc:  # a broken registry, OTEL_* settings
         print(f"agent-wrapper: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

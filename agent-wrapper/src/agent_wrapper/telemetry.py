@@ -1,8 +1,12 @@
-"""OpenTelemetry setup: OTLP/HTTP export, FastAPI server spans, OpenInference spans.
+"""OpenTelemetry setup: OTLP export, FastAPI server spans, OpenInference spans with the
+GenAI conventions added (``semconv.py``).
 
-The standard ``OTEL_*`` variables configure the exporter (endpoint, headers,
-``OTEL_SERVICE_NAME``, ``OTEL_TRACES_EXPORTER=none`` to export nothing). Tests
-inject an exporter (e.g. ``InMemorySpanExporter``) instead. The framework
+The standard ``OTEL_*`` variables configure the exporter: endpoint, headers,
+``OTEL_SERVICE_NAME``, ``OTEL_TRACES_EXPORTER=none`` to export nothing, and
+``OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL``: ``http/protobuf`` (the default) or ``grpc``,
+so the wrapper and the host can share one collector endpoint. HTTP server spans use the
+stable HTTP conventions (``http.request.method``, ``url.path``, ...), as the host does.
+Tests inject an exporter (e.g. ``InMemorySpanExporter``) instead. The framework
 instrumentors patch process-wide state, so they are installed once per process.
 """
 
@@ -18,6 +22,8 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+
+from agent_wrapper.semconv import GenAISemconvExporter
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +44,47 @@ def setup_telemetry(span_exporter: SpanExporter | None = None) -> TracerProvider
     with _lock:
         if _provider is not None:
             return _provider
+        # Stable HTTP conventions (http.request.method, url.path, client.address, ...),
+        # the generation the host's spans use. Read once, by the first instrumentor.
+        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
         service = os.environ.get("OTEL_SERVICE_NAME") or DEFAULT_SERVICE_NAME
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
         if span_exporter is not None:
-            provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+            provider.add_span_processor(SimpleSpanProcessor(GenAISemconvExporter(span_exporter)))
         elif os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "none":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            # OTLPSpanExporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS itself.
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            provider.add_span_processor(
+                BatchSpanProcessor(GenAISemconvExporter(otlp_exporter())))
         trace.set_tracer_provider(provider)
         _instrument_frameworks(provider)
         _provider = provider
         return provider
+
+
+def otlp_protocol() -> str:
+    """``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else
+    ``http/protobuf``. Anything else is refused at start (a silent fallback would send
+    spans where no one listens)."""
+    value = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+             or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
+    value = value.strip().lower()
+    if value not in ("grpc", "http/protobuf"):
+        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={value!r} is not supported: use "
+                         "'grpc' or 'http/protobuf'")
+    return value
+
+
+def otlp_exporter() -> SpanExporter:
+    """The OTLP exporter for the configured protocol; each reads
+    ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS`` itself."""
+    if otlp_protocol() == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    return HttpExporter()
 
 
 def _instrument_frameworks(provider: TracerProvider) -> None:

@@ -54,6 +54,15 @@ class CallCounter:
             return self._value
 
 
+def usage(prompt_chars: int, completion_chars: int) -> dict[str, int]:
+    """Token counts for an offline call: about four characters a token (what crewai
+    itself assumes without a tokenizer), so spans and progress events carry usage."""
+    prompt, completion = max(1, prompt_chars // 4), max(1, completion_chars // 4)
+    return {"input_tokens": prompt, "output_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens": prompt, "completion_tokens": completion}
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -167,9 +176,13 @@ class OfflineCrewLLM(BaseLLM):
                                           from_task=from_task, from_agent=from_agent)
             self.counter.increment()
             text = _crew_reply(messages)
+            counts = usage(sum(len(content) for _, content in _as_text(messages)), len(text))
+            # What crewai's own providers do: the usage tracker is where crewai (and the
+            # OpenInference listener) read token counts from.
+            self._track_token_usage_internal(counts)
             self._emit_call_completed_event(response=text, call_type=LLMCallType.LLM_CALL,
                                             from_task=from_task, from_agent=from_agent,
-                                            messages=messages)
+                                            messages=messages, usage=counts)
             return text
 
     def supports_function_calling(self) -> bool:
@@ -215,7 +228,12 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         self.counter.increment()
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+        message = self._reply(messages)
+        counts = usage(sum(len(str(m.content)) for m in messages),
+                       len(str(message.content)) + len(str(message.tool_calls or "")))
+        message.usage_metadata = {key: counts[key]
+                                  for key in ("input_tokens", "output_tokens", "total_tokens")}
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)),
