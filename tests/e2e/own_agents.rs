@@ -10,8 +10,8 @@ use federation_proto::task_event::Event;
 use federation_proto::task_progress::Kind;
 use federation_proto::task_response::State;
 use federation_proto::{ListAgentsRequest, TaskRequest};
+use federation_testkit::process::stream_events;
 use serde_json::{Value, json};
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::processes::Stack;
@@ -146,15 +146,7 @@ async fn a_graph_asks_for_input_streams_its_tool_call_and_resumes_in_one_trace()
     streamed
         .metadata_mut()
         .insert("traceparent", tp.parse().unwrap());
-    let mut stream = client
-        .stream_agent_task(streamed)
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        events.push(event.unwrap());
-    }
+    let events = stream_events(&mut client, streamed).await.unwrap();
     let tool_calls: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.event {

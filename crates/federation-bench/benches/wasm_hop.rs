@@ -24,6 +24,7 @@
 mod support;
 
 use std::{
+    future::Future,
     hint::black_box,
     sync::Arc,
     time::{Duration, Instant},
@@ -136,20 +137,23 @@ fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(30)
 }
 
+/// Times `iters` runs of `one`, one after the other, on `rt`.
+fn timed<F: Future<Output = ()>>(rt: &Runtime, iters: u64, mut one: impl FnMut() -> F) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            one().await;
+        }
+        start.elapsed()
+    })
+}
+
 fn bench_hops(c: &mut Criterion, fx: &Fixture) {
-    let task = fx.task();
+    let task = &fx.task();
     let mut group = c.benchmark_group("hop_stubbed");
     for a in &fx.adapters {
         group.bench_function(format!("{}/{}", a.name, a.allocator.label()), |b| {
-            b.iter_custom(|iters| {
-                fx.rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        a.stubbed.hop(&task).await;
-                    }
-                    start.elapsed()
-                })
-            })
+            b.iter_custom(|iters| timed(&fx.rt, iters, || a.stubbed.hop(task)))
         });
     }
     group.finish();
@@ -158,16 +162,12 @@ fn bench_hops(c: &mut Criterion, fx: &Fixture) {
     for a in &fx.adapters {
         group.bench_function(format!("{}/{}", a.name, a.allocator.label()), |b| {
             b.iter_custom(|iters| {
-                fx.rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let mut store = a.stubbed.store();
-                        let pre = a.stubbed.adapter.instance_pre();
-                        let instance = pre.instantiate_async(&mut store).await.unwrap();
-                        black_box(&instance);
-                        drop(store);
-                    }
-                    start.elapsed()
+                timed(&fx.rt, iters, || async {
+                    let mut store = a.stubbed.store();
+                    let pre = a.stubbed.adapter.instance_pre();
+                    let instance = pre.instantiate_async(&mut store).await.unwrap();
+                    black_box(&instance);
+                    drop(store);
                 })
             })
         });
@@ -188,7 +188,7 @@ fn bench_hops(c: &mut Criterion, fx: &Fixture) {
                     let instance = pre.instantiate_async(&mut store).await.unwrap();
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let response = instance.call_run_task(&mut store, &task).await.unwrap();
+                        let response = instance.call_run_task(&mut store, task).await.unwrap();
                         assert!(response.is_ok());
                     }
                     start.elapsed()
@@ -202,14 +202,9 @@ fn bench_hops(c: &mut Criterion, fx: &Fixture) {
     for a in &fx.adapters {
         group.bench_function(format!("{}/{}", a.name, a.allocator.label()), |b| {
             b.iter_custom(|iters| {
-                fx.rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let (outcome, usage) =
-                            a.runtime.run(&a.loaded, task.clone(), deadline()).await;
-                        black_box((outcome.expect("task failed").response, usage));
-                    }
-                    start.elapsed()
+                timed(&fx.rt, iters, || async {
+                    let (outcome, usage) = a.runtime.run(&a.loaded, task.clone(), deadline()).await;
+                    black_box((outcome.expect("task failed").response, usage));
                 })
             })
         });
@@ -230,51 +225,31 @@ fn bench_outbound(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("policy_check", |b| {
         b.iter(|| fx.policy.outbound.check(black_box(&url)).unwrap())
     });
-    group.bench_function(
-        "host_send (OutboundHttp::send, in-process transport)",
-        |b| {
+    let request = &request;
+    for (label, outbound) in [
+        (
+            "host_send (OutboundHttp::send, in-process transport)",
+            &fx.in_process,
+        ),
+        (
+            "host_send (OutboundHttp::send, loopback stub)",
+            &*fx.outbound,
+        ),
+    ] {
+        group.bench_function(label, |b| {
             b.iter_custom(|iters| {
-                fx.rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let response = fx
-                            .in_process
-                            .send(&fx.policy.outbound, request.clone(), deadline())
-                            .await
-                            .unwrap();
-                        black_box(response);
-                    }
-                    start.elapsed()
-                })
-            })
-        },
-    );
-    group.bench_function("host_send (OutboundHttp::send, loopback stub)", |b| {
-        b.iter_custom(|iters| {
-            fx.rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let response = fx
-                        .outbound
+                timed(&fx.rt, iters, || async {
+                    let response = outbound
                         .send(&fx.policy.outbound, request.clone(), deadline())
                         .await
                         .unwrap();
                     assert_eq!(response.status, 200);
-                }
-                start.elapsed()
+                })
             })
-        })
-    });
+        });
+    }
     group.bench_function("raw_reqwest (same POST, loopback stub)", |b| {
-        b.iter_custom(|iters| {
-            fx.rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    raw_post(&raw, &request).await;
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&fx.rt, iters, || raw_post(&raw, request)))
     });
     group.finish();
 }

@@ -169,54 +169,38 @@ async fn run(args: RunArgs, stub: StubWrapper, pinned: bool) -> anyhow::Result<(
     let mut targets = Vec::new();
     for name in &args.targets {
         let started = Instant::now();
-        let (label, process) = match name.as_str() {
+        // Both serve with the host's flags: `agent-federation serve` and the
+        // baseline's `native-serve` (the same service over a native executor).
+        let (label, bin, subcommand) = match name.as_str() {
             "wasm" => {
                 let bin = match &args.host_bin {
                     Some(bin) => bin.clone(),
                     None => procs::sibling_binary("agent-federation")?,
                 };
-                let mut command = Command::new(&bin);
-                command
-                    .args([
-                        "serve",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--wrapper-url",
-                        &stub.url(),
-                    ])
-                    .arg("--adapters-dir")
-                    .arg(&args.adapters_dir)
-                    .env("OTEL_TRACES_EXPORTER", "none");
-                let process = Launch::new("host", command, logs.join("host.log"))
-                    .ready_line(HOST_READY)
-                    .pin_to_cpu(server_cpu)
-                    .start()?;
-                ("wasm", process)
+                ("wasm", bin, "serve")
             }
-            "native" => {
-                let mut command = Command::new(std::env::current_exe()?);
-                command
-                    .args([
-                        "native-serve",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--wrapper-url",
-                        &stub.url(),
-                    ])
-                    .arg("--adapters-dir")
-                    .arg(&args.adapters_dir)
-                    .env("OTEL_TRACES_EXPORTER", "none");
-                if args.native_no_nodelay {
-                    command.arg("--no-nodelay");
-                }
-                let process = Launch::new("native", command, logs.join("native.log"))
-                    .ready_line(HOST_READY)
-                    .pin_to_cpu(server_cpu)
-                    .start()?;
-                ("native", process)
-            }
+            "native" => ("native", std::env::current_exe()?, "native-serve"),
             other => bail!("unknown target {other:?} (wasm, native)"),
         };
+        let mut command = Command::new(&bin);
+        command
+            .args([
+                subcommand,
+                "--listen",
+                "127.0.0.1:0",
+                "--wrapper-url",
+                &stub.url(),
+            ])
+            .arg("--adapters-dir")
+            .arg(&args.adapters_dir)
+            .env("OTEL_TRACES_EXPORTER", "none");
+        if label == "native" && args.native_no_nodelay {
+            command.arg("--no-nodelay");
+        }
+        let process = Launch::new(label, command, logs.join(format!("{label}.log")))
+            .ready_line(HOST_READY)
+            .pin_to_cpu(server_cpu)
+            .start()?;
         println!(
             "  {label}: pid {}, {}, ready in {:.2} s, log {}",
             process.pid(),

@@ -4,23 +4,7 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::dist_dir;
-
-/// Runs the check; (exit code, stdout).
-fn check(file: &Path, extra: &[&str]) -> (i32, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
-        .args(["adapter", "check"])
-        .arg(file)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
-}
+use support::{adapter_check as check, assert_interaction_checks_pass, dist_dir};
 
 #[test]
 fn shipped_adapters_pass_and_broken_ones_fail_with_a_report() {
@@ -62,14 +46,7 @@ fn shipped_adapters_pass_and_broken_ones_fail_with_a_report() {
         );
         assert!(report.contains("exports: describe, run-task"), "{report}");
         // Built against 0.1.2 through the SDK: agent, resume and interrupts.
-        assert!(
-            report.contains("PASS passes the task's agent and resume"),
-            "{report}"
-        );
-        assert!(
-            report.contains("PASS asks for input on an interrupt"),
-            "{report}"
-        );
+        assert_interaction_checks_pass(report);
         assert!(
             report.lines().any(|line| line.starts_with("PASS relays progress when watched")
                 && line.ends_with("5 progress events: step research started; LLM call by researcher (stub); tool search called by researcher; step research finished; checkpoint saved after step research")),

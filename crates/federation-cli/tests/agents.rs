@@ -17,10 +17,10 @@ use federation_proto::task_response;
 use federation_proto::{
     AgentTaskStatus, GetAgentTaskRequest, ListAgentsRequest, TaskRequest, TaskResponse,
 };
+use federation_testkit::process::stream_events;
 use serde_json::{Value, json};
 use support::stub_wrapper::interrupt_value;
 use support::{HostProcess, env, run, start_stub_and_sink, task, unused_url};
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 async fn run_ok(request: TaskRequest) -> TaskResponse {
@@ -136,15 +136,12 @@ async fn a_run_that_asks_for_input_ends_input_required_with_its_question() {
 async fn a_streamed_run_that_asks_for_input_ends_with_input_required() {
     let request = with_session(task("langgraph", "interrupt"));
     let mut client = env().host.client().await;
-    let mut stream = client
-        .stream_agent_task(request.clone())
+    let events: Vec<Event> = stream_events(&mut client, request.clone())
         .await
         .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        events.push(event.unwrap().event.unwrap());
-    }
+        .into_iter()
+        .map(|event| event.event.unwrap())
+        .collect();
 
     assert!(matches!(events[0], Event::Started(_)));
     assert!(

@@ -6,7 +6,10 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{HostProcess, dist_dir, run, start_stub_and_sink, task};
+use support::{
+    HostProcess, adapter_check, assert_interaction_checks_pass, dist_dir, run, start_stub_and_sink,
+    task,
+};
 use tonic::Code;
 
 fn component() -> std::path::PathBuf {
@@ -21,24 +24,12 @@ fn component() -> std::path::PathBuf {
 
 #[test]
 fn the_python_adapter_passes_adapter_check() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
-        .args(["adapter", "check"])
-        .arg(component())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}");
+    let (code, report) = adapter_check(&component(), &[]);
+    assert_eq!(code, 0, "{report}");
     assert!(report.contains("http-agent 0.2.0"), "{report}");
     assert!(report.contains(", 0 failed"), "{report}");
     // componentize-py imports the whole world, so `interaction` too: it must use it.
-    assert!(
-        report.contains("PASS passes the task's agent and resume"),
-        "{report}"
-    );
-    assert!(
-        report.contains("PASS asks for input on an interrupt"),
-        "{report}"
-    );
+    assert_interaction_checks_pass(&report);
 }
 
 #[tokio::test]

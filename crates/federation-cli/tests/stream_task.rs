@@ -11,19 +11,14 @@ use std::time::Duration;
 use federation_proto::task_event::Event;
 use federation_proto::task_progress::Kind;
 use federation_proto::{TaskEvent, TaskRequest};
+use federation_testkit::process::stream_events;
 use support::{env, task};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
 /// Streams `request` and collects every event until the stream ends.
 async fn stream_all(request: TaskRequest) -> Result<Vec<TaskEvent>, tonic::Status> {
-    let mut client = env().host.client().await;
-    let mut stream = client.stream_agent_task(request).await?.into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        events.push(event?);
-    }
-    Ok(events)
+    stream_events(&mut env().host.client().await, request).await
 }
 
 fn kinds(events: &[TaskEvent]) -> Vec<String> {
@@ -190,15 +185,7 @@ async fn a_stream_past_the_response_cap_is_cut_off() {
     let host = support::HostProcess::start(&stub_url, &sink.grpc_endpoint(), &cap);
     let mut client = host.client().await;
     let request = with_session(task("crewai", "stream-big-event"));
-    let mut stream = client
-        .stream_agent_task(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        events.push(event.unwrap());
-    }
+    let events = stream_events(&mut client, request).await.unwrap();
     // The events before the oversized one were relayed; then the cap ended the run.
     assert!(kinds(&events).contains(&"CheckpointSaved".to_string()));
     let Some(Event::Failed(failed)) = &events.last().unwrap().event else {

@@ -17,6 +17,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use federation_proto::federation_service_client::FederationServiceClient;
+use federation_proto::{TaskEvent, TaskRequest};
 use tonic::transport::Channel;
 
 /// The line `agent-federation serve` prints once it listens, before the address.
@@ -276,6 +277,20 @@ impl Host {
             .start()
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
+}
+
+/// Every event of a `StreamAgentTask` call, in order; the error when the call is
+/// refused or the stream breaks.
+pub async fn stream_events(
+    client: &mut FederationServiceClient<Channel>,
+    request: impl tonic::IntoRequest<TaskRequest>,
+) -> Result<Vec<TaskEvent>, tonic::Status> {
+    let mut stream = client.stream_agent_task(request).await?.into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await? {
+        events.push(event);
+    }
+    Ok(events)
 }
 
 /// Pins the calling thread (and the threads it starts later) to `cpu`.

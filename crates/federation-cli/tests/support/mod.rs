@@ -49,6 +49,34 @@ pub fn adapters_dir() -> PathBuf {
     .clone()
 }
 
+/// Runs `agent-federation adapter check FILE` with `extra` flags; its exit code and
+/// report (stdout).
+pub fn adapter_check(file: &Path, extra: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        .args(["adapter", "check"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// An adapter that imports `interaction` (contract 0.1.2) passed its checks: it passes
+/// a task's agent and resume on, and asks for input on an interrupt.
+pub fn assert_interaction_checks_pass(report: &str) {
+    assert!(
+        report.contains("PASS passes the task's agent and resume"),
+        "{report}"
+    );
+    assert!(
+        report.contains("PASS asks for input on an interrupt"),
+        "{report}"
+    );
+}
+
 /// The compiled-adapter cache shared by every host the tests start.
 fn compile_cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")

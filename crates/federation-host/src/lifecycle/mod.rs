@@ -219,57 +219,54 @@ impl AdapterLifecycle {
             // Same bytes and manifest as last time (e.g. touched): nothing to do, except
             // that a forced reload retries a rejected file (its rejection may have been
             // transient, such as a name conflict since resolved).
-            if let Some(file) = known
-                && file.digest == digest
-                && file.policy_digest == policy_digest
-                && policy.is_ok()
-                && (file.accepted || !force)
-            {
-                let accepted = file.accepted;
-                state.files.insert(
-                    path,
-                    FileState {
-                        stamp,
-                        digest,
-                        policy_digest,
-                        serves,
-                        accepted,
-                    },
-                );
-                continue;
-            }
-            let outcome = match policy {
-                Ok(policy) => {
-                    self.apply(
-                        bytes,
-                        digest.clone(),
-                        source,
-                        Arc::new(policy),
-                        Some(&path),
-                        &serves,
-                    )
-                    .await
-                }
-                Err(error) => Err(self.reject(source, digest.clone(), error.to_string(), &serves)),
-            };
-            let accepted = outcome.is_ok();
-            let serves = match outcome {
-                Ok((adapter, installed)) => {
-                    let name = adapter.info.name.clone();
-                    if !matches!(installed, Installed::Unchanged) {
-                        report.loaded.push(adapter);
-                    }
-                    // The file now describes another name: the old name's build goes.
-                    if let Some(old) = serves.filter(|old| *old != name)
-                        && self.unload_if_from(&old, &path).await
-                    {
-                        report.unloaded.push(old);
-                    }
-                    Some(name)
-                }
-                Err(rejection) => {
-                    report.rejected.push(rejection);
-                    serves
+            let unchanged = known
+                .filter(|file| {
+                    file.digest == digest
+                        && file.policy_digest == policy_digest
+                        && policy.is_ok()
+                        && (file.accepted || !force)
+                })
+                .map(|file| file.accepted);
+            let (serves, accepted) = match unchanged {
+                Some(accepted) => (serves, accepted),
+                None => {
+                    let outcome = match policy {
+                        Ok(policy) => {
+                            self.apply(
+                                bytes,
+                                digest.clone(),
+                                source,
+                                Arc::new(policy),
+                                Some(&path),
+                                &serves,
+                            )
+                            .await
+                        }
+                        Err(error) => {
+                            Err(self.reject(source, digest.clone(), error.to_string(), &serves))
+                        }
+                    };
+                    let accepted = outcome.is_ok();
+                    let serves = match outcome {
+                        Ok((adapter, installed)) => {
+                            let name = adapter.info.name.clone();
+                            if !matches!(installed, Installed::Unchanged) {
+                                report.loaded.push(adapter);
+                            }
+                            // The file now describes another name: the old name's build goes.
+                            if let Some(old) = serves.filter(|old| *old != name)
+                                && self.unload_if_from(&old, &path).await
+                            {
+                                report.unloaded.push(old);
+                            }
+                            Some(name)
+                        }
+                        Err(rejection) => {
+                            report.rejected.push(rejection);
+                            serves
+                        }
+                    };
+                    (serves, accepted)
                 }
             };
             state.files.insert(
@@ -349,78 +346,66 @@ impl AdapterLifecycle {
         serves: &Option<String>,
     ) -> Result<(Arc<Adapter>, Installed), Rejection> {
         let span = lifecycle_span("load", &source);
-        let result = self
-            .apply_in_span(bytes, digest, source, policy, file, serves)
-            .instrument(span.clone())
-            .await;
+        let load = async {
+            let adapter = match self.registry.find_by_digest(&digest) {
+                Some(known) if known.is_build(&digest, &policy) => known,
+                // Same component, new manifest: rewrap, no compile.
+                Some(known) => Arc::new(known.with_policy(policy)),
+                None => match self.runtime.load_bytes(bytes, source.clone(), policy).await {
+                    Ok(adapter) => Arc::new(adapter),
+                    Err(error) => {
+                        return Err(self.reject(source, digest, error.to_string(), serves));
+                    }
+                },
+            };
+            let name = adapter.info.name.clone();
+            if file.is_some()
+                && let Some(current) = self.registry.get(&name)
+                && current.source != source
+                && current.source != UPLOAD_SOURCE
+                && Path::new(&current.source).exists()
+            {
+                let reason = format!(
+                    "adapter name {name:?} is already served from {}; rename or remove one",
+                    current.source
+                );
+                return Err(self.reject(source, digest, reason, serves));
+            }
+            let installed = self.registry.install(adapter.clone());
+            match &installed {
+                Installed::Added => tracing::info!(
+                    adapter = %name,
+                    version = %adapter.info.version,
+                    framework = %adapter.info.framework,
+                    digest = %adapter.digest,
+                    source = %source,
+                    load_ms = adapter.load_time.as_secs_f64() * 1e3,
+                    from_cache = adapter.from_cache,
+                    "adapter loaded"
+                ),
+                Installed::Swapped { old } => tracing::info!(
+                    adapter = %name,
+                    version = %adapter.info.version,
+                    digest = %adapter.digest,
+                    old_version = %old.info.version,
+                    old_digest = %old.digest,
+                    source = %source,
+                    load_ms = adapter.load_time.as_secs_f64() * 1e3,
+                    from_cache = adapter.from_cache,
+                    "adapter swapped"
+                ),
+                Installed::Unchanged => {
+                    tracing::debug!(adapter = %name, digest = %adapter.digest, "adapter unchanged");
+                }
+            }
+            self.events.changed(LifecycleEvent::Serving(name)).await;
+            Ok((adapter, installed))
+        };
+        let result = load.instrument(span.clone()).await;
         if result.is_err() {
             span.record("otel.status_code", "ERROR");
         }
         result
-    }
-
-    async fn apply_in_span(
-        &self,
-        bytes: Vec<u8>,
-        digest: String,
-        source: String,
-        policy: Arc<SandboxPolicy>,
-        file: Option<&Path>,
-        serves: &Option<String>,
-    ) -> Result<(Arc<Adapter>, Installed), Rejection> {
-        let adapter = match self.registry.find_by_digest(&digest) {
-            Some(known) if known.is_build(&digest, &policy) => known,
-            // Same component, new manifest: rewrap, no compile.
-            Some(known) => Arc::new(known.with_policy(policy)),
-            None => match self.runtime.load_bytes(bytes, source.clone(), policy).await {
-                Ok(adapter) => Arc::new(adapter),
-                Err(error) => {
-                    return Err(self.reject(source, digest, error.to_string(), serves));
-                }
-            },
-        };
-        let name = adapter.info.name.clone();
-        if file.is_some()
-            && let Some(current) = self.registry.get(&name)
-            && current.source != source
-            && current.source != UPLOAD_SOURCE
-            && Path::new(&current.source).exists()
-        {
-            let reason = format!(
-                "adapter name {name:?} is already served from {}; rename or remove one",
-                current.source
-            );
-            return Err(self.reject(source, digest, reason, serves));
-        }
-        let installed = self.registry.install(adapter.clone());
-        match &installed {
-            Installed::Added => tracing::info!(
-                adapter = %name,
-                version = %adapter.info.version,
-                framework = %adapter.info.framework,
-                digest = %adapter.digest,
-                source = %source,
-                load_ms = adapter.load_time.as_secs_f64() * 1e3,
-                from_cache = adapter.from_cache,
-                "adapter loaded"
-            ),
-            Installed::Swapped { old } => tracing::info!(
-                adapter = %name,
-                version = %adapter.info.version,
-                digest = %adapter.digest,
-                old_version = %old.info.version,
-                old_digest = %old.digest,
-                source = %source,
-                load_ms = adapter.load_time.as_secs_f64() * 1e3,
-                from_cache = adapter.from_cache,
-                "adapter swapped"
-            ),
-            Installed::Unchanged => {
-                tracing::debug!(adapter = %name, digest = %adapter.digest, "adapter unchanged");
-            }
-        }
-        self.events.changed(LifecycleEvent::Serving(name)).await;
-        Ok((adapter, installed))
     }
 
     /// Records a rejected load; the build serving `serves` (if any) stays.
