@@ -3,28 +3,28 @@
 //! WebAssembly adapter (`federation_runtime`), with one OpenTelemetry trace from the
 //! caller to every LLM call. The `agent-federation` binary (`federation-cli`) serves it.
 //!
-//! A request's path: [`server`] (tonic, server span, arrival time) → [`service`]
-//! (deadline in [`deadline`], validation in [`task`], admission, execution on an
+//! A request's path: `server` (tonic, server span, arrival time) → `service`
+//! (deadline in `deadline`, validation in `task`, admission, execution on an
 //! [`Executor`]) → `federation_runtime` (a fresh adapter instance per task; its
 //! outbound HTTP is the adapter's only way out) → the agent wrapper. Every failure
-//! becomes its gRPC status in [`status`]. Beside it: [`admin`] (`AdminService`),
-//! [`lifecycle`] (the adapters directory, swaps and rollbacks), [`wrapper_runs`] (the
-//! wrapper's run API), [`telemetry`] and the serve [`config`].
+//! becomes its gRPC status in `status`. Beside it: `admin` (`AdminService`),
+//! `lifecycle` (the adapters directory, swaps and rollbacks), `wrapper_runs` (the
+//! wrapper's run API), `telemetry` and the serve `config`.
 
-pub mod admin;
-pub mod config;
-pub mod deadline;
-pub mod lifecycle;
-pub mod server;
-pub mod service;
-pub mod status;
-pub mod task;
-pub mod telemetry;
-pub mod wrapper_runs;
+mod admin;
+mod config;
+mod deadline;
+mod lifecycle;
+mod server;
+mod service;
+mod status;
+mod task;
+mod telemetry;
+mod wrapper_runs;
 
 pub use admin::AdminToken;
-pub use config::ServeArgs;
+pub use config::{ServeArgs, parse_admin_token};
 pub use server::{serve, serve_with, shutdown_signal};
 pub use service::{Executor, Federation, ServiceConfig};
-pub use status::TaskError;
+pub use status::{AdminError, TaskError};
 pub use telemetry::Telemetry;
