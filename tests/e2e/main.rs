@@ -4,6 +4,7 @@
 //! orchestrator's `traceparent` to the LLM spans of a real CrewAI crew and a real
 //! LangGraph graph.
 
+mod durable;
 mod own_agents;
 mod processes;
 mod resume;

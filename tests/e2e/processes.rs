@@ -13,11 +13,11 @@ use federation_testkit::process::{Host, Launch, Process, free_port};
 use otlp_sink::OtlpSink;
 use tonic::transport::Channel;
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn required_env(name: &str) -> String {
+pub fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the end-to-end suite through scripts/test.sh")
     })
@@ -113,7 +113,7 @@ impl Stack {
     }
 }
 
-fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16, env: &[(String, String)]) -> Process {
+pub fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16, env: &[(String, String)]) -> Process {
     let venv = PathBuf::from(required_env("AGENT_WRAPPER_VENV"));
     let mut command = Command::new(venv.join("bin/python"));
     command
