@@ -13,8 +13,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        # Fail fast with the reason (e.g. openai provider without base URL/model).
-        print(f"agent-wrapper: invalid configuration:\n{exc}", file=sys.stderr)
+        # Fail fast with the reason (e.g. openai provider without base URL/model), but
+        # never with the values given: pydantic's own text quotes the inputs, and for a
+        # model-level check that is every setting, the API key included.
+        reasons = "\n".join(
+            f"  {'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False))
+        print(f"agent-wrapper: invalid configuration:\n{reasons}", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(prog="agent-wrapper", description=__doc__)
     parser.add_argument("--host", default=settings.host,

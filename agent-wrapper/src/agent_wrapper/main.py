@@ -70,8 +70,11 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         state.store.close()
         telemetry.shutdown()
 
+    docs = settings.api_docs
     app = FastAPI(title="agent-federation agent wrapper", version=__version__,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     app.state.wrapper = state
     app.include_router(router)
     app.include_router(runs_router)

@@ -40,6 +40,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
+
+
 def new_document(session_id: str) -> dict[str, Any]:
     return {"version": DOC_VERSION, "session_id": session_id, "run_count": 0,
             "history": [], "agents": {}, "updated_at": _now()}
@@ -117,10 +121,13 @@ class SessionRun:
             os._exit(17)
 
     def finish(self, framework: str, agent: str, request_id: str | None, goal: str,
-               output: str) -> None:
-        """Record the finished run and save it."""
+               output: str, *, max_runs: int = 100, max_chars: int = 8_000) -> None:
+        """Record the finished run and save it. The history keeps the newest
+        ``max_runs`` runs, goal and output each cut to ``max_chars`` characters."""
         self.history.append({"request_id": request_id, "framework": framework, "agent": agent,
-                             "goal": goal, "output": output, "finished_at": _now()})
+                             "goal": _cut(goal, max_chars), "output": _cut(output, max_chars),
+                             "finished_at": _now()})
+        del self.history[:-max_runs]
         self.document["run_count"] = int(self.document.get("run_count", 0)) + 1
         self.save()
 

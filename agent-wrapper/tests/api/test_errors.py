@@ -135,5 +135,10 @@ def test_health_and_openapi(client: TestClient) -> None:
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
     assert ready["llm"]["provider"] == "offline"
-    paths = client.get("/openapi.json").json()["paths"]
+    assert client.get("/openapi.json").status_code == 404, "docs are off by default"
+    assert client.get("/docs").status_code == 404
+
+
+def test_openapi_when_enabled(make_client) -> None:
+    paths = make_client(api_docs=True).get("/openapi.json").json()["paths"]
     assert {"/v1/run_crew", "/v1/run_graph", "/healthz", "/readyz"} <= set(paths)

@@ -51,3 +51,21 @@ def test_offline_model_is_deterministic() -> None:
     assert "Writer on: Same prompt" in offline_answer(prompt)
     other = [prompt[0], {"role": "user", "content": "Current Task: Other prompt"}]
     assert offline_answer(other) != offline_answer(prompt)
+
+
+def test_a_sessions_history_keeps_the_newest_runs_each_cut_to_size(make_client) -> None:
+    client = make_client(history_max_runs=2, history_max_chars=100)
+    for goal in ("first " + "x" * 300, "second", "third"):
+        reply = client.post("/v1/run_crew", json={"goal": goal, "federation_session_id": "cap"})
+        assert reply.status_code == 200, reply.text
+    history = reply.json()["history"]
+    assert [h["goal"][:6] for h in history] == ["second", "third"]
+    assert all(len(h["output"]) <= 100 + len("… [9999 more chars]") for h in history)
+    assert reply.json()["state"]["run_count"] == 3
+
+
+def test_a_long_goal_is_cut_in_the_history_not_in_the_run(make_client) -> None:
+    client = make_client(history_max_chars=100)
+    reply = client.post("/v1/run_crew", json={"goal": "g" * 500, "federation_session_id": "cut"})
+    entry = reply.json()["history"][-1]
+    assert entry["goal"] == "g" * 100 + "… [400 more chars]"

@@ -164,3 +164,14 @@ def test_file_store_deletes_expired_records_lazily(tmp_path: Path) -> None:
     assert not (runs / "s-6" / "a.json").exists(), "deleted when read after expiry"
     assert store.sweep_expired_runs() == 1
     assert sorted(p.name for p in (runs / "s-7").glob("*.json")) == ["c.json"]
+
+
+def test_the_file_store_removes_temp_files_a_killed_writer_left(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "runs" / "s-1").mkdir(parents=True)
+    (state / ".s-1.abc123.tmp").write_text("{half")
+    (state / "runs" / "s-1" / ".r-1.def456.tmp").write_text("{half")
+    (state / "s-2.json").write_text("{}")
+    store = FileStateStore(state)
+    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == ["s-2.json"]
+    assert store.load("s-2") == {}

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     llm_provider: Literal["offline", "openai"] = "offline"
     llm_base_url: str | None = None
     llm_model: str | None = None
-    llm_api_key: str | None = None
+    # A secret: shown as '**********' in reprs and never in a configuration error.
+    llm_api_key: SecretStr | None = None
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
 
@@ -44,6 +45,16 @@ class Settings(BaseSettings):
     max_runs: int = Field(default=32, ge=1)
     # Runs allowed to wait in the queue; beyond it: 503 overloaded with Retry-After.
     max_queued: int = Field(default=1000, ge=0)
+
+    # /docs, /redoc and /openapi.json describe every route to whoever asks: off unless
+    # an operator turns them on.
+    api_docs: bool = False
+
+    # What a session keeps of its finished runs: the newest history_max_runs, each goal
+    # and output cut to history_max_chars characters (a long history made every later
+    # request on the session slower, then failed it).
+    history_max_runs: int = Field(default=100, ge=1)
+    history_max_chars: int = Field(default=8_000, ge=100)
 
     # The registry of the user's own agents (agents.toml); unset: built-ins only.
     agents_file: Path | None = None

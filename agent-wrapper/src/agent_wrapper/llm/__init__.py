@@ -46,7 +46,7 @@ class LLMFactory:
             return LLM(
                 model=f"openai/{self.settings.llm_model}",
                 base_url=self.settings.llm_base_url,
-                api_key=self.settings.llm_api_key or "unused",
+                api_key=self._api_key(),
                 timeout=self.settings.llm_timeout_seconds,
                 max_retries=self.settings.llm_max_retries,
             )
@@ -60,11 +60,15 @@ class LLMFactory:
             return ChatOpenAI(
                 model=str(self.settings.llm_model),
                 base_url=self.settings.llm_base_url,
-                api_key=self.settings.llm_api_key or "unused",
+                api_key=self._api_key(),
                 timeout=self.settings.llm_timeout_seconds,
                 max_retries=self.settings.llm_max_retries,
             )
         return OfflineChatModel(counter=bundle.counter)
+
+    def _api_key(self) -> str:
+        key = self.settings.llm_api_key
+        return key.get_secret_value() if key is not None else "unused"
 
     def configured(self) -> list[str]:
         """Reasons the LLM is not usable (empty when ready)."""

@@ -67,6 +67,8 @@ class RunDeps:
     records: RunRecords
     llm_factory: LLMFactory
     crash_after_step: int | None = None
+    history_max_runs: int = 100
+    history_max_chars: int = 8_000
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -144,7 +146,8 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
                 span.set_attribute("federation.status", "input_required")
             else:
                 session.finish(job.framework, job.agent, job.request_id, job.body.goal,
-                               result.output)
+                               result.output, max_runs=deps.history_max_runs,
+                               max_chars=deps.history_max_chars)
             reply = _reply(job, deps, bundle, session, result)
         except Exception as exc:
             error = control.raised or classify_error(exc, session)

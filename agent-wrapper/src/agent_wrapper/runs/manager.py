@@ -268,7 +268,9 @@ class RunManager:
 
     def _work(self, active: ActiveRun) -> None:
         deps = RunDeps(store=self.store, records=self.records, llm_factory=self.llm_factory,
-                       crash_after_step=self.settings.test_crash_after_step)
+                       crash_after_step=self.settings.test_crash_after_step,
+                       history_max_runs=self.settings.history_max_runs,
+                       history_max_chars=self.settings.history_max_chars)
         outcome = Outcome(error=WrapperError("internal error: the run did not finish"))
         try:
             outcome = execute(active.job, deps)

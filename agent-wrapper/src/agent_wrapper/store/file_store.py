@@ -16,6 +16,7 @@ deletes the expired records of all sessions.
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -27,6 +28,8 @@ from typing import Any
 from agent_wrapper.core.errors import StoreUnavailable
 from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
+
+log = logging.getLogger(__name__)
 
 # Expired run records of sessions nobody touches again are swept this often.
 SWEEP_INTERVAL_S = 60.0
@@ -61,6 +64,20 @@ class FileStateStore(StateStore):
         self.runs_directory = self.directory / "runs"
         self._last_sweep = time.monotonic()
         self._sweep_mutex = threading.Lock()
+        self.remove_leftover_temp_files()
+
+    def remove_leftover_temp_files(self) -> int:
+        """Delete temp files a process killed mid-write left behind (``.<name>.*.tmp``:
+        never a document, which is only replaced by a complete file)."""
+        removed = 0
+        for directory in (self.directory, *self.runs_directory.glob("*")):
+            for leftover in directory.glob(".*.tmp") if directory.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+                    removed += 1
+        if removed:
+            log.info("file store: removed %d temp files left by an interrupted write", removed)
+        return removed
 
     def _path(self, session_id: str, suffix: str) -> Path:
         validate_session_id(session_id)
