@@ -86,7 +86,9 @@ pub fn wrapper_payload(
 
 /// POSTs `body` as JSON to `{task.wrapper_url}{route}` and returns the reply object.
 ///
-/// Non-2xx replies become `upstream-status` with the wrapper's message; transport
+/// Non-2xx replies become `upstream-status` with the wrapper's message, its error code
+/// and `Retry-After` tagged in front (`[overloaded retry-after=2] …`, see
+/// `federation_wire::tag`) for the host to read back; transport
 /// failures and timeouts keep their kind so the host can pick the right gRPC code.
 pub fn post_json(
     task: &Task,
@@ -98,7 +100,10 @@ pub fn post_json(
     if !(200..300).contains(&response.status) {
         return Err(AdapterError::UpstreamStatus(UpstreamStatus {
             status: response.status,
-            message: federation_wire::upstream_message(&response.body),
+            message: federation_wire::upstream_detail(
+                &response.body,
+                retry_after(&response.headers),
+            ),
         }));
     }
     match serde_json::from_slice::<Value>(&response.body) {
@@ -111,6 +116,14 @@ pub fn post_json(
             federation_wire::excerpt(&response.body)
         ))),
     }
+}
+
+/// The `Retry-After` header of a response (names are lowercase).
+fn retry_after(headers: &[(String, String)]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(name, _)| name == "retry-after")
+        .map(|(_, value)| value.as_str())
 }
 
 /// A JSON POST of `body` to `{task.wrapper_url}{route}` that accepts `accept`, with the
@@ -156,9 +169,10 @@ pub fn stream_json(
             body.extend_from_slice(&line);
             body.push(b'\n');
         }
+        let headers = response.headers();
         return Err(AdapterError::UpstreamStatus(UpstreamStatus {
             status: response.status(),
-            message: federation_wire::upstream_message(&body),
+            message: federation_wire::upstream_detail(&body, retry_after(&headers)),
         }));
     }
     while let Some(line) = response.read_line().map_err(http_error_to_adapter_error)? {

@@ -150,6 +150,9 @@ pub async fn serve_with<E: Executor>(
     let server = Server::builder()
         .trace_fn(server_span)
         .layer(tower::util::MapRequestLayer::new(stamp_arrival))
+        .layer(tower::util::MapResponseLayer::new(
+            crate::status::codec_error::<tonic::body::Body>,
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(FederationServiceServer::new(federation))

@@ -33,7 +33,10 @@ pub fn validate(
     wrapper_url: &str,
     deadline_left: Duration,
 ) -> Result<ValidTask, TaskError> {
-    let invalid = |message: String| Err(TaskError::InvalidArgument(message));
+    let invalid = |message: String| {
+        let field = message.split(' ').next().unwrap_or_default().to_string();
+        Err(TaskError::invalid(field, message))
+    };
     if request.backend.trim().is_empty() {
         return invalid("backend is required (e.g. \"crewai\" or \"langgraph\")".into());
     }
@@ -48,7 +51,7 @@ pub fn validate(
     }
     let input_data = match &request.input_data {
         Some(data) => struct_to_json(data)
-            .map_err(|e| TaskError::InvalidArgument(format!("input_data: {e}")))?,
+            .map_err(|e| TaskError::invalid(input_data_field(&e), format!("input_data: {e}")))?,
         None => serde_json::Map::new(),
     };
     let input_data = serde_json::Value::Object(input_data).to_string();
@@ -97,26 +100,41 @@ fn interaction(
     resume: Option<&prost_types::Value>,
 ) -> Result<TaskInteraction, TaskError> {
     if !agent.is_empty() && !agent_is_valid(&agent) {
-        return Err(TaskError::InvalidArgument(format!(
-            "agent must be empty (the backend's default) or 1..{MAX_AGENT_CHARS} chars of \
+        return Err(TaskError::invalid(
+            "agent",
+            format!(
+                "agent must be empty (the backend's default) or 1..{MAX_AGENT_CHARS} chars of \
              [A-Za-z0-9._:-]"
-        )));
+            ),
+        ));
     }
     let resume_json = match resume {
         None => None,
         Some(value) => {
             let json = value_to_json(value)
-                .map_err(|e| TaskError::InvalidArgument(format!("resume: {e}")))?
+                .map_err(|e| TaskError::invalid("resume", format!("resume: {e}")))?
                 .to_string();
             if json.len() > MAX_RESUME_BYTES {
-                return Err(TaskError::InvalidArgument(format!(
-                    "resume is larger than {MAX_RESUME_BYTES} bytes as JSON"
-                )));
+                return Err(TaskError::invalid(
+                    "resume",
+                    format!("resume is larger than {MAX_RESUME_BYTES} bytes as JSON"),
+                ));
             }
             Some(json)
         }
     };
     Ok(TaskInteraction { agent, resume_json })
+}
+
+/// The field of `input_data` a conversion error names (`input_data.a.b` for the error
+/// `a: b: 1 is not a JSON number`).
+fn input_data_field(error: &str) -> String {
+    let mut parts: Vec<&str> = error.split(": ").collect();
+    parts.pop();
+    std::iter::once("input_data")
+        .chain(parts)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Whether `agent` is a valid agent name (the wrapper's registry names).
@@ -137,10 +155,13 @@ fn id_or_new(field: &str, id: String) -> Result<String, TaskError> {
     if id_is_valid(&id) {
         Ok(id)
     } else {
-        Err(TaskError::InvalidArgument(format!(
-            "{field} must be 1..{MAX_ID_CHARS} chars of [A-Za-z0-9._:-], not starting with '.' \
+        Err(TaskError::invalid(
+            field,
+            format!(
+                "{field} must be 1..{MAX_ID_CHARS} chars of [A-Za-z0-9._:-], not starting with '.' \
              and without '..'"
-        )))
+            ),
+        ))
     }
 }
 
@@ -171,7 +192,7 @@ mod tests {
         let mut r = request();
         mutate(&mut r);
         match validate(r, "http://w", Duration::from_secs(1)) {
-            Err(TaskError::InvalidArgument(m)) => m,
+            Err(TaskError::InvalidArgument { message, .. }) => message,
             Err(other) => panic!("wrong error {other:?}"),
             Ok(_) => panic!("accepted"),
         }

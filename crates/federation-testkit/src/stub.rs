@@ -2,7 +2,8 @@
 //! types) and answering by the task's goal:
 //!
 //! - `status:NNN` answers that HTTP status (500 with a Python traceback, others with the
-//!   wrapper's error body); `slow:MS` waits first; `huge` sends 2 MiB; `notjson` sends
+//!   wrapper's error body, code `stub`); `wrapper-error:CODE` answers the wrapper's
+//!   error `CODE` with its status ([`WRAPPER_ERRORS`]; `overloaded` with `Retry-After`); `slow:MS` waits first; `huge` sends 2 MiB; `notjson` sends
 //!   text; `interrupt` ends the run `input_required` with [`interrupt_value`];
 //!   [`HOLD_GOAL`] waits until [`StubWrapper::release`] (at most two minutes).
 //! - Anything else gets a full success reply ([`reply`]): output `stub answer to:
@@ -362,6 +363,9 @@ async fn handle(
         let error = ErrorBody::new("stub", format!("stub refuses with {code}"));
         return (status, axum::Json(error)).into_response();
     }
+    if let Some(code) = goal.strip_prefix("wrapper-error:") {
+        return wrapper_error(code);
+    }
     if let Some(ms) = goal.strip_prefix("slow:") {
         tokio::time::sleep(Duration::from_millis(ms.parse().expect("slow:MS"))).await;
     }
@@ -404,6 +408,49 @@ async fn handle(
         return progress_stream(&goal, reply, &trace_id);
     }
     axum::Json(reply).into_response()
+}
+
+/// The HTTP status of each error code of the wrapper (`agent-wrapper`'s
+/// `core/errors.py`).
+pub const WRAPPER_ERRORS: &[(&str, u16)] = &[
+    ("internal", 500),
+    ("bad_request", 400),
+    ("invalid_input", 422),
+    ("payload_too_large", 413),
+    ("session_busy", 409),
+    ("store_unavailable", 503),
+    ("llm_failure", 502),
+    ("run_not_found", 404),
+    ("request_id_reused", 412),
+    ("canceled", 499),
+    ("run_superseded", 409),
+    ("deadline_exceeded", 504),
+    ("shutting_down", 503),
+    ("overloaded", 503),
+    ("agent_not_found", 404),
+    ("no_pending_interrupt", 412),
+    ("input_required", 412),
+];
+
+/// The `Retry-After` (seconds) the stub sends with `overloaded`, as the wrapper's
+/// full run queue does.
+pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 7;
+
+/// The wrapper's error reply for `code` (goal `wrapper-error:CODE`): its status and
+/// error body, with `Retry-After` for `overloaded`.
+fn wrapper_error(code: &str) -> Response {
+    let status = WRAPPER_ERRORS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, status)| *status)
+        .expect("wrapper-error:CODE names a code of WRAPPER_ERRORS");
+    let status = StatusCode::from_u16(status).expect("a status");
+    let body = axum::Json(ErrorBody::new(code, format!("stub wrapper error {code}")));
+    if code == "overloaded" {
+        let retry = OVERLOADED_RETRY_AFTER_SECS.to_string();
+        return (status, [("retry-after", retry)], body).into_response();
+    }
+    (status, body).into_response()
 }
 
 /// The wrapper's NDJSON progress stream for `goal`, ending (normally) with `reply`.

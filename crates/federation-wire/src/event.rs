@@ -126,10 +126,13 @@ impl Event {
                     .get("message")
                     .and_then(Value::as_str)
                     .unwrap_or("the wrapper's run failed");
-                Some(End::Failed {
-                    status,
-                    message: crate::truncate(message),
-                })
+                let message = crate::truncate(message);
+                // The wrapper's error code, tagged in front as for an error reply.
+                let message = match self.data.get("code").and_then(Value::as_str) {
+                    Some(code) => crate::tag(code, None, &message),
+                    None => message,
+                };
+                Some(End::Failed { status, message })
             }
             _ => None,
         }

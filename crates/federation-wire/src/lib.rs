@@ -19,7 +19,10 @@ mod request;
 pub mod routes;
 
 pub use agents::{Agent, AgentList};
-pub use error::{ErrorBody, ErrorDetail, MAX_ERROR_EXCERPT, excerpt, truncate, upstream_message};
+pub use error::{
+    ErrorBody, ErrorDetail, MAX_ERROR_EXCERPT, Tagged, excerpt, tag, truncate, untag,
+    upstream_code, upstream_detail, upstream_message,
+};
 pub use event::{End, Event, EventType, progress_message};
 pub use record::{RunFailure, RunProgress, RunRecord, RunStatus};
 pub use reply::{

@@ -18,7 +18,7 @@ use federation_proto::{
 use federation_wire::{RunRecord, RunStatus};
 
 use super::{Executor, Federation, task_id};
-use crate::status::{TaskError, answer, upstream_code};
+use crate::status::{TaskContext, TaskError, answer, upstream_code};
 use crate::task::{id_is_valid, validate};
 use crate::telemetry::current_trace_id;
 use crate::wrapper_runs::RunApiError;
@@ -55,8 +55,9 @@ impl<E: Executor> Federation<E> {
         let span = tracing::info_span!("agent_task", otel.name = "agent task (started)", federation.task_id = %task_id);
         let handle = tokio::spawn(
             async move {
+                let context = TaskContext::of(&request);
                 let result = this.run_task(request, budget, Instant::now()).await;
-                let result = answer(result, trace_id);
+                let result = answer(result, trace_id, &context);
                 this.started.finish(&id, result);
             }
             .instrument(span),
@@ -110,9 +111,10 @@ fn parse_task_id(task_id: &str) -> Result<(&str, &str), TaskError> {
         .split_once('/')
         .filter(|(session, request_id)| id_is_valid(session) && id_is_valid(request_id))
         .ok_or_else(|| {
-            TaskError::InvalidArgument(format!(
-                "task_id {task_id:?} is not \"<federation_session_id>/<request_id>\""
-            ))
+            TaskError::invalid(
+                "task_id",
+                format!("task_id {task_id:?} is not \"<federation_session_id>/<request_id>\""),
+            )
         })
 }
 

@@ -23,7 +23,7 @@ use federation_runtime::{
 
 use super::{Executor, Federation};
 use crate::deadline::arrival_and_budget;
-use crate::status::{TaskError, answer, code_name};
+use crate::status::{TaskContext, TaskError, answer, code_name};
 use crate::task::validate;
 use crate::telemetry::current_trace_id;
 use crate::wrapper_runs::CancelOnDrop;
@@ -37,8 +37,10 @@ impl<E: Executor> Federation<E> {
         let (received, budget) = arrival_and_budget(&request, self.config.default_task_timeout);
         tracing::debug!(?budget, since_arrival = ?received.elapsed(), "task budget");
         let trace_id = current_trace_id();
-        let result = self.run_task(request.into_inner(), budget, received).await;
-        answer(result, trace_id).map(Response::new)
+        let request = request.into_inner();
+        let context = TaskContext::of(&request);
+        let result = self.run_task(request, budget, received).await;
+        answer(result, trace_id, &context).map(Response::new)
     }
 
     pub(super) async fn run_task(

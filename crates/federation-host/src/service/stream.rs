@@ -20,7 +20,7 @@ use federation_runtime::{Progress, ProgressSink};
 
 use super::{Executor, Federation, task_id};
 use crate::deadline::arrival_and_budget;
-use crate::status::{answer, error_status};
+use crate::status::{TaskContext, answer, error_status};
 use crate::telemetry::current_trace_id;
 
 impl<E: Executor> Federation<E> {
@@ -31,9 +31,11 @@ impl<E: Executor> Federation<E> {
         let (received, budget) = arrival_and_budget(&request, self.config.default_task_timeout);
         let trace_id = current_trace_id();
         // Refusals before the task starts fail the call itself.
+        let request = request.into_inner();
+        let context = TaskContext::of(&request);
         let admitted = self
-            .admit(request.into_inner(), budget)
-            .map_err(|error| error_status(error, &trace_id))?;
+            .admit(request, budget)
+            .map_err(|error| error_status(error, &trace_id, &context))?;
         let task_id = task_id(
             &admitted.task.federation_session_id,
             &admitted.task.request_id,
@@ -59,7 +61,7 @@ impl<E: Executor> Federation<E> {
         let task = tokio::spawn(
             async move {
                 let result = this.execute(admitted, received, Some(sink)).await;
-                let last = match answer(result, final_trace_id) {
+                let last = match answer(result, final_trace_id, &context) {
                     Ok(response) if response.state() == task_response::State::InputRequired => {
                         task_event::Event::InputRequired(response)
                     }
