@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # request on the session slower, then failed it).
     history_max_runs: int = Field(default=100, ge=1)
     history_max_chars: int = Field(default=8_000, ge=100)
+    # A session untouched this long is forgotten (document, run records, checkpoints);
+    # 0 keeps sessions forever. Default: 30 days.
+    session_idle_ttl_s: float = Field(default=30 * 86_400, ge=0)
 
     # The registry of the user's own agents (agents.toml); unset: built-ins only.
     agents_file: Path | None = None

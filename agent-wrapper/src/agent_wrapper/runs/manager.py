@@ -161,6 +161,7 @@ class RunManager:
     _mutex: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _dispatcher: threading.Thread | None = None
+    _sweeper: threading.Thread | None = None
     # Set when a run slot frees up: the dispatcher looks for queued work at once.
     _slot_freed: threading.Event = field(default_factory=threading.Event)
 
@@ -294,13 +295,30 @@ class RunManager:
 
     # -- the durable queue's worker loop -----------------------------------------------
     def start(self) -> None:
-        """Start taking queued runs (SQL stores): whenever this worker has a free slot it
-        claims the oldest waiting run, or one whose worker's lease passed."""
+        """Start the background work: expiring idle sessions, and (SQL stores) taking
+        queued runs: whenever this worker has a free slot it claims the oldest waiting
+        run, or one whose worker's lease passed."""
+        if self.settings.session_idle_ttl_s > 0 and self._sweeper is None:
+            self._sweeper = threading.Thread(target=self._expire_loop, daemon=True,
+                                             name="session-expiry")
+            self._sweeper.start()
         if not self.store.supports_queue or self._dispatcher is not None:
             return
         self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
                                             name="run-queue")
         self._dispatcher.start()
+
+    def _expire_loop(self) -> None:
+        idle = self.settings.session_idle_ttl_s
+        # A tenth of the idle time, between 1 s and 10 min: an idle session lives at most
+        # ~10% longer than configured, and a quiet wrapper scans rarely.
+        interval = min(max(idle / 10, 1.0), 600.0)
+        while not self._stop.wait(interval):
+            try:
+                if expired := self.store.expire_idle_sessions(idle):
+                    log.info("expired %d sessions idle for over %.0f s", expired, idle)
+            except Exception:
+                log.warning("session expiry failed", exc_info=True)
 
     def _dispatch_loop(self) -> None:
         poll = self.settings.run_poll_ms / 1000
@@ -527,8 +545,9 @@ class RunManager:
         runs stopped this way go back to the queue for another worker."""
         self._stop.set()
         self._slot_freed.set()
-        if self._dispatcher is not None:
-            self._dispatcher.join(5)
+        for thread in (self._dispatcher, self._sweeper):
+            if thread is not None:
+                thread.join(5)
         with self._mutex:
             running = list(self._running)
         for active in running:

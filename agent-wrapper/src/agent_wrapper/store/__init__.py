@@ -10,8 +10,9 @@ from agent_wrapper.store.sql_store import PostgresStateStore, SqliteStateStore
 def build_store(settings: Settings) -> StateStore:
     """Return the backend named by ``AGENT_WRAPPER_STORE``."""
     if settings.store == "redis":
+        idle_ms = int(settings.session_idle_ttl_s * 1000) or None
         return RedisStateStore(settings.redis_url, prefix=settings.redis_key_prefix,
-                               lock_ttl_ms=settings.lock_ttl_ms)
+                               lock_ttl_ms=settings.lock_ttl_ms, session_ttl_ms=idle_ms)
     if settings.store == "postgres":
         return PostgresStateStore(settings.database_url.get_secret_value(),
                                   lock_ttl_ms=settings.lock_ttl_ms)

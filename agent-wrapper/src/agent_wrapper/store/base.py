@@ -74,6 +74,12 @@ class StateStore(ABC):
     def close(self) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """Release backend resources."""
 
+    def expire_idle_sessions(self, idle_s: float) -> int:
+        """Forget sessions untouched for ``idle_s`` seconds (their document, run records
+        and graph checkpoints) and return how many; stores that expire keys by
+        themselves (Redis) do nothing here."""
+        return 0
+
     def langgraph_saver(self, lock: SessionLock | None) -> Any:
         """A context manager giving LangGraph's maintained checkpointer on this store's
         database (every checkpoint kept, fenced by ``lock``), or None: the store keeps

@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -142,6 +143,26 @@ class FileStateStore(StateStore):
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot delete session {session_id!r}: {exc}") from exc
+
+    def expire_idle_sessions(self, idle_s: float) -> int:
+        cutoff = time.time() - idle_s
+        expired = 0
+        for path in self.directory.glob("*.json") if self.directory.is_dir() else ():
+            session_id = path.stem
+            with contextlib.suppress(OSError, ValueError):
+                if path.stat().st_mtime >= cutoff:
+                    continue
+                lock = self.try_lock(session_id)
+                if lock is None:
+                    continue  # running right now: not idle
+                try:
+                    path.unlink()
+                    shutil.rmtree(self.runs_directory / session_id, ignore_errors=True)
+                    self._path(session_id, ".lock").unlink(missing_ok=True)
+                    expired += 1
+                finally:
+                    lock.release()
+        return expired
 
     def try_lock(self, session_id: str) -> SessionLock | None:
         path = self._path(session_id, ".lock")

@@ -66,10 +66,12 @@ class RedisStateStore(StateStore):
     kind = "redis"
 
     def __init__(self, url: str, *, prefix: str = "agent-federation",
-                 lock_ttl_ms: int = 30_000) -> None:
+                 lock_ttl_ms: int = 30_000, session_ttl_ms: int | None = None) -> None:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self.prefix = prefix
         self.lock_ttl_ms = lock_ttl_ms
+        # Sessions idle this long expire by themselves (PX set at every save).
+        self.session_ttl_ms = session_ttl_ms
         self._release = self.client.register_script(_RELEASE)
         self._renew = self.client.register_script(_RENEW)
 
@@ -94,7 +96,7 @@ class RedisStateStore(StateStore):
         key = self._key("session", session_id)
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         try:
-            self.client.set(key, data)  # SET replaces atomically
+            self.client.set(key, data, px=self.session_ttl_ms)  # SET replaces atomically
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 

@@ -247,6 +247,31 @@ class SqlStateStore(StateStore):
                           (session_id, request_id, _dumps(new), _now_ms() + max(1, ttl_ms)))
             return new
 
+    def expire_idle_sessions(self, idle_s: float) -> int:
+        cutoff = _now_ms() - int(idle_s * 1000)
+        with self.transaction() as cur:
+            idle = self._execute(cur, "SELECT session_id, document FROM federation_sessions "
+                                      "WHERE updated_at_ms < ?", (cutoff,)).fetchall()
+        expired = 0
+        for session_id, document in idle:
+            lock = self.try_lock(session_id)
+            if lock is None:
+                continue  # running right now: not idle
+            try:
+                agents = json.loads(document).get("agents") or {}
+                threads = [session_id, *(f"{session_id}#{name}" for name in agents)]
+                with self.langgraph_saver(None) as saver:
+                    for thread in threads:
+                        saver.delete_thread(thread)
+                with self.transaction(f"lock:{session_id}") as cur:
+                    for table in ("federation_sessions", "federation_runs", "federation_queue"):
+                        self._execute(cur, f"DELETE FROM {table} WHERE session_id = ?",  # noqa: S608
+                                      (session_id,))
+                expired += 1
+            finally:
+                lock.release()
+        return expired
+
     # -- the run queue ----------------------------------------------------------------------
     def enqueue(self, session_id: str, request_id: str, job: dict[str, Any], *,
                 claimed: bool, max_queued: int) -> bool:
