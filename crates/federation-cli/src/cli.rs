@@ -26,6 +26,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send one RunAgentTask to a running host and print the result and its trace id.
     Call(CallArgs),
+    /// Start a task in the background (StartAgentTask) and print its task id.
+    Start(StartArgs),
+    /// Report a background task (GetAgentTask): its state, and its result when done.
+    Get(TaskIdArgs),
+    /// Cancel a background task (CancelAgentTask) and print its state.
+    Cancel(TaskIdArgs),
     /// List the agents a running host's wrapper can run (ListAgents), with the
     /// backends that run each.
     Agents(AgentsArgs),
@@ -67,6 +73,9 @@ pub enum AdapterCommand {
 pub struct AdaptersArgs {
     #[command(flatten)]
     pub host: HostAddress,
+    /// Print the outcome as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// The host's admin token.
     #[arg(long, env = "FEDERATION_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
     pub admin_token: AdminToken,
@@ -122,10 +131,47 @@ pub struct HealthArgs {
     /// Service to check: empty for the whole host, `backend/<name>` for one adapter.
     #[arg(long, default_value = "")]
     pub service: String,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TaskIdArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// The task id StartAgentTask answered (`<federation_session_id>/<request_id>`).
+    pub task_id: String,
+    /// Print the task's status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// Print the reply as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CallArgs {
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// Watch the task run (StreamAgentTask): print each progress event as it comes.
+    #[arg(long)]
+    pub stream: bool,
+    /// Print the whole response as JSON (with --stream: one JSON event per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A task, as `call` and `start` send it. `--input`, `--context` and `--resume` take
+/// their value as given, from `@FILE`, or from standard input with `-`.
+#[derive(Args, Debug, Clone)]
+pub struct TaskArgs {
     #[command(flatten)]
     pub host: HostAddress,
     /// Adapter to run (e.g. crewai, langgraph).
@@ -136,17 +182,17 @@ pub struct CallArgs {
     #[arg(long, default_value = "")]
     pub agent: String,
     /// Answer to the question the session's run asked (a task that ended
-    /// INPUT_REQUIRED), as JSON, or @FILE holding it: continues that run.
-    #[arg(long, value_name = "JSON|@FILE")]
+    /// INPUT_REQUIRED), as JSON, @FILE holding it, or - for stdin: continues that run.
+    #[arg(long, value_name = "JSON|@FILE|-")]
     pub resume: Option<String>,
     /// What the agents should achieve.
     #[arg(long)]
     pub goal: String,
-    /// Background for the agents.
-    #[arg(long, default_value = "")]
+    /// Background for the agents (text, @FILE, or - for stdin).
+    #[arg(long, default_value = "", value_name = "TEXT|@FILE|-")]
     pub context: String,
-    /// input_data as a JSON object.
-    #[arg(long, default_value = "{}")]
+    /// input_data as a JSON object (or @FILE, or - for stdin).
+    #[arg(long, default_value = "{}", value_name = "JSON|@FILE|-")]
     pub input: String,
     /// Session to run in (resumes its state); a new one when omitted.
     #[arg(long, default_value = "")]
@@ -163,12 +209,6 @@ pub struct CallArgs {
     /// Caller metadata passed to the adapter, KEY=VALUE (repeatable).
     #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub metadata: Vec<(String, String)>,
-    /// Watch the task run (StreamAgentTask): print each progress event as it comes.
-    #[arg(long)]
-    pub stream: bool,
-    /// Print the whole response as JSON (with --stream: one JSON event per line).
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

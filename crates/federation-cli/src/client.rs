@@ -4,28 +4,99 @@
 use anyhow::Context;
 use tonic::metadata::MetadataValue;
 
-use crate::cli::{AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs};
+use crate::cli::{
+    AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs, StartArgs, TaskArgs, TaskIdArgs,
+};
+use federation_host::code_name;
 use federation_proto::federation_service_client::FederationServiceClient;
 use federation_proto::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 use federation_proto::{
-    AgentInfo, ListAgentsRequest, TaskRequest, TaskResponse, task_event, task_progress,
-    task_response,
+    AgentInfo, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest, TaskRequest,
+    TaskResponse, agent_task_status, task_event, task_progress, task_response,
 };
+use tonic_types::StatusExt;
 
-/// Sends one task; prints the result (or the gRPC error) and returns the exit code.
-/// With `--stream`, prints the task's progress events as they arrive first.
-pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
-    let input = match serde_json::from_str(&args.input).context("--input is not JSON")? {
-        serde_json::Value::Object(map) => json_to_struct(map),
-        _ => anyhow::bail!("--input must be a JSON object"),
+/// Exit codes of the client subcommands, by gRPC code class (README: "Exit codes").
+pub mod exit {
+    use tonic::Code;
+
+    pub const OK: i32 = 0;
+    /// Anything that is not a gRPC status: a file that cannot be read, a host that
+    /// answers nonsense, a background task that failed without a code.
+    pub const FAILURE: i32 = 1;
+    /// A command line clap or the client refused (bad flag, --input not JSON).
+    pub const USAGE: i32 = 2;
+    pub const INVALID: i32 = 3;
+    pub const NOT_FOUND: i32 = 4;
+    pub const CONFLICT: i32 = 5;
+    pub const RETRY_LATER: i32 = 6;
+    pub const DEADLINE: i32 = 7;
+    pub const CANCELLED: i32 = 8;
+    pub const DENIED: i32 = 9;
+    pub const SERVER_FAULT: i32 = 10;
+
+    /// The exit code of a call that ended with `code`.
+    pub fn of(code: Code) -> i32 {
+        match code {
+            Code::Ok => OK,
+            Code::InvalidArgument | Code::OutOfRange => INVALID,
+            Code::NotFound => NOT_FOUND,
+            Code::FailedPrecondition | Code::Aborted | Code::AlreadyExists => CONFLICT,
+            Code::Unavailable | Code::ResourceExhausted => RETRY_LATER,
+            Code::DeadlineExceeded => DEADLINE,
+            Code::Cancelled => CANCELLED,
+            Code::Unauthenticated | Code::PermissionDenied => DENIED,
+            Code::Internal | Code::Unknown | Code::DataLoss | Code::Unimplemented => SERVER_FAULT,
+        }
+    }
+}
+
+/// A connected FederationService client; a host that cannot be reached is reported
+/// like an `UNAVAILABLE` answer (exit [`exit::RETRY_LATER`]).
+async fn connect(addr: &str) -> Result<FederationServiceClient<tonic::transport::Channel>, i32> {
+    match FederationServiceClient::connect(addr.to_string()).await {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            eprintln!("error: UNAVAILABLE: connecting to {addr}: {e}");
+            Err(exit::RETRY_LATER)
+        }
+    }
+}
+
+/// Builds the task of `call`/`start`; `Err` is a usage error already printed.
+fn task_request(args: TaskArgs) -> Result<tonic::Request<TaskRequest>, i32> {
+    let usage = |e: anyhow::Error| {
+        eprintln!("error: {e:#}");
+        exit::USAGE
     };
-    let resume = args.resume.as_deref().map(resume_value).transpose()?;
-    let mut client = FederationServiceClient::connect(args.host.addr.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.host.addr))?;
+    let stdin_flags = [Some(&args.input), Some(&args.context), args.resume.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|v| v.as_str() == "-")
+        .count();
+    if stdin_flags > 1 {
+        return Err(usage(anyhow::anyhow!(
+            "only one of --input, --context and --resume can read standard input (-)"
+        )));
+    }
+    let input = read_arg("--input", &args.input).map_err(usage)?;
+    let input = match serde_json::from_str(&input)
+        .context("--input is not JSON")
+        .map_err(usage)?
+    {
+        serde_json::Value::Object(map) => json_to_struct(map),
+        _ => return Err(usage(anyhow::anyhow!("--input must be a JSON object"))),
+    };
+    let context = read_arg("--context", &args.context).map_err(usage)?;
+    let resume = args
+        .resume
+        .as_deref()
+        .map(resume_value)
+        .transpose()
+        .map_err(usage)?;
     let mut request = tonic::Request::new(TaskRequest {
         goal: args.goal,
-        context: args.context,
+        context,
         input_data: Some(input),
         federation_session_id: args.session,
         backend: args.backend,
@@ -36,30 +107,162 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
     });
     request.set_timeout(std::time::Duration::from_millis(args.timeout_ms));
     if let Some(traceparent) = &args.traceparent {
-        let value: MetadataValue<_> = traceparent.parse().context("--traceparent")?;
+        let value: MetadataValue<_> = traceparent
+            .parse()
+            .context("--traceparent")
+            .map_err(usage)?;
         request.metadata_mut().insert("traceparent", value);
     }
+    Ok(request)
+}
+
+/// A flag's value as given, from `@FILE`, or from standard input for `-`.
+fn read_arg(flag: &str, value: &str) -> anyhow::Result<String> {
+    if value == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .with_context(|| format!("{flag}: reading standard input"))?;
+        return Ok(text);
+    }
+    match value.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("{flag}: reading {path}"))
+        }
+        None => Ok(value.to_string()),
+    }
+}
+
+/// Sends one task; prints the result (or the gRPC error) and returns the exit code.
+/// With `--stream`, prints the task's progress events as they arrive first.
+pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
+    let addr = args.task.host.addr.clone();
+    let request = match task_request(args.task) {
+        Ok(request) => request,
+        Err(code) => return Ok(code),
+    };
+    let mut client = match connect(&addr).await {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
+    };
     if args.stream {
         return watch(&mut client, request, args.json).await;
     }
     match client.run_agent_task(request).await {
         Ok(response) => {
             print_response(response.into_inner(), args.json)?;
-            Ok(0)
+            Ok(exit::OK)
         }
-        Err(status) => {
-            print_error(&status);
-            Ok(1)
-        }
+        Err(status) => Ok(print_error(&status, args.json)),
     }
 }
 
-/// `--resume`: JSON, or `@FILE` holding it.
-fn resume_value(arg: &str) -> anyhow::Result<prost_types::Value> {
-    let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-        None => arg.to_string(),
+/// Starts a background task; prints its task id and returns the exit code.
+pub async fn start(args: StartArgs) -> anyhow::Result<i32> {
+    let addr = args.task.host.addr.clone();
+    let request = match task_request(args.task) {
+        Ok(request) => request,
+        Err(code) => return Ok(code),
     };
+    let mut client = match connect(&addr).await {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
+    };
+    match client.start_agent_task(request).await {
+        Ok(reply) => {
+            let r = reply.into_inner();
+            if args.json {
+                let json = serde_json::json!({
+                    "task_id": r.task_id,
+                    "federation_session_id": r.federation_session_id,
+                    "request_id": r.request_id,
+                    "trace_id": r.trace_id,
+                });
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                println!("task id:    {}", r.task_id);
+                println!("session:    {}", r.federation_session_id);
+                println!("trace id:   {}", r.trace_id);
+                println!(
+                    "follow with: agent-federation get {} (or cancel it)",
+                    r.task_id
+                );
+            }
+            Ok(exit::OK)
+        }
+        Err(status) => Ok(print_error(&status, args.json)),
+    }
+}
+
+/// `get` (GetAgentTask) or, with `cancel`, `cancel` (CancelAgentTask): prints the
+/// task's status. Exit code: 0 while it runs or when it completed or asks for input;
+/// a FAILED or CANCELED task exits with the code of its error.
+pub async fn task_status(args: TaskIdArgs, cancel: bool) -> anyhow::Result<i32> {
+    let mut client = match connect(&args.host.addr).await {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
+    };
+    let reply = if cancel {
+        client
+            .cancel_agent_task(CancelAgentTaskRequest {
+                task_id: args.task_id,
+            })
+            .await
+    } else {
+        client
+            .get_agent_task(GetAgentTaskRequest {
+                task_id: args.task_id,
+            })
+            .await
+    };
+    let status = match reply {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Ok(print_error(&status, args.json)),
+    };
+    let state = status.state();
+    let code = match state {
+        agent_task_status::State::Failed if status.error_code == 0 => exit::FAILURE,
+        agent_task_status::State::Failed => exit::of(tonic::Code::from(status.error_code)),
+        agent_task_status::State::Canceled => exit::CANCELLED,
+        _ => exit::OK,
+    };
+    if args.json {
+        let json = serde_json::json!({
+            "task_id": status.task_id,
+            "state": state.as_str_name(),
+            "trace_id": status.trace_id,
+            "response": status.response.as_ref().map(response_json),
+            "error": (status.error_code != 0 || !status.error_message.is_empty()).then(|| {
+                serde_json::json!({
+                    "code": code_name(tonic::Code::from(status.error_code)),
+                    "message": status.error_message,
+                })
+            }),
+            "exit_code": code,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(code);
+    }
+    println!("task id:    {}", status.task_id);
+    println!("state:      {}", state.as_str_name());
+    if !status.trace_id.is_empty() {
+        println!("trace id:   {}", status.trace_id);
+    }
+    if status.error_code != 0 || !status.error_message.is_empty() {
+        println!(
+            "error:      {}: {}",
+            code_name(tonic::Code::from(status.error_code)),
+            status.error_message
+        );
+    }
+    if let Some(response) = status.response {
+        print_response(response, false)?;
+    }
+    Ok(code)
+}
+
+/// `--resume`: JSON, `@FILE` holding it, or `-` for standard input.
+fn resume_value(arg: &str) -> anyhow::Result<prost_types::Value> {
+    let text = read_arg("--resume", arg)?;
     let value = serde_json::from_str(&text).context("--resume is not JSON")?;
     Ok(json_to_value(value))
 }
@@ -72,20 +275,14 @@ async fn watch(
 ) -> anyhow::Result<i32> {
     let mut events = match client.stream_agent_task(request).await {
         Ok(stream) => stream.into_inner(),
-        Err(status) => {
-            print_error(&status);
-            return Ok(1);
-        }
+        Err(status) => return Ok(print_error(&status, json)),
     };
-    let mut code = 1;
+    let mut code = exit::FAILURE;
     loop {
         let event = match events.message().await {
             Ok(Some(event)) => event,
             Ok(None) => break,
-            Err(status) => {
-                print_error(&status);
-                return Ok(1);
-            }
+            Err(status) => return Ok(print_error(&status, json)),
         };
         let Some(kind) = event.event else { continue };
         if json {
@@ -93,10 +290,11 @@ async fn watch(
                 "{}",
                 serde_json::to_string(&event_json(event.seq, &event.trace_id, &kind))?
             );
-            code = i32::from(!matches!(
-                kind,
-                task_event::Event::Completed(_) | task_event::Event::InputRequired(_)
-            ));
+            code = match &kind {
+                task_event::Event::Failed(f) => exit::of(tonic::Code::from(f.code)),
+                task_event::Event::Completed(_) | task_event::Event::InputRequired(_) => exit::OK,
+                _ => code,
+            };
             continue;
         }
         match kind {
@@ -122,8 +320,10 @@ async fn watch(
             }
             task_event::Event::Failed(f) => {
                 println!("#{:<3} failed", event.seq);
-                eprintln!("error: {:?}: {}", tonic::Code::from(f.code), f.message);
+                let failed = tonic::Code::from(f.code);
+                eprintln!("error: {}: {}", code_name(failed), f.message);
                 eprintln!("trace id: {}", event.trace_id);
+                code = exit::of(failed);
             }
         }
     }
@@ -242,27 +442,76 @@ fn print_response(r: TaskResponse, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_error(status: &tonic::Status) {
-    eprintln!("error: {:?}: {}", status.code(), status.message());
-    if let Some(trace) = status.metadata().get("x-trace-id") {
-        eprintln!("trace id: {}", trace.to_str().unwrap_or_default());
+/// Prints a gRPC error with its reason, retry delay, field violations and trace id
+/// (as JSON with `json`, on stdout), and returns its exit code.
+fn print_error(status: &tonic::Status, json: bool) -> i32 {
+    let code = exit::of(status.code());
+    let details = status.get_error_details();
+    let info = details.error_info();
+    let retry = details.retry_info().and_then(|r| r.retry_delay);
+    let violations = details
+        .bad_request()
+        .map(|b| b.field_violations.clone())
+        .unwrap_or_default();
+    let trace_id = status
+        .metadata()
+        .get("x-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if json {
+        let error = serde_json::json!({
+            "error": {
+                "code": code_name(status.code()),
+                "message": status.message(),
+                "reason": info.map(|i| i.reason.clone()),
+                "domain": info.map(|i| i.domain.clone()),
+                "metadata": info.map(|i| i.metadata.clone()),
+                "retry_after_ms": retry.map(|d| d.as_millis() as u64),
+                "field_violations": violations
+                    .iter()
+                    .map(|v| serde_json::json!({"field": v.field, "description": v.description}))
+                    .collect::<Vec<_>>(),
+                "trace_id": trace_id,
+                "exit_code": code,
+            }
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&error).unwrap_or_default()
+        );
+        return code;
     }
+    eprintln!("error: {}: {}", code_name(status.code()), status.message());
+    if let Some(info) = info {
+        eprintln!("reason: {}", info.reason);
+    }
+    for violation in &violations {
+        eprintln!(
+            "invalid field {}: {}",
+            violation.field, violation.description
+        );
+    }
+    if let Some(delay) = retry {
+        eprintln!("retry after: {} ms", delay.as_millis());
+    }
+    if !trace_id.is_empty() {
+        eprintln!("trace id: {trace_id}");
+    }
+    code
 }
 
 /// Lists the agents the host's wrapper can run; returns the exit code.
 pub async fn agents(args: AgentsArgs) -> anyhow::Result<i32> {
-    let mut client = FederationServiceClient::connect(args.host.addr.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.host.addr))?;
+    let mut client = match connect(&args.host.addr).await {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
+    };
     let request = ListAgentsRequest {
         backend: args.backend,
     };
     let agents = match client.list_agents(request).await {
         Ok(reply) => reply.into_inner().agents,
-        Err(status) => {
-            print_error(&status);
-            return Ok(1);
-        }
+        Err(status) => return Ok(print_error(&status, args.json)),
     };
     if args.json {
         let agents: Vec<_> = agents.iter().map(agent_json).collect();
@@ -320,10 +569,16 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let channel = tonic::transport::Endpoint::from_shared(args.host.addr.clone())?
+    let channel = match tonic::transport::Endpoint::from_shared(args.host.addr.clone())?
         .connect()
         .await
-        .with_context(|| format!("connecting to {}", args.host.addr))?;
+    {
+        Ok(channel) => channel,
+        Err(e) => {
+            eprintln!("error: UNAVAILABLE: connecting to {}: {e}", args.host.addr);
+            return Ok(exit::RETRY_LATER);
+        }
+    };
     let mut client = HealthClient::new(channel);
     let request = HealthCheckRequest {
         service: args.service.clone(),
@@ -332,17 +587,22 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
         Ok(reply) => {
             let status = ServingStatus::try_from(reply.into_inner().status)
                 .unwrap_or(ServingStatus::Unknown);
-            println!("{:?}: {}", args.service, status.as_str_name());
-            Ok(if status == ServingStatus::Serving {
-                0
+            if args.json {
+                let json = serde_json::json!({
+                    "service": args.service,
+                    "status": status.as_str_name(),
+                });
+                println!("{json}");
             } else {
-                1
+                println!("{:?}: {}", args.service, status.as_str_name());
+            }
+            Ok(if status == ServingStatus::Serving {
+                exit::OK
+            } else {
+                exit::FAILURE
             })
         }
-        Err(status) => {
-            eprintln!("error: {:?}: {}", status.code(), status.message());
-            Ok(1)
-        }
+        Err(status) => Ok(print_error(&status, args.json)),
     }
 }
 
@@ -366,9 +626,18 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
             Ok(request)
         })
         .max_encoding_message_size(usize::MAX);
+    let json = args.json;
     let outcome = match args.action {
         AdaptersAction::List => client.list_adapters(ListAdaptersRequest {}).await.map(|r| {
             let r = r.into_inner();
+            if json {
+                print_json(&serde_json::json!({
+                    "adapters": r.adapters.iter().map(status_json).collect::<Vec<_>>(),
+                    "rejected_total": r.rejected_total,
+                    "rejections": r.rejections.iter().map(rejection_json).collect::<Vec<_>>(),
+                }));
+                return;
+            }
             for adapter in &r.adapters {
                 print_status(adapter);
             }
@@ -382,6 +651,14 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
             .await
             .map(|r| {
                 let r = r.into_inner();
+                if json {
+                    print_json(&serde_json::json!({
+                        "loaded": r.loaded.iter().map(version_json).collect::<Vec<_>>(),
+                        "unloaded": r.unloaded,
+                        "rejected": r.rejected.iter().map(rejection_json).collect::<Vec<_>>(),
+                    }));
+                    return;
+                }
                 for loaded in &r.loaded {
                     println!("loaded   {}", describe_version(loaded));
                 }
@@ -398,7 +675,7 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
         AdaptersAction::Rollback { name } => client
             .rollback_adapter(RollbackAdapterRequest { name })
             .await
-            .map(|r| print_status(&r.into_inner())),
+            .map(|r| print_adapter(&r.into_inner(), json)),
         AdaptersAction::Load { file, policy } => {
             let component =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -410,16 +687,61 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
             client
                 .load_adapter(LoadAdapterRequest { component, policy })
                 .await
-                .map(|r| print_status(&r.into_inner()))
+                .map(|r| print_adapter(&r.into_inner(), json))
         }
     };
     match outcome {
-        Ok(()) => Ok(0),
-        Err(status) => {
-            eprintln!("error: {:?}: {}", status.code(), status.message());
-            Ok(1)
-        }
+        Ok(()) => Ok(exit::OK),
+        Err(status) => Ok(print_error(&status, json)),
     }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn print_adapter(status: &federation_proto::AdapterStatus, json: bool) {
+    if json {
+        print_json(&status_json(status));
+    } else {
+        print_status(status);
+    }
+}
+
+fn version_json(v: &federation_proto::AdapterVersion) -> serde_json::Value {
+    serde_json::json!({
+        "name": v.name,
+        "version": v.version,
+        "digest": v.digest,
+        "source": v.source,
+        "tasks_served": v.tasks_served,
+        "load_us": v.load_us,
+        "from_cache": v.from_cache,
+    })
+}
+
+fn status_json(status: &federation_proto::AdapterStatus) -> serde_json::Value {
+    let state = federation_proto::adapter_status::State::try_from(status.state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("UNKNOWN");
+    serde_json::json!({
+        "name": status.name,
+        "state": state,
+        "current": status.current.as_ref().map(version_json),
+        "previous": status.previous.as_ref().map(version_json),
+        "last_error": status.last_error,
+    })
+}
+
+fn rejection_json(rejection: &federation_proto::Rejection) -> serde_json::Value {
+    serde_json::json!({
+        "source": rejection.source,
+        "digest": rejection.digest,
+        "reason": rejection.reason,
+    })
 }
 
 fn describe_version(v: &federation_proto::AdapterVersion) -> String {

@@ -1,5 +1,5 @@
 //! The `agent-federation` binary: `serve` runs the host (`federation_host`); `call`,
-//! `agents`, `health` and `adapters` drive a running one ([`client`]); `adapter check`
+//! `start`, `get`, `cancel`, `agents`, `health` and `adapters` drive a running one ([`client`]); `adapter check`
 //! and `adapter new` are the adapter author's tools ([`check`], [`scaffold`]).
 
 mod check;
@@ -31,6 +31,9 @@ async fn main() -> anyhow::Result<()> {
             result
         }
         Command::Call(args) => std::process::exit(client::call(args).await?),
+        Command::Start(args) => std::process::exit(client::start(args).await?),
+        Command::Get(args) => std::process::exit(client::task_status(args, false).await?),
+        Command::Cancel(args) => std::process::exit(client::task_status(args, true).await?),
         Command::Agents(args) => std::process::exit(client::agents(args).await?),
         Command::Health(args) => std::process::exit(client::health(args).await?),
         Command::Adapters(args) => std::process::exit(client::adapters(args).await?),

@@ -580,6 +580,7 @@ async fn the_adapters_subcommand_drives_admin_service() {
     );
     let (ok, printed) = cli(&["list"], "wrong");
     assert!(!ok);
-    assert!(printed.contains("Unauthenticated"), "{printed}");
+    assert!(printed.contains("error: UNAUTHENTICATED"), "{printed}");
+    assert!(printed.contains("reason: UNAUTHENTICATED"), "{printed}");
     assert_eq!(setup.echo().await.unwrap().adapter_version, V1);
 }

@@ -215,6 +215,9 @@ async fn call_and_health_subcommands_talk_to_a_running_host() {
         printed.contains("stub answer to: from the cli"),
         "{printed}"
     );
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+    // NOT_FOUND exits 4 (README: "Exit codes").
+    assert_eq!(missing.status.code(), Some(4));
+    let printed = String::from_utf8_lossy(&missing.stderr);
+    assert!(printed.contains("error: NOT_FOUND"), "{printed}");
+    assert!(printed.contains("reason: BACKEND_NOT_FOUND"), "{printed}");
 }

@@ -26,5 +26,5 @@ pub use admin::AdminToken;
 pub use config::{ServeArgs, parse_admin_token};
 pub use server::{serve, serve_with, shutdown_signal};
 pub use service::{Executor, Federation, ServiceConfig};
-pub use status::{AdminError, TaskError};
+pub use status::{AdminError, TaskError, code_name};
 pub use telemetry::Telemetry;
