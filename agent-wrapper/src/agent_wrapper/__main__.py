@@ -40,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     except (RegistryError, ValueError) as exc:  # a broken registry, OTEL_* settings
         print(f"agent-wrapper: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    from agent_wrapper.server import guarded_protocol
+
+    # Connections are bounded (more get 503), each request head has a deadline, and
+    # idle keep-alive connections close after a few seconds.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info",
+                http=guarded_protocol(settings.header_timeout_s),
+                limit_concurrency=settings.max_connections,
+                timeout_keep_alive=settings.keep_alive_s)
     return 0
 
 

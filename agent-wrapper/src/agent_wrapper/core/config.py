@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     lock_ttl_ms: int = Field(default=30_000, ge=500)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Seconds a client has to send a complete request head (slow clients are closed).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # Idle keep-alive connections close after this many seconds.
+    keep_alive_s: int = Field(default=5, ge=1)
+    # Open connections (and requests in flight) one process accepts; more get 503.
+    max_connections: int = Field(default=1000, ge=1)
 
     # Runs one wrapper process executes at once; with a SQL store the rest wait in the
     # durable queue (any worker sharing the database takes them), else they get 503.
