@@ -5,15 +5,29 @@
 # backend with an orchestrator traceparent, then run the example crew and the example
 # graph (its tool, its interrupt and the resume), printing each result, its trace id
 # and the span tree it produced across Rust and Python.
+#
+# scripts/demo.sh --keep   leaves the stack running afterwards and prints commands to try
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+keep=false
+case "${1:-}" in
+    --keep) keep=true ;;
+    "") ;;
+    *) echo "usage: scripts/demo.sh [--keep]" >&2; exit 2 ;;
+esac
 
+echo "==> setting up (the wasm32-wasip2 target, the wrapper's venv: ~2 min the first time)"
 venv_line=$(scripts/setup.sh | tail -n 1)
 venv="${venv_line#AGENT_WRAPPER_VENV=}"
-echo "==> building the host and the adapters"
+echo "==> building the host and the adapters (~10 min the first time: wasmtime is big)"
 scripts/build-adapters.sh >/dev/null
-cargo build -q -p federation-cli -p otlp-sink
+# Progress, not silence: a line every 25 crates compiled, then cargo's summary.
+cargo build -p federation-cli -p otlp-sink 2>&1 | awk '
+    /^ *Compiling/ { n++; if (n % 25 == 1) printf "    compiling... (%d crates so far)\n", n }
+    /^ *Finished/ { print "    " $0 }
+    /^error/ { print; failed = 1 }
+    END { exit failed }'
 bin="${CARGO_TARGET_DIR:-target}/debug"
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/agent-federation-demo.XXXXXX")
@@ -122,5 +136,21 @@ tree "$trace_id"
 if [ "$status" -ne 0 ]; then
     echo "---- host log ----"; tail -n 50 "$run/host.log"
     echo "---- wrapper log ----"; tail -n 50 "$run/wrapper.log"
+fi
+if [ "$keep" = true ] && [ "$status" -eq 0 ]; then
+    trap - EXIT
+    cat <<TRY
+
+==> the stack keeps running (logs in $run); try:
+  $bin/agent-federation agents --addr http://$host_addr
+  $bin/agent-federation call --addr http://$host_addr --backend crewai --agent research_crew \\
+      --goal "Brief the team" --input '{"topic": "OpenTelemetry", "audience": "SREs"}'
+  $bin/agent-federation call --addr http://$host_addr --stream --backend langgraph \\
+      --agent trip_planner --session mine --goal "Plan a trip" --input '{"city": "Oslo", "budget": 900}'
+  $bin/agent-federation call --addr http://$host_addr --backend langgraph --agent trip_planner \\
+      --session mine --goal "Plan a trip" --resume '{"approved": true}'
+  curl -s "$sink_http/tree?trace_id=TRACE_ID"     # the span tree of a trace
+stop it with: kill ${pids[*]}
+TRY
 fi
 exit "$status"
