@@ -1,6 +1,7 @@
 """The Federation Storage interface: per-session JSON documents, a session lock, and
 run records (one small JSON document per ``(session, request_id)`` with a TTL)."""
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,35 @@ class SessionLock(ABC):
 
     @abstractmethod
     def release(self) -> None: ...
+
+
+class RenewedLock(SessionLock):
+    """A lease kept alive by a background thread until released: subclasses say how to
+    renew (``_renew``: False once the lease is lost) and how to let go (``_let_go``)."""
+
+    def __init__(self, name: str, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                         name=f"lease:{name}")
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            if not self._renew():
+                return
+
+    @abstractmethod
+    def _renew(self) -> bool: ...
+
+    @abstractmethod
+    def _let_go(self) -> None: ...
+
+    def release(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._let_go()
 
 
 class StateStore(ABC):

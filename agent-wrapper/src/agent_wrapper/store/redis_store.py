@@ -14,13 +14,12 @@ transactions, retried when another replica wrote in between.
 import contextlib
 import json
 import secrets
-import threading
 from typing import Any
 
 import redis
 
 from agent_wrapper.core.errors import StoreUnavailable
-from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
+from agent_wrapper.store.base import RenewedLock, RunMutator, SessionLock, StateStore
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
 
 _RELEASE = """
@@ -35,27 +34,20 @@ return 0
 """
 
 
-class _RedisLock(SessionLock):
+class _RedisLock(RenewedLock):
     def __init__(self, store: "RedisStateStore", key: str, token: str) -> None:
         self._store = store
         self._key = key
         self._token = token
-        self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
-                                         name=f"lock-renew:{key}")
-        self._renewer.start()
+        super().__init__(key, store.lock_ttl_ms / 3000)
 
-    def _renew_loop(self) -> None:
-        interval = self._store.lock_ttl_ms / 3000
-        while not self._stop.wait(interval):
-            # On a Redis error the run hits the store error itself when it next saves.
-            with contextlib.suppress(redis.RedisError):
-                self._store._renew(keys=[self._key], args=[self._token, self._store.lock_ttl_ms])
+    def _renew(self) -> bool:
+        # On a Redis error the run hits the store error itself when it next saves.
+        with contextlib.suppress(redis.RedisError):
+            self._store._renew(keys=[self._key], args=[self._token, self._store.lock_ttl_ms])
+        return True
 
-    def release(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
+    def _let_go(self) -> None:
         with contextlib.suppress(redis.RedisError):  # Else the TTL frees it.
             self._store._release(keys=[self._key], args=[self._token])
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_wrapper.core.errors import RunSuperseded, StoreUnavailable
-from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
+from agent_wrapper.store.base import RenewedLock, RunMutator, SessionLock, StateStore
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
 
 _SCHEMA = (
@@ -87,7 +87,7 @@ class LeaseLost(RunSuperseded):
     """The run's session lease expired or was taken over: its writes are refused."""
 
 
-class SqlLock(SessionLock):
+class SqlLock(RenewedLock):
     """A held session lease, renewed in the background until released."""
 
     def __init__(self, store: "SqlStateStore", session_id: str, owner: str, fence: int) -> None:
@@ -95,23 +95,16 @@ class SqlLock(SessionLock):
         self.session_id = session_id
         self.owner = owner
         self.fence = fence
-        self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
-                                         name=f"lease:{session_id}")
-        self._renewer.start()
+        super().__init__(session_id, store.lock_ttl_ms / 3000)
 
-    def _renew_loop(self) -> None:
-        interval = self.store.lock_ttl_ms / 3000
-        while not self._stop.wait(interval):
-            # A failed renewal shows up where it matters: the run's next save.
-            with contextlib.suppress(StoreUnavailable):
-                if not self.store.renew(self):
-                    return
+    def _renew(self) -> bool:
+        # A failed renewal shows up where it matters: the run's next save.
+        try:
+            return self.store.renew(self)
+        except StoreUnavailable:
+            return True
 
-    def release(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
+    def _let_go(self) -> None:
         with contextlib.suppress(StoreUnavailable):  # Else the lease expires.
             self.store.release(self)
 
