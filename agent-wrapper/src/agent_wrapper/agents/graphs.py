@@ -40,34 +40,30 @@ class GraphAgent(RegisteredAgent):
     def input_schema(self) -> dict[str, Any]:
         return self.input_json_schema or {"type": "object"}
 
-    def graph_input(self, request: Any) -> dict[str, Any]:
+    def graph_input(self, goal: str, context: str, input_data: dict[str, Any]) -> dict[str, Any]:
         """The graph's input: ``input_data``, plus the goal as the first human message
         (``messages``) and ``goal``/``context`` where the state has such keys."""
         from langchain_core.messages import HumanMessage
 
+        text = goal if not context else f"{goal}\n\n{context}"
         if self.builtin:
-            text = request.goal if not request.context else f"{request.goal}\n\n{request.context}"
-            return {"messages": [HumanMessage(text)], "goal": request.goal,
-                    "context": request.context, "input_data": request.input_data,
-                    "plan": "", "answer": ""}
-        values = dict(request.input_data)
+            return {"messages": [HumanMessage(text)], "goal": goal, "context": context,
+                    "input_data": input_data, "plan": "", "answer": ""}
+        values = dict(input_data)
         if "messages" in self.input_keys and "messages" not in values:
-            text = request.goal if not request.context else f"{request.goal}\n\n{request.context}"
             values["messages"] = [HumanMessage(text)]
-        for key in ("goal", "context"):
+        for key, value in (("goal", goal), ("context", context)):
             if key in self.input_keys and key not in values:
-                values[key] = getattr(request, key)
+                values[key] = value
         return values
 
     def check_input(self, input_data: dict[str, Any], goal: str, context: str) -> None:
         if self.builtin or self.input_model is None:
             return
-        request = type("Req", (), {"goal": goal, "context": context,
-                                    "input_data": input_data})()
         from pydantic import ValidationError
 
         try:
-            self.input_model.model_validate(self.graph_input(request))
+            self.input_model.model_validate(self.graph_input(goal, context, input_data))
         except ValidationError as exc:
             first = exc.errors()[0]
             path = ".".join(str(part) for part in first.get("loc", ())) or "(root)"

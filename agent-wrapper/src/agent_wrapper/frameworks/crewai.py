@@ -31,7 +31,7 @@ from crewai.hooks.dispatch import HookAborted, InterceptionPoint, register_scope
 from crewai.tasks.task_output import TaskOutput
 
 from agent_wrapper.agents.crews import CrewAgent
-from agent_wrapper.core.errors import WrapperError
+from agent_wrapper.core.errors import NoPendingInterrupt, WrapperError
 from agent_wrapper.llm import LLMBundle, LLMFactory
 from agent_wrapper.runs.control import RunControl
 from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
@@ -117,8 +117,6 @@ def run(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory
         bundle: LLMBundle, control: RunControl | None = None) -> ExecutionResult:
     """Run (or resume) ``agent``'s crew for ``request``; blocking, call from a worker."""
     if "resume" in request.model_fields_set:
-        from agent_wrapper.core.errors import NoPendingInterrupt
-
         raise NoPendingInterrupt(f"agent {agent.name!r} is a crew: crews never wait for "
                                  "input, so there is nothing to resume")
     control = control or RunControl.detached(session.session_id)

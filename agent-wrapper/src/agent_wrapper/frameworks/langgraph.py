@@ -265,7 +265,7 @@ def _run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFacto
     elif snapshot.next and run_info.get("fingerprint") == fingerprint:
         graph_input = None  # an unfinished run of this request: finished nodes stay done
     else:
-        graph_input = agent.graph_input(request)
+        graph_input = agent.graph_input(request.goal, request.context, request.input_data)
         run_info = {"fingerprint": fingerprint, "steps": []}
     state["run"] = run_info
     already_done = len(run_info["steps"])

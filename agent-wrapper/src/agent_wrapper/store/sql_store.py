@@ -503,7 +503,11 @@ def _safe(exc: BaseException) -> str:
 
 def _fenced(saver_class: type, store: SqlStateStore, lock: SessionLock | None
             ) -> Callable[..., Any]:
-    """LangGraph's saver whose writes first check the run still holds its lease."""
+    """LangGraph's saver whose writes first check the run still holds its lease.
+
+    The check and LangGraph's write are two transactions (the maintained saver owns its
+    SQL), so a lease that lapses between them lets one last checkpoint through; it is
+    appended, never overwriting, and the run's next session save is refused."""
 
     class FencedSaver(saver_class):  # type: ignore[misc, valid-type]
         def put(self, *args: Any, **kwargs: Any) -> Any:
