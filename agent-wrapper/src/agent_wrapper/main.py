@@ -30,6 +30,8 @@ class WrapperState:
     records: RunRecords
     runs: RunManager
     agents: AgentRegistry
+    # The host's credential every /v1 request must carry (None: not required).
+    host_secret: bytes | None = None
 
 
 def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None,
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     """Build the wrapper app; the keyword arguments exist for tests (``step_hook`` is
     called at every step boundary of every run, before the cancel/deadline checks)."""
     settings = settings or Settings()
+    host_secret = settings.host_secret()  # ValueError (unreadable, too short): no start
     provider = telemetry.setup_telemetry(span_exporter)
     store = store or build_store(settings)
     llm_factory = llm_factory or LLMFactory(settings)
@@ -49,10 +52,15 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
                          records=records, agents=agents,
                          runs=RunManager(settings=settings, store=store, records=records,
                                          llm_factory=llm_factory, step_hook=step_hook,
-                                         agents=agents))
+                                         agents=agents),
+                         host_secret=host_secret)
     llm = state.llm_factory.bundle()
     log.info("agent-wrapper %s: llm provider=%s model=%s, store=%s, agents: %s", __version__,
              llm.provider, llm.model, state.store.kind, ", ".join(agents.agents))
+    if host_secret is None:
+        log.warning("no host credential (AGENT_WRAPPER_HOST_CREDENTIAL_FILE): any process "
+                    "that reaches %s:%s may call this wrapper as any principal",
+                    settings.host, settings.port)
     if settings.test_crash_after_step is not None:
         log.warning("TEST-ONLY fault injection active: AGENT_WRAPPER_TEST_CRASH_AFTER_STEP=%s",
                     settings.test_crash_after_step)

@@ -176,12 +176,15 @@ def test_a_postgres_restart_mid_run_costs_the_run_nothing(
 def test_idle_sessions_expire_with_their_records_and_checkpoints(make_client, store) -> None:
     client: TestClient = make_client(store=store, session_idle_ttl_s=2)
     body = {"goal": "remember me", "federation_session_id": "idle-1", "request_id": "r-1"}
-    assert client.post("/v1/run_graph", json=body).json()["resumed"] is False
-    assert client.post("/v1/run_graph", json={**body, "request_id": "r-2"}).json()["resumed"]
+    alice, bob = {"x-federation-principal": "alice"}, {"x-federation-principal": "bob"}
+    assert client.post("/v1/run_graph", json=body, headers=alice).json()["resumed"] is False
+    assert client.post("/v1/run_graph", json={**body, "request_id": "r-2"},
+                       headers=alice).json()["resumed"]
     deadline = time.monotonic() + 15  # the sweeper runs every second at this TTL
-    while client.get("/v1/sessions/idle-1/runs/r-1").status_code != 404:
+    while client.get("/v1/sessions/idle-1/runs/r-1", headers=alice).status_code != 404:
         assert time.monotonic() < deadline, "the idle session was not expired"
         time.sleep(0.2)
-    fresh = client.post("/v1/run_graph", json={**body, "request_id": "r-3"}).json()
+    # Its owner was forgotten too: the id is free for anyone.
+    fresh = client.post("/v1/run_graph", json={**body, "request_id": "r-3"}, headers=bob).json()
     assert fresh["resumed"] is False and [h["goal"] for h in fresh["history"]] == ["remember me"]
     assert [m["role"] for m in fresh["messages"]] == ["user", "assistant"], "thread forgotten"

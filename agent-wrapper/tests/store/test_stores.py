@@ -175,3 +175,31 @@ def test_the_file_store_removes_temp_files_a_killed_writer_left(tmp_path: Path) 
     store = FileStateStore(state)
     assert sorted(p.name for p in state.rglob("*") if p.is_file()) == ["s-2.json"]
     assert store.load("s-2") == {}
+
+
+def test_the_first_claim_owns_the_session_until_it_is_deleted(store: StateStore) -> None:
+    assert store.session_owner("owned-1") is None
+    assert store.claim_session("owned-1", "alice") == "alice"
+    assert store.claim_session("owned-1", "bob") == "alice"
+    assert store.session_owner("owned-1") == "alice"
+    assert store.session_owner("other") is None
+    store.delete("owned-1")
+    assert store.session_owner("owned-1") is None
+    assert store.claim_session("owned-1", "bob") == "bob"
+
+
+def test_concurrent_claims_agree_on_one_owner(store: StateStore) -> None:
+    owners: list[str] = []
+    start = threading.Barrier(8)
+
+    def claim(principal: str) -> None:
+        start.wait()
+        owners.append(store.claim_session("contested", principal))
+
+    threads = [threading.Thread(target=claim, args=(f"p{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(owners) == 8 and len(set(owners)) == 1, owners
+    assert store.session_owner("contested") == owners[0]

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from opentelemetry import propagate
 
 from agent_wrapper import telemetry
-from agent_wrapper.api.deps import Manager, Registry, wrapper_state
+from agent_wrapper.api.deps import Caller, Manager, Registry, Store, check_owner, wrapper_state
 from agent_wrapper.core.errors import (
     BadRequest,
     Overloaded,
@@ -52,7 +52,8 @@ REQUEST_ID_HEADER = "x-agent-wrapper-request-id"
 _DEADLINE_RE = re.compile(r"\d{1,12}")
 
 _ERRORS = {code: {"model": ErrorResponse}
-           for code in (400, 404, 409, 412, 413, 422, 499, 500, 502, 503, 504)}
+           for code in (400, 401, 403, 404, 409, 412, 413, 422, 499, 500, 502, 503,
+                         504)}
 # 503 overloaded carries Retry-After (seconds).
 _RUN_RESPONSES = {
     **_ERRORS,
@@ -102,7 +103,7 @@ def _outcome_response(outcome: Outcome, request_id: str | None) -> JSONResponse:
 
 
 async def _run(framework_name: str, body: RunRequest, request: Request, registry: Registry,
-               manager: Manager) -> Response:
+               manager: Manager, store: Store, caller: Caller) -> Response:
     framework = FRAMEWORKS[framework_name]
     try:
         deadline = _deadline(request)
@@ -127,6 +128,9 @@ async def _run(framework_name: str, body: RunRequest, request: Request, registry
     ctx = contextvars.copy_context()
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
     try:
+        # The session is the caller's from its first request on (claimed atomically).
+        await anyio.to_thread.run_sync(
+            functools.partial(check_owner, store, session_id, caller, claim=True))
         started = await manager.submit(spec, ctx)
         if mode == "async":
             if started.kind == "attach" and started.record is not None:
@@ -164,21 +168,21 @@ def _retry_after(error: WrapperError) -> dict[str, str]:
              summary="Run a CrewAI crew (the agent named in the body, or the built-in "
                      "researcher -> writer) for a session")
 async def run_crew(body: RunRequest, request: Request, registry: Registry,
-                   manager: Manager) -> Response:
-    return await _run("crewai", body, request, registry, manager)
+                   manager: Manager, store: Store, caller: Caller) -> Response:
+    return await _run("crewai", body, request, registry, manager, store, caller)
 
 
 @router.post("/v1/run_graph", response_model=RunResponse, responses=_RUN_RESPONSES,
              summary="Run a LangGraph graph (the agent named in the body, or the built-in "
                      "plan -> respond) for a session; answer an interrupt with `resume`")
 async def run_graph(body: RunRequest, request: Request, registry: Registry,
-                    manager: Manager) -> Response:
-    return await _run("langgraph", body, request, registry, manager)
+                    manager: Manager, store: Store, caller: Caller) -> Response:
+    return await _run("langgraph", body, request, registry, manager, store, caller)
 
 
 @router.get("/v1/agents", response_model=AgentList,
             summary="The registered agents: name, framework, input schema, tools")
-async def list_agents(registry: Registry,
+async def list_agents(registry: Registry, _caller: Caller,
                       framework: Literal["crewai", "langgraph"] | None = None) -> AgentList:
     return AgentList.model_validate({"agents": registry.listing(framework)})
 

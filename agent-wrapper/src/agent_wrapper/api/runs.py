@@ -1,14 +1,16 @@
 """Run routes keyed by ``(federation_session_id, request_id)``: status and cancel.
 
 Both read the run record from the state store, so they answer for runs on any
-replica sharing the store.
+replica sharing the store, and only to the principal that owns the session.
 """
+
+import functools
 
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from agent_wrapper.api.deps import Manager, Records
+from agent_wrapper.api.deps import Caller, Manager, Records, Store, check_owner
 from agent_wrapper.core.errors import BadRequest, RunNotFound, WrapperError, error_body
 from agent_wrapper.models import ErrorResponse, RunRecordView
 from agent_wrapper.runs import ACTIVE, public_view
@@ -16,13 +18,16 @@ from agent_wrapper.store.session_id import request_id_problem, session_id_proble
 
 router = APIRouter()
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 500, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 500, 503)}
 
 
-def _check_ids(session_id: str, request_id: str) -> None:
+async def _check_access(store: Store, session_id: str, request_id: str,
+                        caller: str) -> None:
     problem = session_id_problem(session_id) or request_id_problem(request_id)
     if problem:
         raise BadRequest(problem)
+    await anyio.to_thread.run_sync(
+        functools.partial(check_owner, store, session_id, caller, claim=False))
 
 
 def _error(exc: WrapperError) -> JSONResponse:
@@ -37,10 +42,10 @@ def _unknown(session_id: str, request_id: str) -> RunNotFound:
 @router.get("/v1/sessions/{federation_session_id}/runs/{request_id}",
             response_model=RunRecordView, responses=_ERRORS,
             summary="Status of a run: status, progress, result or error")
-async def run_status(federation_session_id: str, request_id: str,
-                     records: Records) -> JSONResponse:
+async def run_status(federation_session_id: str, request_id: str, records: Records,
+                     store: Store, caller: Caller) -> JSONResponse:
     try:
-        _check_ids(federation_session_id, request_id)
+        await _check_access(store, federation_session_id, request_id, caller)
         record = await anyio.to_thread.run_sync(records.get, federation_session_id,
                                                 request_id)
         if record is None:
@@ -55,10 +60,10 @@ async def run_status(federation_session_id: str, request_id: str,
              responses={**_ERRORS, 200: {"model": RunRecordView,
                                          "description": "The run had already finished."}},
              summary="Cancel a run at its next step boundary (any replica)")
-async def cancel_run(federation_session_id: str, request_id: str,
-                     manager: Manager) -> JSONResponse:
+async def cancel_run(federation_session_id: str, request_id: str, manager: Manager,
+                     store: Store, caller: Caller) -> JSONResponse:
     try:
-        _check_ids(federation_session_id, request_id)
+        await _check_access(store, federation_session_id, request_id, caller)
         record = await manager.cancel(federation_session_id, request_id)
         if record is None:
             raise _unknown(federation_session_id, request_id)

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # A crashed replica's Redis lock expires after this; live runs renew it.
     lock_ttl_ms: int = Field(default=30_000, ge=500)
 
+    # The host's credential: with it set, every /v1 request must carry it in
+    # ``x-federation-host-credential`` (401 otherwise), and only then is the caller's
+    # ``x-federation-principal`` trusted. From a file (the operator's secret store) or
+    # the variable itself; a file wins. At least 16 characters.
+    host_credential_file: Path | None = None
+    host_credential: SecretStr | None = None
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Seconds a client has to send a complete request head (slow clients are closed).
     header_timeout_s: float = Field(default=10.0, gt=0)
@@ -80,6 +87,23 @@ class Settings(BaseSettings):
     # TEST-ONLY: sleep this long at every step boundary (before the cancel and
     # deadline checks), so tests can cancel or time out a run mid-way.
     test_step_delay_ms: int | None = Field(default=None, ge=0)
+
+    def host_secret(self) -> bytes | None:
+        """The host's credential as bytes (file first), or None when not configured.
+        Raises ``ValueError`` for an unreadable or too short one."""
+        if self.host_credential_file is not None:
+            try:
+                secret = self.host_credential_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"AGENT_WRAPPER_HOST_CREDENTIAL_FILE: cannot read "
+                                 f"{self.host_credential_file}: {exc.strerror}") from None
+        elif self.host_credential is not None:
+            secret = self.host_credential.get_secret_value().strip()
+        else:
+            return None
+        if len(secret) < 16:
+            raise ValueError("the host credential must be at least 16 characters")
+        return secret.encode()
 
     @model_validator(mode="after")
     def _check_llm(self) -> "Settings":

@@ -19,6 +19,21 @@ class BadRequest(WrapperError):
     code = "bad_request"
 
 
+class Unauthenticated(WrapperError):
+    """A /v1 request without the host's credential (when one is configured)."""
+
+    status_code = 401
+    code = "unauthenticated"
+
+
+class SessionNotOwned(WrapperError):
+    """The session belongs to another principal: nobody else may run, read, stream or
+    cancel anything in it."""
+
+    status_code = 403
+    code = "session_not_owned"
+
+
 class InvalidInput(WrapperError):
     status_code = 422
     code = "invalid_input"

@@ -98,6 +98,15 @@ class StateStore(ABC):
         """
 
     @abstractmethod
+    def claim_session(self, session_id: str, principal: str) -> str:
+        """Make ``principal`` the session's owner unless it has one (atomically, across
+        replicas) and return the owner. The owner is forgotten with the session."""
+
+    @abstractmethod
+    def session_owner(self, session_id: str) -> str | None:
+        """The principal that owns the session, or None for an unknown session."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the backend is usable."""
 

@@ -137,9 +137,46 @@ class FileStateStore(StateStore):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
 
+    def claim_session(self, session_id: str, principal: str) -> str:
+        path = self._path(session_id, ".owner")
+        self._ensure_dir()
+        try:
+            # O_EXCL: of two replicas claiming at once, one creates the file.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            owner = self.session_owner(session_id)
+            if owner is not None:
+                return owner
+            raise StoreUnavailable(f"owner of session {session_id!r} unreadable") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot claim session {session_id!r}: {exc}") from exc
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(principal)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return principal
+
+    def session_owner(self, session_id: str) -> str | None:
+        path = self._path(session_id, ".owner")
+        # A claim is written in one small write right after its exclusive create: a
+        # reader racing it may see it empty for an instant, so read until it is not.
+        for _ in range(50):
+            try:
+                owner = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot read owner of session {session_id!r}: "
+                                       f"{exc}") from exc
+            if owner:
+                return owner
+            time.sleep(0.002)
+        return None
+
     def delete(self, session_id: str) -> None:
         path = self._path(session_id, ".json")
         try:
+            self._path(session_id, ".owner").unlink(missing_ok=True)
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot delete session {session_id!r}: {exc}") from exc
@@ -157,11 +194,17 @@ class FileStateStore(StateStore):
                     continue  # running right now: not idle
                 try:
                     path.unlink()
+                    self._path(session_id, ".owner").unlink(missing_ok=True)
                     shutil.rmtree(self.runs_directory / session_id, ignore_errors=True)
                     self._path(session_id, ".lock").unlink(missing_ok=True)
                     expired += 1
                 finally:
                     lock.release()
+        # Owners of sessions that never saved a document (their first run failed early).
+        for path in self.directory.glob("*.owner") if self.directory.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff and not path.with_suffix(".json").exists():
+                    path.unlink()
         return expired
 
     def try_lock(self, session_id: str) -> SessionLock | None:

@@ -92,9 +92,31 @@ class RedisStateStore(StateStore):
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
+    def claim_session(self, session_id: str, principal: str) -> str:
+        key = self._key("owner", session_id)
+        try:
+            # SET NX: of two replicas claiming at once, one sets it. The claim lives as
+            # long as the session does (its TTL is refreshed with every claim).
+            pipe = self.client.pipeline()
+            pipe.set(key, principal, nx=True, px=self.session_ttl_ms)
+            pipe.get(key)
+            if self.session_ttl_ms:
+                pipe.pexpire(key, self.session_ttl_ms)
+            owner = pipe.execute()[1]
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        return owner.decode() if isinstance(owner, bytes) else str(owner)
+
+    def session_owner(self, session_id: str) -> str | None:
+        try:
+            owner = self.client.get(self._key("owner", session_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        return owner.decode() if isinstance(owner, bytes) else owner
+
     def delete(self, session_id: str) -> None:
         try:
-            self.client.delete(self._key("session", session_id))
+            self.client.delete(self._key("session", session_id), self._key("owner", session_id))
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 

@@ -47,6 +47,9 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS federation_locks (
         session_id TEXT PRIMARY KEY, owner TEXT NOT NULL, fence BIGINT NOT NULL,
         holder TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)""",
+    # Who owns each session (the principal of its first request): written once.
+    """CREATE TABLE IF NOT EXISTS federation_owners (
+        session_id TEXT PRIMARY KEY, owner TEXT NOT NULL, claimed_at_ms BIGINT NOT NULL)""",
     # The run queue: one row per accepted run until it ends. ``worker`` is empty while
     # the run waits; a worker's claim is a lease it renews (see ``renew_claims``).
     """CREATE TABLE IF NOT EXISTS federation_queue (
@@ -154,8 +157,27 @@ class SqlStateStore(StateStore):
     def delete(self, session_id: str) -> None:
         validate_session_id(session_id)
         with self.transaction() as cur:
-            self._execute(cur, "DELETE FROM federation_sessions WHERE session_id = ?",
-                          (session_id,))
+            for table in ("federation_sessions", "federation_owners"):
+                self._execute(cur, f"DELETE FROM {table} WHERE session_id = ?",  # noqa: S608
+                              (session_id,))
+
+    # -- ownership ----------------------------------------------------------------------
+    def claim_session(self, session_id: str, principal: str) -> str:
+        validate_session_id(session_id)
+        with self.transaction() as cur:
+            self._execute(cur, "INSERT INTO federation_owners (session_id, owner, "
+                               "claimed_at_ms) VALUES (?, ?, ?) ON CONFLICT (session_id) "
+                               "DO NOTHING", (session_id, principal, _now_ms()))
+            row = self._execute(cur, "SELECT owner FROM federation_owners WHERE "
+                                     "session_id = ?", (session_id,)).fetchone()
+        return row[0]
+
+    def session_owner(self, session_id: str) -> str | None:
+        validate_session_id(session_id)
+        with self.transaction() as cur:
+            row = self._execute(cur, "SELECT owner FROM federation_owners WHERE "
+                                     "session_id = ?", (session_id,)).fetchone()
+        return None if row is None else row[0]
 
     # -- leases -----------------------------------------------------------------------
     def try_lock(self, session_id: str) -> SessionLock | None:
@@ -257,12 +279,19 @@ class SqlStateStore(StateStore):
                     for thread in threads:
                         saver.delete_thread(thread)
                 with self.transaction(f"lock:{session_id}") as cur:
-                    for table in ("federation_sessions", "federation_runs", "federation_queue"):
+                    for table in ("federation_sessions", "federation_runs", "federation_queue",
+                                  "federation_owners"):
                         self._execute(cur, f"DELETE FROM {table} WHERE session_id = ?",  # noqa: S608
                                       (session_id,))
                 expired += 1
             finally:
                 lock.release()
+        # Owners of sessions that never saved a document (their first run failed early).
+        with self.transaction() as cur:
+            self._execute(cur, "DELETE FROM federation_owners WHERE claimed_at_ms < ? AND "
+                               "session_id NOT IN (SELECT session_id FROM federation_sessions) "
+                               "AND session_id NOT IN (SELECT session_id FROM federation_queue)",
+                          (cutoff,))
         return expired
 
     # -- the run queue ----------------------------------------------------------------------
