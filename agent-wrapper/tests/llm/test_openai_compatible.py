@@ -114,3 +114,27 @@ def test_tool_calls_of_an_openai_compatible_model_reach_the_graphs_tools(
 def test_openai_without_endpoint_fails_at_startup() -> None:
     with pytest.raises(ValueError, match="AGENT_WRAPPER_LLM_BASE_URL"):
         Settings(llm_provider="openai")
+
+
+@pytest.mark.parametrize(("route", "method"), [("/v1/run_crew", "crewai_llm"),
+                                               ("/v1/run_graph", "chat_model")])
+def test_the_endpoints_client_is_built_once_and_shared_by_requests(
+        make_client, fake_openai, route, method) -> None:
+    # A fresh LLM per request built new OpenAI clients (and SSL contexts) every time.
+    client = openai_client(make_client, fake_openai)
+    factory = client.app.state.wrapper.llm_factory
+    handed_out = []
+    original = getattr(factory, method)
+
+    def spy(bundle):
+        llm = original(bundle)
+        handed_out.append(llm)
+        return llm
+
+    setattr(factory, method, spy)
+    for goal in ("first", "second"):
+        response = client.post(route, json={"goal": goal})
+        assert response.status_code == 200, response.text
+    assert len(FakeOpenAI.calls) == 4
+    assert len(handed_out) == 2
+    assert handed_out[0] is handed_out[1]
