@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -33,6 +34,30 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from agent_wrapper.core.errors import RegistryError
+    from agent_wrapper.server import guarded_protocol
+
+    common = {"host": args.host, "port": args.port, "log_level": "info",
+              "limit_concurrency": settings.max_connections,
+              "timeout_keep_alive": settings.keep_alive_s}
+    workers = settings.worker_count()
+    if workers > 1:
+        # N processes accept on the one socket uvicorn binds here; each builds its own
+        # app (store connections, run slots, queue dispatcher) from the environment.
+        # What would stop every worker fails here first, once, with exit code 2.
+        from agent_wrapper.agents import load_registry
+
+        try:
+            settings.host_secret()
+            load_registry(settings.agents_file)
+        except (RegistryError, ValueError) as exc:
+            print(f"agent-wrapper: {exc}", file=sys.stderr)
+            return 2
+        logging.getLogger("agent_wrapper").info("starting %d worker processes", workers)
+        os.environ["AGENT_WRAPPER_SUPERVISOR_PID"] = str(os.getpid())  # see main.worker_app
+        uvicorn.run("agent_wrapper.main:worker_app", factory=True, workers=workers,
+                    http="agent_wrapper.server:EnvGuardedH11Protocol", **common)
+        return 0
+
     from agent_wrapper.main import create_app
 
     try:
@@ -40,14 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RegistryError, ValueError) as exc:  # a broken registry, OTEL_* settings
         print(f"agent-wrapper: {exc}", file=sys.stderr)
         return 2
-    from agent_wrapper.server import guarded_protocol
-
     # Connections are bounded (more get 503), each request head has a deadline, and
     # idle keep-alive connections close after a few seconds.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                http=guarded_protocol(settings.header_timeout_s),
-                limit_concurrency=settings.max_connections,
-                timeout_keep_alive=settings.keep_alive_s)
+    uvicorn.run(app, http=guarded_protocol(settings.header_timeout_s), **common)
     return 0
 
 

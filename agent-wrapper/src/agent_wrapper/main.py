@@ -90,3 +90,27 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     telemetry.instrument_app(app, provider)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``AGENT_WRAPPER_WORKERS`` > 1): uvicorn calls this
+    in each worker, which reads its settings from the environment."""
+    _die_with_parent()
+    return create_app(Settings())
+
+
+def _die_with_parent() -> None:
+    """A worker ends with its supervisor: a killed wrapper (SIGKILL, OOM) must not leave
+    workers holding the port and running its sessions (Linux ``PR_SET_PDEATHSIG``)."""
+    import ctypes
+    import os
+    import signal
+
+    parent = os.environ.get("AGENT_WRAPPER_SUPERVISOR_PID")
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: uvicorn's supervisor still stops us
+        return
+    if parent is not None and str(os.getppid()) != parent:  # it died before the prctl
+        os._exit(1)

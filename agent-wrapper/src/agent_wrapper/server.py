@@ -5,6 +5,7 @@ deadline (from the connection's start, or from the previous response), and close
 connection when it passes."""
 
 import asyncio
+import os
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -50,6 +51,15 @@ class GuardedH11Protocol(H11Protocol):
             self.logger.info("closing a connection that sent no complete request in %.0f s",
                              self.header_timeout_s)
             self.transport.close()
+
+
+class EnvGuardedH11Protocol(GuardedH11Protocol):
+    """The guarded protocol for worker processes: uvicorn imports it by name in each
+    worker (a class made at run time cannot be sent to one), and it reads its deadline
+    from ``AGENT_WRAPPER_HEADER_TIMEOUT_S`` there."""
+
+    header_timeout_s = float(os.environ.get("AGENT_WRAPPER_HEADER_TIMEOUT_S",
+                                            HEADER_TIMEOUT_S))
 
 
 def guarded_protocol(header_timeout_s: float) -> type[GuardedH11Protocol]:

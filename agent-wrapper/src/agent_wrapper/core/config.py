@@ -3,6 +3,7 @@
 Every field is documented with its default in agent-wrapper/README.md.
 """
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     # the variable itself; a file wins. At least 16 characters.
     host_credential_file: Path | None = None
     host_credential: SecretStr | None = None
+
+    # Worker processes behind the one port (uvicorn workers sharing its socket), each
+    # with its own ``max_runs`` run slots; they share sessions, run records and the run
+    # queue through the store. 0 (the default): one per CPU core. Use 1 with a store
+    # that lives in the process's memory only (tests).
+    workers: int = Field(default=0, ge=0, le=256)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Seconds a client has to send a complete request head (slow clients are closed).
@@ -87,6 +94,13 @@ class Settings(BaseSettings):
     # TEST-ONLY: sleep this long at every step boundary (before the cancel and
     # deadline checks), so tests can cancel or time out a run mid-way.
     test_step_delay_ms: int | None = Field(default=None, ge=0)
+
+    def worker_count(self) -> int:
+        """The number of worker processes to run (``workers``, 0 = CPU cores). The TEST-ONLY
+        crash injection stands for a crashed wrapper: one process, which then exits."""
+        if self.test_crash_after_step is not None:
+            return 1
+        return self.workers or len(os.sched_getaffinity(0)) or 1
 
     def host_secret(self) -> bytes | None:
         """The host's credential as bytes (file first), or None when not configured.
