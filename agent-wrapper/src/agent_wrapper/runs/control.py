@@ -157,9 +157,11 @@ class RunControl:
         self.events.emit(kind, data)
 
     def step_started(self, name: str, agent: str | None) -> None:
+        # The current step stays in memory (events carry it): progress becomes durable
+        # with the step's checkpoint, one record write per step instead of two.
         with self._mutex:
             self.current_step = name
-        self.boundary("step", name, record_progress=True)
+        self.boundary("step", name)
         self.emit("step", {"name": name, "agent": agent, "phase": "started"})
 
     def step_resumed(self, name: str, agent: str | None, output: str) -> None:

@@ -82,8 +82,9 @@ class FileStateStore(StateStore):
 
     def _path(self, session_id: str, suffix: str) -> Path:
         validate_session_id(session_id)
-        path = (self.directory / f"{session_id}{suffix}").resolve()
-        # Belt and braces: the validated id cannot escape, but check anyway.
+        # A validated id is one path component that does not start with '.', so it
+        # cannot escape; the check is lexical (no resolve(): two stat calls per access).
+        path = self.directory / f"{session_id}{suffix}"
         if path.parent != self.directory:
             raise ValueError("session id escapes the state directory")
         return path
@@ -228,8 +229,8 @@ class FileStateStore(StateStore):
 
     # -- run records --------------------------------------------------------
     def _run_dir(self, session_id: str) -> Path:
-        path = (self.runs_directory / validate_session_id(session_id)).resolve()
-        if path.parent != self.runs_directory.resolve():
+        path = self.runs_directory / validate_session_id(session_id)
+        if path.parent != self.runs_directory:  # lexical, as in _path
             raise ValueError("session id escapes the state directory")
         return path
 
