@@ -125,6 +125,9 @@ pub fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16, env: &[(String, Str
         .env("AGENT_WRAPPER_STORE", "file")
         .env("AGENT_WRAPPER_STATE_DIR", dir.join("state"))
         .env("AGENT_WRAPPER_LLM_PROVIDER", "offline")
+        // One process per wrapper (the default is one per core): each worker imports
+        // CrewAI and LangChain (~375 MiB); tests that want several ask for them.
+        .env("AGENT_WRAPPER_WORKERS", "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", sink.http_endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
