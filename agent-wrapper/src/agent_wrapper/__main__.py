@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         # N processes accept on the one socket uvicorn binds here; each builds its own
         # app (store connections, run slots, queue dispatcher) from the environment.
         # What would stop every worker fails here first, once, with exit code 2.
+        from agent_wrapper import telemetry
         from agent_wrapper.agents import load_registry
 
         try:
+            telemetry.check_configuration()
             settings.host_secret()
             load_registry(settings.agents_file)
         except (RegistryError, ValueError) as exc:

@@ -60,6 +60,13 @@ def setup_telemetry(span_exporter: SpanExporter | None = None) -> TracerProvider
         return provider
 
 
+def check_configuration() -> None:
+    """Raise ``ValueError`` for OTEL_* settings the provider would refuse (so a
+    supervisor can refuse them once, before starting workers)."""
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "none":
+        otlp_protocol()
+
+
 def otlp_protocol() -> str:
     """``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else
     ``http/protobuf``. Anything else is refused at start (a silent fallback would send
