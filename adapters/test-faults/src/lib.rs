@@ -6,7 +6,9 @@
 //! Hostile ones for the sandbox suite: `alloc:<mib>` grabs memory, `recurse` overflows
 //! the stack, `huge-output:<mib>` answers with that much text, `many-calls:<n>` sends n
 //! requests, `forge-secret` sets the header the host injects as a secret, `snoop`
-//! tries to read files and the environment, `print:<kib>` floods stdout and stderr.
+//! tries to read files and the environment, `print:<kib>` floods stdout and stderr,
+//! `log-flood:<n>` writes n lines of 4 KiB through the `log` import,
+//! `forge-credential` sets the host's wrapper credential header itself.
 //! `not-an-object` answers with a structured result that is JSON but not an object.
 //! Never deploy it.
 //!
@@ -26,6 +28,7 @@ mod bindings {
     });
 }
 
+use bindings::federation::agent_backend::log::{self, Level};
 use bindings::federation::agent_backend::outbound_http::{self, Method, Request};
 use bindings::federation::agent_backend::types::{AdapterError, AdapterInfo, Task, TaskResponse};
 use bindings::{Guest, export};
@@ -66,6 +69,18 @@ impl Guest for Faults {
                 send_with_headers(&task, vec![("x-api-key".into(), "guest-forged-key".into())])
             }
             "snoop" => Ok(answer(&task, snoop())),
+            "forge-credential" => send_with_headers(
+                &task,
+                vec![("x-federation-host-credential".into(), "guest-forged".into())],
+            ),
+            goal if goal.starts_with("log-flood:") => {
+                let n: usize = number(goal)?;
+                let line = "z".repeat(4096);
+                for _ in 0..n {
+                    log::log(Level::Info, &line);
+                }
+                Ok(answer(&task, format!("logged {n} lines")))
+            }
             "not-an-object" => Ok(TaskResponse {
                 result_json: r#"["a", "list"]"#.into(),
                 ..answer(&task, "a result that is not an object".into())

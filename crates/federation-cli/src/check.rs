@@ -112,6 +112,8 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         max_memory_bytes: 64 << 20,
         cpu_budget: Duration::from_secs(30),
         max_concurrent_tasks: 64,
+        // No secrets directory: a manifest's value_file is reported, not read.
+        secrets: Default::default(),
     };
     let policy = match load_policy(&args, &defaults) {
         Ok(policy) => {

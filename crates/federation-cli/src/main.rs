@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
             let result =
-                federation_host::serve(args, listener, federation_host::shutdown_signal()).await;
+                federation_host::serve(*args, listener, federation_host::shutdown_signal()).await;
             telemetry.shutdown();
             result
         }

@@ -25,6 +25,11 @@ impl AdminToken {
         (!token.is_empty()).then_some(AdminToken(token))
     }
 
+    /// The token itself, for the host's own checks (manifests must not name it).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
     /// The `authorization` metadata value a client sends.
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.0)

@@ -39,9 +39,35 @@ pub struct ServeArgs {
     #[arg(long, env = "FEDERATION_MAX_UPLOAD_MIB", default_value_t = 64)]
     pub max_upload_mib: usize,
     /// Directory caching compiled adapters by digest (skips recompiling on restart).
-    /// Must be writable only by the host's user. Unset: no cache.
+    /// Must be owned by the host's user and writable only by it (the host refuses to
+    /// start otherwise); artifacts carry a MAC checked before loading. Unset: no cache.
     #[arg(long, env = "FEDERATION_COMPILE_CACHE_DIR")]
     pub compile_cache_dir: Option<PathBuf>,
+    /// PEM file of extra CA certificates trusted for outbound https (the wrapper,
+    /// adapters' allowed origins), beside the system's roots.
+    #[arg(long, env = "FEDERATION_OUTBOUND_CA_FILE")]
+    pub outbound_ca_file: Option<PathBuf>,
+    /// Proxy for all outbound HTTP (`http://host:port`). Unset: no proxy, whatever
+    /// HTTP_PROXY/HTTPS_PROXY/ALL_PROXY say.
+    #[arg(long, env = "FEDERATION_OUTBOUND_PROXY")]
+    pub outbound_proxy: Option<Url>,
+    /// File (mode 0600) holding the secret the host sends to the wrapper as
+    /// `x-federation-host-credential` (the wrapper's AGENT_WRAPPER_HOST_CREDENTIAL_FILE).
+    /// Only the wrapper's origin gets it; adapters can neither read nor set it.
+    #[arg(long, env = "FEDERATION_WRAPPER_CREDENTIAL_FILE")]
+    pub wrapper_credential_file: Option<PathBuf>,
+    /// Directory a policy manifest's `value_file` secrets must lie in. Unset:
+    /// `value_file` is refused.
+    #[arg(long, env = "FEDERATION_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Prefix of the environment variables a manifest's `value_env` may read.
+    #[arg(long, env = "FEDERATION_SECRET_ENV_PREFIX", default_value = federation_runtime::DEFAULT_SECRET_ENV_PREFIX, value_parser = parse_secret_prefix)]
+    pub secret_env_prefix: String,
+    /// Bytes of results of finished background tasks (StartAgentTask) kept for
+    /// GetAgentTask, MiB; over it the oldest results are evicted (GetAgentTask then
+    /// answers from the wrapper's run record).
+    #[arg(long, env = "FEDERATION_BACKGROUND_RESULTS_MIB", default_value_t = 64)]
+    pub background_results_mib: usize,
     /// Base URL of the agent wrapper, handed to adapters and allowed by their policy.
     #[arg(
         long,
@@ -122,6 +148,15 @@ impl ServeArgs {
                     .unwrap_or_default()
             ),
         }
+    }
+}
+
+/// A `value_env` prefix (clap's parser): an empty one would open every variable.
+pub fn parse_secret_prefix(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        Err("the secret prefix must not be empty".to_string())
+    } else {
+        Ok(raw.to_string())
     }
 }
 

@@ -17,8 +17,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use federation_proto::admin_service_server::AdminServiceServer;
 use federation_proto::federation_service_server::FederationServiceServer;
 use federation_runtime::engine::{EngineLimits, build_engine};
-use federation_runtime::outbound::{Origin, OutboundHttp, OutboundLimits};
-use federation_runtime::{AdapterRegistry, AdapterRuntime, CompileCache, PolicyDefaults};
+use federation_runtime::outbound::{
+    HostCredential, NetSettings, Origin, OutboundHttp, OutboundLimits,
+};
+use federation_runtime::{
+    AdapterRegistry, AdapterRuntime, CompileCache, PolicyDefaults, SecretSources,
+};
 
 use crate::admin::{Admin, require_token};
 use crate::config::ServeArgs;
@@ -49,14 +53,45 @@ pub async fn serve_with<E: Executor>(
         max_instances: args.max_concurrent_tasks + 8,
         max_memory_bytes: args.max_memory_mib << 20,
     })?;
-    let outbound = OutboundHttp::new(OutboundLimits {
-        max_response_bytes: args.max_response_bytes,
-        default_timeout: Duration::from_millis(args.outbound_timeout_ms),
-        connect_timeout: Duration::from_millis(args.connect_timeout_ms),
-    })
-    .context("building the outbound HTTP client")?;
     let wrapper_origin = Origin::of(&args.wrapper_url)
         .with_context(|| format!("wrapper URL {} is not http(s)", args.wrapper_url))?;
+    let net = NetSettings {
+        ca_file: args.outbound_ca_file.clone(),
+        proxy: args.outbound_proxy.clone(),
+    };
+    let credential = args
+        .wrapper_credential_file
+        .as_deref()
+        .map(|file| HostCredential::from_file(file, wrapper_origin.clone()))
+        .transpose()?;
+    if credential.is_none() {
+        tracing::info!(
+            "no --wrapper-credential-file: requests to the wrapper carry no host credential"
+        );
+    }
+    let outbound = OutboundHttp::configured(
+        OutboundLimits {
+            max_response_bytes: args.max_response_bytes,
+            default_timeout: Duration::from_millis(args.outbound_timeout_ms),
+            connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        },
+        &net,
+        credential.clone(),
+    )
+    .context("building the outbound HTTP client")?;
+    let admin_token = args.admin_token()?;
+    let mut secrets = SecretSources {
+        dir: args.secrets_dir.clone(),
+        env_prefix: args.secret_env_prefix.clone(),
+        forbidden: Vec::new(),
+    };
+    if let Some(token) = &admin_token {
+        secrets.forbid(token.secret());
+        secrets.forbid(token.bearer());
+    }
+    if let Some(credential) = &credential {
+        secrets.forbid(credential.secret_bytes());
+    }
     let max_concurrent_tasks = args.max_concurrent_tasks as usize;
     let policy_defaults = PolicyDefaults {
         wrapper: wrapper_origin,
@@ -70,6 +105,7 @@ pub async fn serve_with<E: Executor>(
             0 => max_concurrent_tasks,
             n => n as usize,
         },
+        secrets,
     };
     let cache = args
         .compile_cache_dir
@@ -79,7 +115,6 @@ pub async fn serve_with<E: Executor>(
                 .with_context(|| format!("opening the compile cache {}", dir.display()))
         })
         .transpose()?;
-    let admin_token = args.admin_token()?;
     let runtime = Arc::new(AdapterRuntime::new(
         engine,
         Arc::new(outbound),
@@ -94,6 +129,7 @@ pub async fn serve_with<E: Executor>(
         args.adapters_dir.clone(),
         policy_defaults,
         Arc::new(BackendHealth(health.clone())),
+        (args.max_upload_mib as u64) << 20,
     ));
     lifecycle
         .reconcile(false)
@@ -119,6 +155,9 @@ pub async fn serve_with<E: Executor>(
             default_task_timeout: args.task_timeout(),
             max_concurrent_tasks: args.max_concurrent_tasks as usize,
             max_output_bytes: args.max_output_bytes,
+            background_results_bytes: args.background_results_mib << 20,
+            net,
+            wrapper_credential: credential,
         },
     )?;
 

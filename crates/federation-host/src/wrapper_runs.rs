@@ -3,12 +3,16 @@
 //! went away, and read its status (`GET /v1/sessions/{sid}/runs/{rid}`) for
 //! `GetAgentTask` on any replica. Runs are keyed by (federation_session_id, request_id).
 //! Also the wrapper's agent registry (`GET /v1/agents`), for `ListAgents`.
+//!
+//! Its client is built like the adapters' ([`NetSettings`]: rustls, the configured CA,
+//! no proxy unless configured), and every call carries the host's credential.
 
 use std::time::Duration;
 
 use opentelemetry_http::HeaderInjector;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use federation_runtime::outbound::{HostCredential, NetSettings, Origin, inject_host_headers};
 use federation_wire::{Agent, AgentList, RunRecord, routes};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,17 +40,34 @@ pub enum RunApiError {
 pub struct WrapperRuns {
     client: reqwest::Client,
     base: String,
+    origin: Option<Origin>,
+    credential: Option<HostCredential>,
 }
 
 impl WrapperRuns {
-    pub fn new(wrapper_url: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        wrapper_url: &str,
+        net: &NetSettings,
+        credential: Option<HostCredential>,
+    ) -> anyhow::Result<Self> {
         Ok(WrapperRuns {
-            client: reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            client: net.client(TIMEOUT)?,
             base: wrapper_url.trim_end_matches('/').to_string(),
+            origin: url::Url::parse(wrapper_url)
+                .ok()
+                .as_ref()
+                .and_then(Origin::of),
+            credential,
         })
+    }
+
+    /// The current trace's headers and the host's identity headers for the wrapper.
+    fn headers(&self) -> http::HeaderMap {
+        let mut headers = trace_headers();
+        if let Some(origin) = &self.origin {
+            inject_host_headers(&mut headers, origin, self.credential.as_ref());
+        }
+        headers
     }
 
     pub async fn status(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
@@ -66,7 +87,7 @@ impl WrapperRuns {
         let response = self
             .client
             .get(url)
-            .headers(trace_headers())
+            .headers(self.headers())
             .send()
             .await
             .map_err(|e| AgentsError::Unreachable(e.to_string()))?;
@@ -93,7 +114,7 @@ impl WrapperRuns {
         request_id: &str,
     ) -> Result<RunRecord, RunApiError> {
         let response = request
-            .headers(trace_headers())
+            .headers(self.headers())
             .send()
             .await
             .map_err(|e| RunApiError::Failed(e.to_string()))?;

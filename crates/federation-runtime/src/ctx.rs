@@ -95,6 +95,7 @@ impl AdapterCtx {
             outbound_requests: self.outbound.requests,
             outbound_denied: self.outbound.denied,
             progress_dropped: self.progress.dropped,
+            log_dropped: self.log.dropped_lines as u32,
         }
     }
 
@@ -109,9 +110,11 @@ impl AdapterCtx {
         self.stdio.stderr()
     }
 
-    /// Writes what the guest printed to the host's log, tagged with its name.
+    /// Writes what the guest printed to the host's log, tagged with its name, and what
+    /// the log caps dropped.
     pub fn flush_stdio(&self) {
         self.stdio.flush(self.log.adapter());
+        self.log.flush();
     }
 }
 

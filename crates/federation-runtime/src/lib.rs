@@ -30,12 +30,15 @@ mod sandbox;
 mod usage;
 
 pub use adapter::{Adapter, AdapterRuntime, LoadError, RunError, RunOutcome, digest_of};
-pub use cache::CompileCache;
+pub use cache::{CacheError, CompileCache};
 pub use ctx::{AdapterCtx, MemoryLimitReached};
 pub use engine::{EngineLimits, build_engine};
 pub use interaction::{InterruptError, TaskInteraction, parse_interrupt};
 pub use metrics::{AdapterMetrics, MetricAttributes};
 pub use progress::{Progress, ProgressSink, Stamped};
 pub use registry::{AdapterRegistry, Installed, RollbackError, Slot};
-pub use sandbox::{PolicyDefaults, PolicyError, SandboxPolicy, manifest_path};
+pub use sandbox::{
+    DEFAULT_SECRET_ENV_PREFIX, PolicyDefaults, PolicyError, SandboxPolicy, SecretSources,
+    manifest_path,
+};
 pub use usage::Usage;

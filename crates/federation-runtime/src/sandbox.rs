@@ -17,7 +17,7 @@
 //! [[outbound.headers]]           # added by the host; the guest never sees the value
 //! origin = "https://api.example.com"
 //! name = "authorization"
-//! value_env = "EXAMPLE_API_TOKEN" # or value_file = "/run/secrets/x", or value = "..."
+//! value_env = "FEDERATION_SECRET_EXAMPLE" # or value_file = "example", or value = "..."
 //!
 //! [limits]
 //! max_memory_mib = 32
@@ -27,6 +27,13 @@
 //! [wasi]
 //! env = { LOG_FORMAT = "json" }
 //! ```
+//!
+//! Secret headers come from where the operator said ([`SecretSources`]): `value_file`
+//! only from a file inside `--secrets-dir` (relative names resolve there; `..` and
+//! symlinks that leave it are refused), `value_env` only from a variable named with
+//! `--secret-env-prefix` (default `FEDERATION_SECRET_`); never the admin token or the
+//! wrapper credential, whatever their source. A manifest that breaks one of these is
+//! rejected with the adapter, naming the field.
 
 use std::{
     collections::BTreeMap,
@@ -40,7 +47,125 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::outbound::credential::is_host_identity_header;
 use crate::outbound::{Origin, OutboundPolicy};
+
+/// The prefix `value_env` variables need unless the operator sets another.
+pub const DEFAULT_SECRET_ENV_PREFIX: &str = "FEDERATION_SECRET_";
+
+/// Host variables no manifest may read, whatever the prefix.
+const HOST_ONLY_VARIABLES: &[&str] = &[
+    "FEDERATION_ADMIN_TOKEN",
+    "FEDERATION_ADMIN_TOKEN_FILE",
+    "FEDERATION_WRAPPER_CREDENTIAL_FILE",
+];
+
+/// Where manifests may take their secret headers' values from.
+#[derive(Clone, Debug)]
+pub struct SecretSources {
+    /// `value_file` must resolve inside this directory; unset: `value_file` is refused.
+    pub dir: Option<PathBuf>,
+    /// `value_env` must name a variable starting with this (never empty).
+    pub env_prefix: String,
+    /// sha256 of secrets no manifest may hand out: the admin token, the wrapper
+    /// credential.
+    pub forbidden: Vec<[u8; 32]>,
+}
+
+impl Default for SecretSources {
+    fn default() -> Self {
+        SecretSources {
+            dir: None,
+            env_prefix: DEFAULT_SECRET_ENV_PREFIX.into(),
+            forbidden: Vec::new(),
+        }
+    }
+}
+
+impl SecretSources {
+    /// Also refuse `secret` as a header value.
+    pub fn forbid(&mut self, secret: impl AsRef<[u8]>) {
+        self.forbidden
+            .push(Sha256::digest(secret.as_ref().trim_ascii()).into());
+    }
+
+    /// The value of `value_env = var`, if the operator lets manifests read it.
+    fn env(&self, var: &str) -> Result<String, String> {
+        if self.env_prefix.is_empty() || !var.starts_with(&self.env_prefix) {
+            return Err(format!(
+                "value_env {var:?} does not start with the secret prefix {:?} \
+                 (--secret-env-prefix)",
+                self.env_prefix
+            ));
+        }
+        if HOST_ONLY_VARIABLES.contains(&var) {
+            return Err(format!("value_env {var:?} is the host's own secret"));
+        }
+        std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+    }
+
+    /// The value of `value_file = file`, if it lies inside the secrets directory.
+    fn file(&self, file: &Path) -> Result<String, String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(dir) = &self.dir else {
+            return Err(format!(
+                "value_file {} is refused: no secrets directory is configured (--secrets-dir)",
+                file.display()
+            ));
+        };
+        if file
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(format!(
+                "value_file {} must not contain '..'",
+                file.display()
+            ));
+        }
+        let outside = || {
+            format!(
+                "value_file {} is outside the secrets directory {} (--secrets-dir)",
+                file.display(),
+                dir.display()
+            )
+        };
+        let root = dir
+            .canonicalize()
+            .map_err(|e| format!("secrets directory {}: {e}", dir.display()))?;
+        // Relative names resolve in the directory; symlinks are resolved before the
+        // containment check, so one cannot lead out of it.
+        let resolved = dir
+            .join(file)
+            .canonicalize()
+            .map_err(|e| format!("value_file {}: {e}", file.display()))?;
+        if !resolved.starts_with(&root) {
+            return Err(outside());
+        }
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&resolved)
+            .map_err(|e| format!("value_file {}: {e}", file.display()))?;
+        if !opened.metadata().map_err(|e| e.to_string())?.is_file() {
+            return Err(format!(
+                "value_file {} is not a regular file",
+                file.display()
+            ));
+        }
+        let mut text = String::new();
+        opened
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("value_file {}: {e}", file.display()))?;
+        Ok(text.trim_end().to_string())
+    }
+
+    fn is_forbidden(&self, value: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(value.as_bytes().trim_ascii()).into();
+        self.forbidden.contains(&digest)
+    }
+}
 
 /// Host-wide defaults and ceilings, from the host's flags.
 #[derive(Clone, Debug)]
@@ -55,6 +180,8 @@ pub struct PolicyDefaults {
     pub max_memory_bytes: usize,
     pub cpu_budget: Duration,
     pub max_concurrent_tasks: usize,
+    /// Where manifests may take secret header values from.
+    pub secrets: SecretSources,
 }
 
 /// The resolved policy of one adapter build.
@@ -219,23 +346,30 @@ impl SandboxPolicy {
             }
             let name = HeaderName::from_bytes(header.name.as_bytes())
                 .map_err(|_| invalid(format!("bad header name {:?}", header.name)))?;
+            if is_host_identity_header(name.as_str()) {
+                return Err(invalid(format!("header {name} is set by the host only")));
+            }
+            let secrets = &defaults.secrets;
             let raw = match (&header.value, &header.value_env, &header.value_file) {
                 (Some(value), None, None) => value.clone(),
-                (None, Some(var), None) => std::env::var(var).map_err(|_| {
-                    invalid(format!(
-                        "header {name}: environment variable {var} is not set"
-                    ))
-                })?,
-                (None, None, Some(file)) => std::fs::read_to_string(file)
-                    .map_err(|e| invalid(format!("header {name}: {}: {e}", file.display())))?
-                    .trim_end()
-                    .to_string(),
+                (None, Some(var), None) => secrets
+                    .env(var)
+                    .map_err(|e| invalid(format!("header {name}: {e}")))?,
+                (None, None, Some(file)) => secrets
+                    .file(file)
+                    .map_err(|e| invalid(format!("header {name}: {e}")))?,
                 _ => {
                     return Err(invalid(format!(
                         "header {name}: give exactly one of value, value_env, value_file"
                     )));
                 }
             };
+            if secrets.is_forbidden(&raw) {
+                return Err(invalid(format!(
+                    "header {name}: its value is the host's admin token or wrapper \
+                     credential, which no adapter may send"
+                )));
+            }
             let mut value = HeaderValue::from_str(&raw)
                 .map_err(|_| invalid(format!("header {name}: value is not a valid header")))?;
             value.set_sensitive(true);
@@ -313,6 +447,7 @@ mod tests {
             max_memory_bytes: 64 << 20,
             cpu_budget: Duration::from_secs(10),
             max_concurrent_tasks: 512,
+            secrets: SecretSources::default(),
         }
     }
 
@@ -375,12 +510,112 @@ mod tests {
                 "does not list",
             ),
             (
-                "[[outbound.headers]]\norigin = \"wrapper\"\nname = \"a\"\nvalue_env = \"AF_SURELY_UNSET_VAR\"",
+                "[[outbound.headers]]\norigin = \"wrapper\"\nname = \"a\"\nvalue_env = \"FEDERATION_SECRET_SURELY_UNSET\"",
                 "not set",
+            ),
+            (
+                "[[outbound.headers]]\norigin = \"wrapper\"\nname = \"x-federation-host-credential\"\nvalue = \"b\"",
+                "host only",
             ),
         ] {
             let error = parse(text).unwrap_err().to_string();
             assert!(error.contains(needle), "{text:?}: {error}");
+        }
+    }
+
+    fn header(source: &str) -> String {
+        format!("[[outbound.headers]]\norigin = \"wrapper\"\nname = \"x-key\"\n{source}")
+    }
+
+    #[test]
+    fn value_env_needs_the_prefix_and_never_reads_the_admin_token() {
+        // SAFETY: test-only variables, each read by this test alone.
+        unsafe {
+            std::env::set_var("AF_TEST_UNPREFIXED_SECRET", "x");
+            std::env::set_var("FEDERATION_SECRET_AF_TEST_OK", "granted");
+            std::env::set_var("FEDERATION_SECRET_AF_TEST_ADMIN", "the-admin-token");
+        }
+        let error = parse(&header("value_env = \"AF_TEST_UNPREFIXED_SECRET\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("value_env") && error.contains("prefix"),
+            "{error}"
+        );
+        let error = parse(&header("value_env = \"FEDERATION_ADMIN_TOKEN\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("value_env"), "{error}");
+        assert!(parse(&header("value_env = \"FEDERATION_SECRET_AF_TEST_OK\"")).is_ok());
+
+        // The admin token is refused under any name: its value is forbidden.
+        let mut defaults = defaults();
+        defaults.secrets.forbid("the-admin-token");
+        let error = SandboxPolicy::from_manifest(
+            &header("value_env = \"FEDERATION_SECRET_AF_TEST_ADMIN\""),
+            "test.toml",
+            &defaults,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("admin token"), "{error}");
+        let error = SandboxPolicy::from_manifest(
+            &header("value = \"the-admin-token\""),
+            "test.toml",
+            &defaults,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("admin token"), "{error}");
+    }
+
+    #[test]
+    fn value_file_must_stay_inside_the_secrets_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let secrets = root.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(secrets.join("api-key"), "k3y\n").unwrap();
+        std::fs::write(root.path().join("outside"), "host-only").unwrap();
+        std::os::unix::fs::symlink(root.path().join("outside"), secrets.join("link")).unwrap();
+        let mut defaults = defaults();
+        let parse_with = |source: &str, defaults: &PolicyDefaults| {
+            SandboxPolicy::from_manifest(&header(source), "test.toml", defaults)
+                .map_err(|e| e.to_string())
+        };
+        // No secrets directory: every value_file is refused.
+        let error = parse_with("value_file = \"api-key\"", &defaults).unwrap_err();
+        assert!(
+            error.contains("value_file") && error.contains("--secrets-dir"),
+            "{error}"
+        );
+
+        defaults.secrets.dir = Some(secrets.clone());
+        assert!(parse_with("value_file = \"api-key\"", &defaults).is_ok());
+        let inside = secrets.join("api-key").display().to_string();
+        assert!(parse_with(&format!("value_file = {inside:?}"), &defaults).is_ok());
+        for (source, needle) in [
+            (
+                format!(
+                    "value_file = {:?}",
+                    root.path().join("outside").display().to_string()
+                ),
+                "outside the secrets directory",
+            ),
+            (
+                "value_file = \"/etc/passwd\"".to_string(),
+                "outside the secrets directory",
+            ),
+            ("value_file = \"../outside\"".to_string(), "'..'"),
+            (
+                "value_file = \"link\"".to_string(),
+                "outside the secrets directory",
+            ),
+        ] {
+            let error = parse_with(&source, &defaults).unwrap_err();
+            assert!(
+                error.contains("value_file") && error.contains(needle),
+                "{source}: {error}"
+            );
         }
     }
 }

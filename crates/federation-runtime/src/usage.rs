@@ -15,4 +15,6 @@ pub struct Usage {
     pub outbound_denied: u32,
     /// Progress events dropped because the task reported too many.
     pub progress_dropped: u32,
+    /// Log lines dropped because the task logged too much.
+    pub log_dropped: u32,
 }

@@ -39,6 +39,7 @@ pub fn host_default_policy(wrapper: Origin) -> SandboxPolicy {
         max_memory_bytes: MAX_MEMORY_BYTES,
         cpu_budget: Duration::from_secs(30),
         max_concurrent_tasks: 512,
+        secrets: Default::default(),
     })
 }
 

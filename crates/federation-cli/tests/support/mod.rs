@@ -99,12 +99,27 @@ impl HostProcess {
         otlp_endpoint: &str,
         extra: &[&str],
     ) -> HostProcess {
+        Self::start_with_env(dir, wrapper_url, otlp_endpoint, extra, &[])
+    }
+
+    /// Like [`HostProcess::start_in`], with more environment variables.
+    pub fn start_with_env(
+        dir: &Path,
+        wrapper_url: &str,
+        otlp_endpoint: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> HostProcess {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "host-{}-{}.log",
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir)
+        let mut host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir);
+        for (key, value) in envs {
+            host = host.env(key, value);
+        }
+        let host = host
             .arg("--compile-cache-dir")
             .arg(compile_cache_dir())
             .args(extra)

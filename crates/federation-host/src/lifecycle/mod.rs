@@ -6,7 +6,10 @@
 //! describe and self-test it off the request path, then swap it in. A file that fails
 //! any step never replaces a working build: the rejection is logged, counted and kept
 //! for the admin API. Swaps and rejections are also telemetry events (on the
-//! `adapter.lifecycle` span). What starts and stops serving is told to a
+//! `adapter.lifecycle` span). Before a file is read, its size (from its metadata) must
+//! be within the upload limit and, if it is a symlink, it must resolve inside the
+//! directory ([`confine`]); the read itself is bounded too (a file that grows after the
+//! check is still refused). What starts and stops serving is told to a
 //! [`LifecycleEvents`] listener (the server keeps gRPC health from it). The directory
 //! watcher that triggers reconciles lives in [`watcher`].
 
@@ -125,6 +128,8 @@ pub struct AdapterLifecycle {
     dir: PathBuf,
     policy_defaults: PolicyDefaults,
     events: Arc<dyn LifecycleEvents>,
+    /// Largest adapter file (and manifest) read, bytes: the upload limit.
+    max_file_bytes: u64,
     /// Held for the whole of every change, so changes apply one at a time.
     state: tokio::sync::Mutex<DirState>,
     rejections: Mutex<VecDeque<Rejection>>,
@@ -138,6 +143,7 @@ impl AdapterLifecycle {
         dir: PathBuf,
         policy_defaults: PolicyDefaults,
         events: Arc<dyn LifecycleEvents>,
+        max_file_bytes: u64,
     ) -> Self {
         AdapterLifecycle {
             runtime,
@@ -145,6 +151,7 @@ impl AdapterLifecycle {
             dir,
             policy_defaults,
             events,
+            max_file_bytes,
             state: tokio::sync::Mutex::default(),
             rejections: Mutex::default(),
             rejected_total: AtomicU64::new(0),
@@ -201,17 +208,34 @@ impl AdapterLifecycle {
             }
             let serves = known.and_then(|file| file.serves.clone());
             let source = path.display().to_string();
-            let bytes = match tokio::fs::read(&path).await {
+            let bytes = match self.read_confined(&path).await {
                 Ok(bytes) => bytes,
-                Err(error) => {
+                Err(FileRefused::Gone(error)) => {
                     // Gone between listing and reading: the next reconcile unloads it.
-                    let rejection = self.reject(source, String::new(), error.to_string(), &serves);
+                    let rejection = self.reject(source, String::new(), error, &serves);
                     report.rejected.push(rejection);
+                    continue;
+                }
+                Err(FileRefused::Refused(reason)) => {
+                    let rejection = self.reject(source, String::new(), reason, &serves);
+                    report.rejected.push(rejection);
+                    // Remembered, so the rescan does not refuse (and log) it again until
+                    // it changes.
+                    state.files.insert(
+                        path,
+                        FileState {
+                            stamp,
+                            digest: String::new(),
+                            policy_digest: String::new(),
+                            serves,
+                            accepted: false,
+                        },
+                    );
                     continue;
                 }
             };
             let digest = digest_of(&bytes);
-            let policy = SandboxPolicy::for_file(&path, &self.policy_defaults);
+            let policy = self.policy_for(&path);
             let policy_digest = policy
                 .as_ref()
                 .map(|p| p.digest.clone())
@@ -242,9 +266,7 @@ impl AdapterLifecycle {
                             )
                             .await
                         }
-                        Err(error) => {
-                            Err(self.reject(source, digest.clone(), error.to_string(), &serves))
-                        }
+                        Err(error) => Err(self.reject(source, digest.clone(), error, &serves)),
                     };
                     let accepted = outcome.is_ok();
                     let serves = match outcome {
@@ -281,6 +303,41 @@ impl AdapterLifecycle {
             );
         }
         Ok(report)
+    }
+
+    /// The bytes of the adapter file `path`, read only if it lies in the directory and
+    /// is within the size limit.
+    async fn read_confined(&self, path: &Path) -> Result<Vec<u8>, FileRefused> {
+        let (dir, path, max) = (self.dir.clone(), path.to_path_buf(), self.max_file_bytes);
+        tokio::task::spawn_blocking(move || {
+            let real = confine(&dir, &path)?;
+            read_bounded(&real, &path, max, "--max-upload-mib")
+        })
+        .await
+        .unwrap_or_else(|e| Err(FileRefused::Gone(e.to_string())))
+    }
+
+    /// The policy of the adapter file `wasm`: its manifest (confined and bounded like
+    /// the adapter file) or the defaults.
+    fn policy_for(&self, wasm: &Path) -> Result<SandboxPolicy, String> {
+        let manifest = manifest_path(wasm);
+        if std::fs::symlink_metadata(&manifest).is_err() {
+            return SandboxPolicy::for_file(wasm, &self.policy_defaults).map_err(|e| e.to_string());
+        }
+        let refused = |error: FileRefused| match error {
+            FileRefused::Gone(reason) | FileRefused::Refused(reason) => reason,
+        };
+        let real = confine(&self.dir, &manifest).map_err(refused)?;
+        let bytes = read_bounded(&real, &manifest, MAX_MANIFEST_BYTES, "the manifest limit")
+            .map_err(refused)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("policy manifest {}: not UTF-8", manifest.display()))?;
+        SandboxPolicy::from_manifest(
+            &text,
+            &manifest.display().to_string(),
+            &self.policy_defaults,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Validates an uploaded component (with its policy manifest's text, if any) and
@@ -487,4 +544,71 @@ fn list_wasm_files(dir: &Path) -> std::io::Result<BTreeMap<PathBuf, FileStamp>> 
         }
     }
     Ok(files)
+}
+
+/// Largest policy manifest read, bytes.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Why a file of the directory was not read.
+enum FileRefused {
+    /// It could not be read (e.g. removed meanwhile): not remembered.
+    Gone(String),
+    /// It breaks a rule (size, symlink out of the directory): remembered until it changes.
+    Refused(String),
+}
+
+/// The real path of `path` if it lies inside `dir` once symlinks are resolved: a link
+/// to a versioned file beside it works, a link to `/etc/shadow` is refused unread.
+fn confine(dir: &Path, path: &Path) -> Result<PathBuf, FileRefused> {
+    let root = dir
+        .canonicalize()
+        .map_err(|e| FileRefused::Gone(format!("{}: {e}", dir.display())))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| FileRefused::Gone(format!("{}: {e}", path.display())))?;
+    if real.starts_with(&root) {
+        Ok(real)
+    } else {
+        Err(FileRefused::Refused(format!(
+            "{} is a symlink to {}, outside the adapters directory {}; refused unread",
+            path.display(),
+            real.display(),
+            root.display()
+        )))
+    }
+}
+
+/// Reads `real` (no symlink left to follow), refusing it from its metadata when it is
+/// over `max` bytes, and refusing it again if it grew past `max` meanwhile.
+fn read_bounded(real: &Path, shown: &Path, max: u64, limit: &str) -> Result<Vec<u8>, FileRefused> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let gone = |e: std::io::Error| FileRefused::Gone(format!("{}: {e}", shown.display()));
+    let too_big = |len: u64| {
+        FileRefused::Refused(format!(
+            "{} is {len} bytes, over the {max}-byte limit ({limit}); refused unread",
+            shown.display()
+        ))
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(real)
+        .map_err(gone)?;
+    let metadata = file.metadata().map_err(gone)?;
+    if !metadata.is_file() {
+        return Err(FileRefused::Refused(format!(
+            "{} is not a regular file",
+            shown.display()
+        )));
+    }
+    if metadata.len() > max {
+        return Err(too_big(metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes).map_err(gone)?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }

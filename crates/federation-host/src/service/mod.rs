@@ -32,6 +32,8 @@ use federation_runtime::{
     Usage,
 };
 
+use federation_runtime::outbound::{HostCredential, NetSettings};
+
 use crate::wrapper_runs::WrapperRuns;
 use tasks::AsyncTasks;
 
@@ -74,6 +76,12 @@ pub struct ServiceConfig {
     pub max_concurrent_tasks: usize,
     /// Largest output + result an adapter may return, bytes.
     pub max_output_bytes: usize,
+    /// Bytes the results of finished background tasks may hold together.
+    pub background_results_bytes: usize,
+    /// TLS roots and proxy of the host's own calls to the wrapper.
+    pub net: NetSettings,
+    /// Added to the host's own calls to the wrapper.
+    pub wrapper_credential: Option<HostCredential>,
 }
 
 /// The service: the adapters it serves, what runs their tasks, and the tasks in flight.
@@ -109,8 +117,12 @@ impl<E: Executor> Federation<E> {
         Ok(Federation {
             executor,
             registry,
-            runs: Arc::new(WrapperRuns::new(&config.wrapper_url)?),
-            started: Arc::new(AsyncTasks::default()),
+            runs: Arc::new(WrapperRuns::new(
+                &config.wrapper_url,
+                &config.net,
+                config.wrapper_credential.clone(),
+            )?),
+            started: Arc::new(AsyncTasks::new(config.background_results_bytes)),
             config: Arc::new(config),
             in_flight,
         })

@@ -1,7 +1,11 @@
 //! The tasks `StartAgentTask` started on this replica: their state and result for
 //! `GetAgentTask`, and a handle to stop them for `CancelAgentTask`. Finished entries
 //! are kept for [`KEEP_FINISHED`] (the wrapper's run record answers after that, and on
-//! other replicas); at most [`MAX_ENTRIES`] are kept.
+//! other replicas); at most [`MAX_ENTRIES`] are kept, and their results together stay
+//! under a byte budget (`--background-results-mib`): a finishing task whose result
+//! does not fit evicts the oldest finished results (their `GetAgentTask` then answers
+//! from the wrapper's run record, as on another replica). New tasks are never refused
+//! for it: results nobody fetched must not lock callers out.
 
 use std::{
     collections::HashMap,
@@ -14,13 +18,15 @@ use tonic::Status;
 
 use federation_proto::agent_task_status::State;
 use federation_proto::{AgentTaskStatus, TaskResponse, task_response};
+use prost::Message;
 
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 pub const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Default)]
 pub struct AsyncTasks {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Bytes of results the finished entries may hold together.
+    budget: usize,
 }
 
 struct Entry {
@@ -28,6 +34,8 @@ struct Entry {
     outcome: Outcome,
     abort: Option<AbortHandle>,
     finished: Option<Instant>,
+    /// Bytes its result holds (0 while working).
+    bytes: usize,
 }
 
 enum Outcome {
@@ -37,6 +45,21 @@ enum Outcome {
 }
 
 impl AsyncTasks {
+    /// A table whose finished results hold at most `budget` bytes together.
+    pub fn new(budget: usize) -> AsyncTasks {
+        AsyncTasks {
+            entries: Mutex::default(),
+            budget,
+        }
+    }
+
+    /// Bytes of results held now.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        let entries = self.entries.lock().expect("task table poisoned");
+        entries.values().map(|e| e.bytes).sum()
+    }
+
     /// Claims `task_id`; false when it is already known (started before).
     pub fn reserve(&self, task_id: &str, trace_id: &str) -> bool {
         let mut entries = self.entries.lock().expect("task table poisoned");
@@ -51,6 +74,7 @@ impl AsyncTasks {
                 outcome: Outcome::Working,
                 abort: None,
                 finished: None,
+                bytes: 0,
             },
         );
         true
@@ -68,16 +92,31 @@ impl AsyncTasks {
     }
 
     pub fn finish(&self, task_id: &str, result: Result<TaskResponse, Status>) {
-        if let Some(entry) = self
-            .entries
-            .lock()
-            .expect("task table poisoned")
-            .get_mut(task_id)
-            && matches!(entry.outcome, Outcome::Working)
+        let mut entries = self.entries.lock().expect("task table poisoned");
+        if !entries
+            .get(task_id)
+            .is_some_and(|entry| matches!(entry.outcome, Outcome::Working))
         {
+            return;
+        }
+        let mut bytes = result_bytes(&result);
+        let result = if bytes > self.budget {
+            bytes = 0;
+            Err(Status::resource_exhausted(format!(
+                "the task's result ({} bytes) is larger than the host keeps for background \
+                 tasks ({} bytes, --background-results-mib)",
+                result_bytes(&result),
+                self.budget
+            )))
+        } else {
+            result
+        };
+        evict_for(&mut entries, bytes, self.budget);
+        if let Some(entry) = entries.get_mut(task_id) {
             entry.outcome = Outcome::Done(Box::new(result));
             entry.finished = Some(Instant::now());
             entry.abort = None;
+            entry.bytes = bytes;
         }
     }
 
@@ -138,6 +177,37 @@ fn status(task_id: &str, entry: &Entry) -> AgentTaskStatus {
     status
 }
 
+/// Bytes a finished task's result holds: the encoded response, or the error's message
+/// and details.
+fn result_bytes(result: &Result<TaskResponse, Status>) -> usize {
+    match result {
+        Ok(response) => response.encoded_len(),
+        Err(status) => status.message().len() + status.details().len(),
+    }
+}
+
+/// Evicts the oldest finished results until `incoming` more bytes fit the budget.
+fn evict_for(entries: &mut HashMap<String, Entry>, incoming: usize, budget: usize) {
+    let mut held: usize = entries.values().map(|e| e.bytes).sum();
+    if held + incoming <= budget {
+        return;
+    }
+    let mut finished: Vec<(Instant, String, usize)> = entries
+        .iter()
+        .filter(|(_, e)| e.bytes > 0)
+        .filter_map(|(id, e)| e.finished.map(|at| (at, id.clone(), e.bytes)))
+        .collect();
+    finished.sort();
+    for (_, id, bytes) in finished {
+        if held + incoming <= budget {
+            break;
+        }
+        entries.remove(&id);
+        held -= bytes;
+        tracing::debug!(task_id = %id, bytes, "background result evicted for the byte budget");
+    }
+}
+
 /// Drops finished entries past their keep time, and the oldest finished ones when the
 /// table is full (running ones are never dropped).
 fn prune(entries: &mut HashMap<String, Entry>) {
@@ -151,5 +221,59 @@ fn prune(entries: &mut HashMap<String, Entry>) {
         for (_, id) in finished.into_iter().take(entries.len() + 1 - MAX_ENTRIES) {
             entries.remove(&id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(bytes: usize) -> TaskResponse {
+        TaskResponse {
+            output: "x".repeat(bytes),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_flood_of_results_stays_under_the_budget_keeping_the_newest() {
+        // 100 tasks with 3 MiB results, as the issue's flood, under a 16 MiB budget.
+        let budget = 16 << 20;
+        let tasks = AsyncTasks::new(budget);
+        for i in 0..100 {
+            let id = format!("s/{i}");
+            assert!(tasks.reserve(&id, "trace"));
+            tasks.finish(&id, Ok(response(3 << 20)));
+            assert!(
+                tasks.held_bytes() <= budget,
+                "after {i}: {}",
+                tasks.held_bytes()
+            );
+        }
+        assert!(tasks.status("s/99").unwrap().response.is_some());
+        assert!(tasks.status("s/95").unwrap().response.is_some());
+        assert!(
+            tasks.status("s/0").is_none(),
+            "the oldest result is evicted"
+        );
+        // Working entries are never evicted.
+        assert!(tasks.reserve("s/working", "trace"));
+        tasks.finish("s/next", Ok(response(3 << 20)));
+        assert_eq!(
+            tasks.status("s/working").unwrap().state,
+            State::Working as i32
+        );
+    }
+
+    #[test]
+    fn a_result_over_the_whole_budget_is_refused_not_kept() {
+        let tasks = AsyncTasks::new(1024);
+        assert!(tasks.reserve("s/big", "trace"));
+        tasks.finish("s/big", Ok(response(4096)));
+        let status = tasks.status("s/big").unwrap();
+        assert_eq!(status.state, State::Failed as i32);
+        assert_eq!(status.error_code, tonic::Code::ResourceExhausted as i32);
+        assert!(status.error_message.contains("--background-results-mib"));
+        assert_eq!(tasks.held_bytes(), 0);
     }
 }

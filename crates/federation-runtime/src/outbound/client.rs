@@ -8,9 +8,14 @@
 //! concurrent requests. [`OutboundHttp::send_streaming`] does the same but hands the
 //! body over line by line as it arrives ([`LineStream`]).
 //!
+//! Requests to the wrapper's origin also get the host's credential
+//! ([`inject_host_headers`]); a guest that sets it (or any host identity header) is
+//! refused, and a response header of that name is dropped before the guest sees it.
+//!
 //! What then carries the request is a [`Transport`]: [`Reqwest`] (one shared client
-//! that pools connections across all tasks) in the host; tests and benchmarks swap in
-//! their own to answer without a socket, while everything above stays the host's.
+//! that pools connections across all tasks, TLS and proxy per [`NetSettings`]) in the
+//! host; tests and benchmarks swap in their own to answer without a socket, while
+//! everything above stays the host's.
 
 use std::{
     sync::Arc,
@@ -24,6 +29,8 @@ use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
+use super::credential::{HostCredential, inject_host_headers, is_host_identity_header};
+use super::net::NetSettings;
 use super::policy::{Origin, OutboundPolicy};
 use super::span::{record_error, record_response};
 use super::stream::{BodyStream, LineStream};
@@ -89,19 +96,19 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// The host's transport: one `reqwest` client for every adapter and task, pooling
-/// connections; redirects are not followed (one could lead past the allow-list).
+/// connections; redirects are not followed (one could lead past the allow-list: adapters
+/// see 3xx as they are), TLS and proxies as [`NetSettings`] say.
 pub struct Reqwest {
     client: reqwest::Client,
 }
 
 impl Reqwest {
-    pub fn new(connect_timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+    pub fn new(connect_timeout: Duration, net: &NetSettings) -> anyhow::Result<Self> {
+        let client = net
+            .client_builder()?
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            // A redirect could lead past the allow-list: adapters see 3xx as they are.
-            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Reqwest { client })
     }
@@ -139,18 +146,40 @@ impl Transport for Reqwest {
 pub struct OutboundHttp {
     transport: Arc<dyn Transport>,
     limits: OutboundLimits,
+    /// Added to requests for the wrapper's origin.
+    credential: Option<HostCredential>,
 }
 
 impl OutboundHttp {
-    /// Over the network ([`Reqwest`]).
+    /// Over the network ([`Reqwest`]) with the default [`NetSettings`], no credential.
     pub fn new(limits: OutboundLimits) -> anyhow::Result<Self> {
-        let transport = Reqwest::new(limits.connect_timeout)?;
-        Ok(OutboundHttp::with_transport(limits, Arc::new(transport)))
+        OutboundHttp::configured(limits, &NetSettings::default(), None)
+    }
+
+    /// Over the network with these TLS and proxy settings, adding `credential` to the
+    /// wrapper's requests.
+    pub fn configured(
+        limits: OutboundLimits,
+        net: &NetSettings,
+        credential: Option<HostCredential>,
+    ) -> anyhow::Result<Self> {
+        let transport = Reqwest::new(limits.connect_timeout, net)?;
+        Ok(OutboundHttp::with_transport(limits, Arc::new(transport)).with_credential(credential))
     }
 
     /// Over `transport`: every check and limit stays the host's.
     pub fn with_transport(limits: OutboundLimits, transport: Arc<dyn Transport>) -> Self {
-        OutboundHttp { transport, limits }
+        OutboundHttp {
+            transport,
+            limits,
+            credential: None,
+        }
+    }
+
+    /// The same, adding `credential` to requests for its origin.
+    pub fn with_credential(mut self, credential: Option<HostCredential>) -> Self {
+        self.credential = credential;
+        self
     }
 
     /// Sends one request for an adapter whose task must end by `deadline` and reads
@@ -203,7 +232,7 @@ impl OutboundHttp {
         }
         Ok(LineStream::new(
             response.status,
-            response.headers,
+            visible_headers(response.headers),
             response.body,
             prepared.cap,
             span,
@@ -230,6 +259,7 @@ impl OutboundHttp {
                     headers.insert(name.clone(), value.clone());
                 }
             }
+            inject_host_headers(&mut headers, &origin, self.credential.as_ref());
         }
         let timeout = self
             .timeout_for(request.timeout_ms, deadline)?
@@ -321,9 +351,16 @@ async fn read_response(response: TransportResponse, cap: u64) -> Result<Response
     }
     Ok(Response {
         status,
-        headers,
+        headers: visible_headers(headers),
         body,
     })
+}
+
+/// Response headers as the guest may see them: without the host's identity headers (a
+/// wrapper that echoes request headers must not hand the credential to the adapter).
+fn visible_headers(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers.retain(|(name, _)| !is_host_identity_header(name));
+    headers
 }
 
 /// A request ready to leave, and what its exchange is bound by.
@@ -346,12 +383,18 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The guest's headers minus the host-owned ones; invalid names or values are refused.
+/// The guest's headers minus the host-owned ones; invalid names or values are refused,
+/// and so is a request that tries to set a host identity header (a forgery attempt).
 fn guest_headers(pairs: &[(String, String)]) -> Result<HeaderMap, HttpError> {
     let mut headers = HeaderMap::with_capacity(pairs.len() + 2);
     for (name, value) in pairs {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;
+        if is_host_identity_header(name.as_str()) {
+            return Err(HttpError::Denied(format!(
+                "header {name} is set by the host only"
+            )));
+        }
         if HOST_OWNED_HEADERS.contains(&name.as_str()) {
             continue;
         }
@@ -432,5 +475,105 @@ mod tests {
             http.timeout_for(None, Instant::now()),
             Err(HttpError::Timeout(_))
         ));
+    }
+
+    /// Answers every request with a response echoing the credential header, and keeps
+    /// the headers each request carried.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<(Url, HeaderMap)>>);
+
+    impl Transport for Recording {
+        fn send(
+            &self,
+            request: TransportRequest,
+        ) -> BoxFuture<'static, Result<TransportResponse, HttpError>> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((request.url.clone(), request.headers.clone()));
+            let echoed = request
+                .headers
+                .get(HOST_CREDENTIAL_HEADER)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            Box::pin(async move {
+                Ok(TransportResponse {
+                    status: 200,
+                    headers: vec![(HOST_CREDENTIAL_HEADER.into(), echoed.clone())],
+                    content_length: Some(echoed.len() as u64),
+                    body: Box::pin(futures::stream::iter([Ok(bytes::Bytes::from(echoed))])),
+                })
+            })
+        }
+    }
+
+    use crate::outbound::HOST_CREDENTIAL_HEADER;
+
+    fn get(url: &str, headers: Vec<(String, String)>) -> Request {
+        Request {
+            method: Method::Get,
+            url: url.into(),
+            headers,
+            body: vec![],
+            timeout_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_credential_goes_to_the_wrapper_only_and_the_guest_cannot_forge_or_read_it() {
+        let wrapper = Origin::of(&Url::parse("https://wrapper:8443").unwrap()).unwrap();
+        let other = Origin::of(&Url::parse("https://api.example").unwrap()).unwrap();
+        let transport = Arc::new(Recording::default());
+        let http = OutboundHttp::with_transport(
+            OutboundLimits {
+                max_response_bytes: 1024,
+                default_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(1),
+            },
+            transport.clone(),
+        )
+        .with_credential(HostCredential::new(wrapper.clone(), "host-s3cret"));
+        let policy = OutboundPolicy::allow_only([wrapper, other]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+
+        let to_wrapper = http
+            .send(
+                &policy,
+                get("https://wrapper:8443/v1/run_crew", vec![]),
+                deadline,
+            )
+            .await
+            .unwrap();
+        http.send(&policy, get("https://api.example/x", vec![]), deadline)
+            .await
+            .unwrap();
+        let sent = transport.0.lock().unwrap().clone();
+        assert_eq!(sent[0].1[HOST_CREDENTIAL_HEADER], "host-s3cret");
+        assert!(sent[1].1.get(HOST_CREDENTIAL_HEADER).is_none());
+        // A wrapper echoing it in a response header does not hand it to the guest.
+        assert!(
+            to_wrapper
+                .headers
+                .iter()
+                .all(|(name, _)| name != HOST_CREDENTIAL_HEADER)
+        );
+
+        for name in [
+            "x-federation-host-credential",
+            "X-Federation-Host-Credential",
+        ] {
+            let forged = http
+                .send(
+                    &policy,
+                    get(
+                        "https://api.example/x",
+                        vec![(name.into(), "forged".into())],
+                    ),
+                    deadline,
+                )
+                .await;
+            assert!(matches!(forged, Err(HttpError::Denied(_))), "{forged:?}");
+        }
+        assert_eq!(transport.0.lock().unwrap().len(), 2, "nothing forged left");
     }
 }

@@ -2,11 +2,14 @@
 //! imports.
 //!
 //! [`client`] is the host's client (checks, limits, trace headers) over a swappable
-//! [`Transport`]; [`policy`] what one adapter may reach; [`stream`] a response read line
-//! by line. [`OutboundCtx`] is one task's state: the shared client, the adapter's
+//! [`Transport`]; [`net`] its TLS roots and proxy; [`credential`] the host's secret
+//! towards the wrapper; [`policy`] what one adapter may reach; [`stream`] a response
+//! read line by line. [`OutboundCtx`] is one task's state: the shared client, the adapter's
 //! policy, the task's deadline and what the task sent.
 
 pub mod client;
+pub mod credential;
+pub mod net;
 pub mod policy;
 mod span;
 pub mod stream;
@@ -22,6 +25,10 @@ pub use client::{
     DEADLINE_HEADER, OutboundHttp, OutboundLimits, Reqwest, Transport, TransportRequest,
     TransportResponse,
 };
+pub use credential::{
+    CredentialError, HOST_CREDENTIAL_HEADER, HostCredential, inject_host_headers,
+};
+pub use net::{NetError, NetSettings};
 pub use policy::{Origin, OutboundPolicy};
 pub use stream::{BodyStream, LineStream};
 
