@@ -6,7 +6,8 @@
 //! Hostile ones for the sandbox suite: `alloc:<mib>` grabs memory, `recurse` overflows
 //! the stack, `huge-output:<mib>` answers with that much text, `many-calls:<n>` sends n
 //! requests, `forge-secret` sets the header the host injects as a secret, `snoop`
-//! tries to read files and the environment, `print:<kib>` floods stdout and stderr.
+//! tries to read files and the environment, `print:<kib>` floods stdout and stderr,
+//! `forge-principal` sets the principal header only the host may set.
 //! `not-an-object` answers with a structured result that is JSON but not an object.
 //! Never deploy it.
 //!
@@ -65,6 +66,11 @@ impl Guest for Faults {
             "forge-secret" => {
                 send_with_headers(&task, vec![("x-api-key".into(), "guest-forged-key".into())])
             }
+            // Tries to speak for another principal; the host must refuse the request.
+            "forge-principal" => send_with_headers(
+                &task,
+                vec![("x-federation-principal".into(), "admin".into())],
+            ),
             "snoop" => Ok(answer(&task, snoop())),
             "not-an-object" => Ok(TaskResponse {
                 result_json: r#"["a", "list"]"#.into(),

@@ -1,7 +1,10 @@
 //! The tasks `StartAgentTask` started on this replica: their state and result for
 //! `GetAgentTask`, and a handle to stop them for `CancelAgentTask`. Finished entries
 //! are kept for [`KEEP_FINISHED`] (the wrapper's run record answers after that, and on
-//! other replicas); at most [`MAX_ENTRIES`] are kept.
+//! other replicas); at most [`MAX_ENTRIES`] are kept. Each task belongs to the
+//! principal that started it: another principal's look-up or cancel is refused
+//! (`PERMISSION_DENIED`, reason `SESSION_NOT_OWNED`, as the wrapper answers for a
+//! session it holds for another principal).
 
 use std::{
     collections::HashMap,
@@ -11,6 +14,8 @@ use std::{
 
 use tokio::task::AbortHandle;
 use tonic::Status;
+
+use crate::status::TaskError;
 
 use federation_proto::agent_task_status::State;
 use federation_proto::{AgentTaskStatus, TaskResponse, task_response};
@@ -24,6 +29,8 @@ pub struct AsyncTasks {
 }
 
 struct Entry {
+    /// The principal that started it.
+    principal: String,
     trace_id: String,
     outcome: Outcome,
     abort: Option<AbortHandle>,
@@ -36,24 +43,57 @@ enum Outcome {
     Canceled,
 }
 
+/// Refuses `principal` an entry another principal started.
+fn owned<'a>(
+    task_id: &str,
+    entry: &'a mut Entry,
+    principal: &str,
+) -> Result<&'a mut Entry, TaskError> {
+    if entry.principal == principal {
+        Ok(entry)
+    } else {
+        Err(TaskError::NotOwned {
+            task_id: task_id.to_string(),
+        })
+    }
+}
+
 impl AsyncTasks {
-    /// Claims `task_id`; false when it is already known (started before).
-    pub fn reserve(&self, task_id: &str, trace_id: &str) -> bool {
+    /// Claims `task_id` for `principal`; false when it already started (by the same
+    /// principal), `NotOwned` when another principal started it.
+    pub fn reserve(
+        &self,
+        task_id: &str,
+        trace_id: &str,
+        principal: &str,
+    ) -> Result<bool, TaskError> {
         let mut entries = self.entries.lock().expect("task table poisoned");
         prune(&mut entries);
-        if entries.contains_key(task_id) {
-            return false;
+        if let Some(entry) = entries.get_mut(task_id) {
+            owned(task_id, entry, principal)?;
+            return Ok(false);
         }
         entries.insert(
             task_id.to_string(),
             Entry {
+                principal: principal.to_string(),
                 trace_id: trace_id.to_string(),
                 outcome: Outcome::Working,
                 abort: None,
                 finished: None,
             },
         );
-        true
+        Ok(true)
+    }
+
+    /// Refuses `principal` a task id another principal started here (unknown ids
+    /// pass: the wrapper decides about sessions it holds).
+    pub fn check_owner(&self, task_id: &str, principal: &str) -> Result<(), TaskError> {
+        let mut entries = self.entries.lock().expect("task table poisoned");
+        match entries.get_mut(task_id) {
+            Some(entry) => owned(task_id, entry, principal).map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     pub fn running(&self, task_id: &str, abort: AbortHandle) {
@@ -82,9 +122,16 @@ impl AsyncTasks {
     }
 
     /// Stops the task if it runs here (dropping it cancels its wrapper run); its status.
-    pub fn cancel(&self, task_id: &str) -> Option<AgentTaskStatus> {
+    pub fn cancel(
+        &self,
+        task_id: &str,
+        principal: &str,
+    ) -> Result<Option<AgentTaskStatus>, TaskError> {
         let mut entries = self.entries.lock().expect("task table poisoned");
-        let entry = entries.get_mut(task_id)?;
+        let Some(entry) = entries.get_mut(task_id) else {
+            return Ok(None);
+        };
+        let entry = owned(task_id, entry, principal)?;
         if matches!(entry.outcome, Outcome::Working) {
             if let Some(abort) = entry.abort.take() {
                 abort.abort();
@@ -92,12 +139,19 @@ impl AsyncTasks {
             entry.outcome = Outcome::Canceled;
             entry.finished = Some(Instant::now());
         }
-        Some(status(task_id, entry))
+        Ok(Some(status(task_id, entry)))
     }
 
-    pub fn status(&self, task_id: &str) -> Option<AgentTaskStatus> {
-        let entries = self.entries.lock().expect("task table poisoned");
-        entries.get(task_id).map(|entry| status(task_id, entry))
+    pub fn status(
+        &self,
+        task_id: &str,
+        principal: &str,
+    ) -> Result<Option<AgentTaskStatus>, TaskError> {
+        let mut entries = self.entries.lock().expect("task table poisoned");
+        match entries.get_mut(task_id) {
+            Some(entry) => Ok(Some(status(task_id, owned(task_id, entry, principal)?))),
+            None => Ok(None),
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //! destination against the adapter's [`OutboundPolicy`] (nothing leaves when it is
 //! denied), adds the policy's secret headers for that destination, sets
 //! `traceparent`/`tracestate` from the current span (replacing anything the guest set),
-//! bounds the time by the task's deadline, caps the response size and the adapter's
+//! adds the host's own wrapper headers ([`PRINCIPAL_HEADER`]) to requests for the
+//! wrapper's origin only, bounds the time by the task's deadline, caps the response
+//! size and the adapter's
 //! concurrent requests. [`OutboundHttp::send_streaming`] does the same but hands the
 //! body over line by line as it arrives ([`LineStream`]).
 //!
@@ -41,6 +43,13 @@ const HOST_OWNED_HEADERS: &[&str] = &[
     "upgrade",
     "te",
 ];
+
+/// Headers only the host may set: a guest request naming one is refused (`denied`),
+/// so an adapter can neither forge nor probe them.
+const HOST_RESERVED_HEADERS: &[&str] = &[PRINCIPAL_HEADER];
+
+/// The principal a task runs for, sent by the host to the wrapper (and only there).
+pub const PRINCIPAL_HEADER: &str = "x-federation-principal";
 
 /// Milliseconds left before the task's deadline, set by the host on every request so
 /// the wrapper can stop its run in time.
@@ -139,6 +148,8 @@ impl Transport for Reqwest {
 pub struct OutboundHttp {
     transport: Arc<dyn Transport>,
     limits: OutboundLimits,
+    /// The configured wrapper's origin: the one destination of the host's own headers.
+    wrapper: Option<Origin>,
 }
 
 impl OutboundHttp {
@@ -150,18 +161,30 @@ impl OutboundHttp {
 
     /// Over `transport`: every check and limit stays the host's.
     pub fn with_transport(limits: OutboundLimits, transport: Arc<dyn Transport>) -> Self {
-        OutboundHttp { transport, limits }
+        OutboundHttp {
+            transport,
+            limits,
+            wrapper: None,
+        }
     }
 
-    /// Sends one request for an adapter whose task must end by `deadline` and reads
-    /// the whole response.
+    /// Requests to `wrapper`'s origin carry the host's wrapper headers (the task's
+    /// principal); no other destination ever gets them.
+    pub fn for_wrapper(mut self, wrapper: Origin) -> Self {
+        self.wrapper = Some(wrapper);
+        self
+    }
+
+    /// Sends one request for an adapter whose task (run for `principal`) must end by
+    /// `deadline` and reads the whole response.
     pub async fn send(
         &self,
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
+        principal: Option<&HeaderValue>,
     ) -> Result<Response, HttpError> {
-        let prepared = self.prepare(policy, request, deadline).await?;
+        let prepared = self.prepare(policy, request, deadline, principal).await?;
         let span = prepared.span.clone();
         let exchange = async {
             let response = self.transport.send(prepared.request).await?;
@@ -182,8 +205,9 @@ impl OutboundHttp {
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
+        principal: Option<&HeaderValue>,
     ) -> Result<LineStream, HttpError> {
-        let prepared = self.prepare(policy, request, deadline).await?;
+        let prepared = self.prepare(policy, request, deadline, principal).await?;
         let span = prepared.span.clone();
         let sent = self.transport.send(prepared.request);
         let response = match sent.instrument(span.clone()).await {
@@ -219,18 +243,28 @@ impl OutboundHttp {
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
+        principal: Option<&HeaderValue>,
     ) -> Result<Prepared, HttpError> {
         let url = Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", request.url)))?;
         policy.check(&url)?;
         let mut headers = guest_headers(&request.headers)?;
-        if let Some(origin) = Origin::of(&url) {
+        let origin = Origin::of(&url);
+        if let Some(origin) = &origin {
             for (to, name, value) in &policy.headers {
-                if *to == origin {
+                if to == origin {
                     headers.insert(name.clone(), value.clone());
                 }
             }
         }
+        // After the policy's headers: not even a manifest sets the host's own.
+        wrapper_headers(
+            &mut headers,
+            origin
+                .as_ref()
+                .is_some_and(|o| Some(o) == self.wrapper.as_ref()),
+            principal,
+        );
         let timeout = self
             .timeout_for(request.timeout_ms, deadline)?
             .min(policy.timeout);
@@ -346,12 +380,32 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The guest's headers minus the host-owned ones; invalid names or values are refused.
+/// The host's own headers of a request to the wrapper (`to_wrapper`): the task's
+/// principal. Every other destination gets none of them, whoever set them.
+fn wrapper_headers(headers: &mut HeaderMap, to_wrapper: bool, principal: Option<&HeaderValue>) {
+    for name in HOST_RESERVED_HEADERS {
+        headers.remove(*name);
+    }
+    if !to_wrapper {
+        return;
+    }
+    if let Some(principal) = principal {
+        headers.insert(PRINCIPAL_HEADER, principal.clone());
+    }
+}
+
+/// The guest's headers minus the host-owned ones; invalid names or values are refused,
+/// and so is a header only the host may set.
 fn guest_headers(pairs: &[(String, String)]) -> Result<HeaderMap, HttpError> {
     let mut headers = HeaderMap::with_capacity(pairs.len() + 2);
     for (name, value) in pairs {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("bad header name {name:?}")))?;
+        if HOST_RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err(HttpError::Denied(format!(
+                "header {name} is set by the host only"
+            )));
+        }
         if HOST_OWNED_HEADERS.contains(&name.as_str()) {
             continue;
         }
@@ -407,6 +461,28 @@ mod tests {
             guest_headers(&[("bad header".into(), "v".into())]),
             Err(HttpError::InvalidRequest(_))
         ));
+        assert!(matches!(
+            guest_headers(&[("X-Federation-Principal".into(), "admin".into())]),
+            Err(HttpError::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn the_principal_goes_to_the_wrapper_only() {
+        let principal = HeaderValue::from_static("alice");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            PRINCIPAL_HEADER,
+            HeaderValue::from_static("from-a-manifest"),
+        );
+        wrapper_headers(&mut headers, false, Some(&principal));
+        assert!(headers.get(PRINCIPAL_HEADER).is_none());
+        headers.insert(
+            PRINCIPAL_HEADER,
+            HeaderValue::from_static("from-a-manifest"),
+        );
+        wrapper_headers(&mut headers, true, Some(&principal));
+        assert_eq!(headers[PRINCIPAL_HEADER], "alice");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use std::{
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 pub use client::{
-    DEADLINE_HEADER, OutboundHttp, OutboundLimits, Reqwest, Transport, TransportRequest,
-    TransportResponse,
+    DEADLINE_HEADER, OutboundHttp, OutboundLimits, PRINCIPAL_HEADER, Reqwest, Transport,
+    TransportRequest, TransportResponse,
 };
 pub use policy::{Origin, OutboundPolicy};
 pub use stream::{BodyStream, LineStream};
@@ -41,6 +41,8 @@ pub struct OutboundCtx {
     pub denied: u32,
     /// Time spent waiting on outbound exchanges.
     pub waited: Duration,
+    /// Who the task runs for: sent to the wrapper as [`PRINCIPAL_HEADER`].
+    principal: Option<http::HeaderValue>,
 }
 
 impl OutboundCtx {
@@ -52,7 +54,15 @@ impl OutboundCtx {
             requests: 0,
             denied: 0,
             waited: Duration::ZERO,
+            principal: None,
         }
+    }
+
+    /// The task runs for `principal` (the host's authenticated caller); a name that
+    /// cannot be a header value is not sent.
+    pub fn with_principal(mut self, principal: Option<&str>) -> Self {
+        self.principal = principal.and_then(|p| http::HeaderValue::from_str(p).ok());
+        self
     }
 
     /// Counts one more outbound request against the policy's per-task budget.
@@ -114,7 +124,12 @@ impl outbound_http::Host for Outbound<'_> {
         let result = self
             .ctx
             .http
-            .send(&self.ctx.policy, request, self.ctx.deadline)
+            .send(
+                &self.ctx.policy,
+                request,
+                self.ctx.deadline,
+                self.ctx.principal.as_ref(),
+            )
             .await;
         self.ctx.account(started, &result);
         result
@@ -128,7 +143,12 @@ impl outbound_stream::Host for Outbound<'_> {
         let result = self
             .ctx
             .http
-            .send_streaming(&self.ctx.policy, request, self.ctx.deadline)
+            .send_streaming(
+                &self.ctx.policy,
+                request,
+                self.ctx.deadline,
+                self.ctx.principal.as_ref(),
+            )
             .await;
         self.ctx.account(started, &result);
         let stream = result?;
