@@ -8,7 +8,8 @@
 //! requests, `forge-secret` sets the header the host injects as a secret, `snoop`
 //! tries to read files and the environment, `print:<kib>` floods stdout and stderr,
 //! `log-flood:<n>` writes n lines of 4 KiB through the `log` import,
-//! `forge-credential` sets the host's wrapper credential header itself.
+//! `forge-credential` sets the host's wrapper credential header itself,
+//! `forge-principal` sets the principal header only the host may set.
 //! `not-an-object` answers with a structured result that is JSON but not an object.
 //! Never deploy it.
 //!
@@ -68,6 +69,11 @@ impl Guest for Faults {
             "forge-secret" => {
                 send_with_headers(&task, vec![("x-api-key".into(), "guest-forged-key".into())])
             }
+            // Tries to speak for another principal; the host must refuse the request.
+            "forge-principal" => send_with_headers(
+                &task,
+                vec![("x-federation-principal".into(), "admin".into())],
+            ),
             "snoop" => Ok(answer(&task, snoop())),
             "forge-credential" => send_with_headers(
                 &task,

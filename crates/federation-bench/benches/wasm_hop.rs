@@ -240,7 +240,7 @@ fn bench_outbound(c: &mut Criterion, fx: &Fixture) {
             b.iter_custom(|iters| {
                 timed(&fx.rt, iters, || async {
                     let response = outbound
-                        .send(&fx.policy.outbound, request.clone(), deadline())
+                        .send(&fx.policy.outbound, request.clone(), deadline(), None)
                         .await
                         .unwrap();
                     assert_eq!(response.status, 200);
@@ -365,7 +365,7 @@ fn print_percentiles(fx: &Fixture) {
         for i in 0..warmup + http_iterations {
             let start = Instant::now();
             fx.outbound
-                .send(&fx.policy.outbound, request.clone(), deadline())
+                .send(&fx.policy.outbound, request.clone(), deadline(), None)
                 .await
                 .unwrap();
             let middle = Instant::now();
@@ -388,7 +388,7 @@ fn print_percentiles(fx: &Fixture) {
             let start = Instant::now();
             let response = fx
                 .in_process
-                .send(&fx.policy.outbound, request.clone(), deadline())
+                .send(&fx.policy.outbound, request.clone(), deadline(), None)
                 .await
                 .unwrap();
             black_box(response);

@@ -113,7 +113,7 @@ impl Native {
         usage.outbound_requests += 1;
         let response = self
             .outbound
-            .send(&adapter.policy.outbound, request, deadline)
+            .send(&adapter.policy.outbound, request, deadline, None)
             .await;
         usage.outbound_time += sent.elapsed();
         let response = response.map_err(http_error)?;

@@ -375,6 +375,7 @@ async fn golden_interaction(
     let asked = TaskInteraction {
         agent: "golden-agent".into(),
         resume_json: Some(r#"{"answer":42}"#.into()),
+        ..Default::default()
     };
     let deadline = Instant::now() + budget;
     let task = golden_task(GOLDEN, &stub.url(), budget);

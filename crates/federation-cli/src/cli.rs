@@ -40,9 +40,22 @@ pub enum Command {
     Health(HealthArgs),
     /// Operate a running host's adapters through AdminService (needs the admin token).
     Adapters(AdaptersArgs),
+    /// Write a development CA, a server certificate for localhost/127.0.0.1, a client
+    /// certificate, a fresh token and an auth file into DIR, and print the serve and
+    /// call flags that use them (TLS + token, or mTLS).
+    DevCerts(DevCertsArgs),
     /// Local tools for adapter authors (no host needed).
     #[command(subcommand)]
     Adapter(AdapterCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevCertsArgs {
+    /// Directory to write (created; existing files are not overwritten).
+    pub dir: PathBuf,
+    /// The principal the token and the client certificate name.
+    #[arg(long, default_value = "dev")]
+    pub principal: String,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -101,16 +114,33 @@ pub enum AdaptersAction {
     },
 }
 
-/// Where a client subcommand finds the host.
+/// Where a client subcommand finds the host, and how it proves who it is.
 #[derive(Args, Debug, Clone)]
 pub struct HostAddress {
-    /// Host address.
+    /// Host address (`https://…` for a host serving TLS).
     #[arg(
         long = "addr",
         env = "FEDERATION_ADDR",
         default_value = "http://127.0.0.1:50075"
     )]
     pub addr: String,
+    /// CA certificate (PEM) that signed the host's TLS certificate (default: the
+    /// public web roots).
+    #[arg(long, env = "FEDERATION_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a host that requires mTLS.
+    #[arg(long, env = "FEDERATION_CLIENT_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "FEDERATION_CLIENT_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer token sent as `authorization: Bearer …` (not for `adapters`, which sends
+    /// the admin token).
+    #[arg(long, env = "FEDERATION_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the bearer token; used when --token is unset.
+    #[arg(long, env = "FEDERATION_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

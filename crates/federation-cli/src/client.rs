@@ -5,8 +5,10 @@ use anyhow::Context;
 use tonic::metadata::MetadataValue;
 
 use crate::cli::{
-    AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs, StartArgs, TaskArgs, TaskIdArgs,
+    AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs, HostAddress, StartArgs,
+    TaskArgs, TaskIdArgs,
 };
+use crate::connect::Authed;
 use federation_host::code_name;
 use federation_proto::federation_service_client::FederationServiceClient;
 use federation_proto::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
@@ -51,16 +53,29 @@ pub mod exit {
     }
 }
 
-/// A connected FederationService client; a host that cannot be reached is reported
-/// like an `UNAVAILABLE` answer (exit [`exit::RETRY_LATER`]).
-async fn connect(addr: &str) -> Result<FederationServiceClient<tonic::transport::Channel>, i32> {
-    match FederationServiceClient::connect(addr.to_string()).await {
-        Ok(client) => Ok(client),
+/// A connected FederationService client, with the caller's token; a host that cannot
+/// be reached is reported like an `UNAVAILABLE` answer (exit [`exit::RETRY_LATER`]).
+async fn connect(host: &HostAddress) -> Result<FederationServiceClient<Authed>, i32> {
+    match host.connect().await {
+        Ok(channel) => Ok(FederationServiceClient::new(channel)),
         Err(e) => {
-            eprintln!("error: UNAVAILABLE: connecting to {addr}: {e}");
+            eprintln!(
+                "error: UNAVAILABLE: connecting to {}: {}",
+                host.addr,
+                error_chain(&e)
+            );
             Err(exit::RETRY_LATER)
         }
     }
+}
+
+/// An error with its causes (tonic's transport errors hide the TLS reason in them).
+fn error_chain(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Builds the task of `call`/`start`; `Err` is a usage error already printed.
@@ -135,12 +150,12 @@ fn read_arg(flag: &str, value: &str) -> anyhow::Result<String> {
 /// Sends one task; prints the result (or the gRPC error) and returns the exit code.
 /// With `--stream`, prints the task's progress events as they arrive first.
 pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
-    let addr = args.task.host.addr.clone();
+    let host = args.task.host.clone();
     let request = match task_request(args.task) {
         Ok(request) => request,
         Err(code) => return Ok(code),
     };
-    let mut client = match connect(&addr).await {
+    let mut client = match connect(&host).await {
         Ok(client) => client,
         Err(code) => return Ok(code),
     };
@@ -158,12 +173,12 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
 
 /// Starts a background task; prints its task id and returns the exit code.
 pub async fn start(args: StartArgs) -> anyhow::Result<i32> {
-    let addr = args.task.host.addr.clone();
+    let host = args.task.host.clone();
     let request = match task_request(args.task) {
         Ok(request) => request,
         Err(code) => return Ok(code),
     };
-    let mut client = match connect(&addr).await {
+    let mut client = match connect(&host).await {
         Ok(client) => client,
         Err(code) => return Ok(code),
     };
@@ -197,7 +212,7 @@ pub async fn start(args: StartArgs) -> anyhow::Result<i32> {
 /// task's status. Exit code: 0 while it runs or when it completed or asks for input;
 /// a FAILED or CANCELED task exits with the code of its error.
 pub async fn task_status(args: TaskIdArgs, cancel: bool) -> anyhow::Result<i32> {
-    let mut client = match connect(&args.host.addr).await {
+    let mut client = match connect(&args.host).await {
         Ok(client) => client,
         Err(code) => return Ok(code),
     };
@@ -269,7 +284,7 @@ fn resume_value(arg: &str) -> anyhow::Result<prost_types::Value> {
 
 /// Streams a task: each event on a line (JSON lines with `json`), then the result.
 async fn watch(
-    client: &mut FederationServiceClient<tonic::transport::Channel>,
+    client: &mut FederationServiceClient<Authed>,
     request: tonic::Request<TaskRequest>,
     json: bool,
 ) -> anyhow::Result<i32> {
@@ -502,7 +517,7 @@ fn print_error(status: &tonic::Status, json: bool) -> i32 {
 
 /// Lists the agents the host's wrapper can run; returns the exit code.
 pub async fn agents(args: AgentsArgs) -> anyhow::Result<i32> {
-    let mut client = match connect(&args.host.addr).await {
+    let mut client = match connect(&args.host).await {
         Ok(client) => client,
         Err(code) => return Ok(code),
     };
@@ -569,13 +584,15 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<i32> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let channel = match tonic::transport::Endpoint::from_shared(args.host.addr.clone())?
-        .connect()
-        .await
-    {
+    // Health needs no token, but a host requiring mTLS needs the client certificate.
+    let channel = match args.host.connect().await {
         Ok(channel) => channel,
         Err(e) => {
-            eprintln!("error: UNAVAILABLE: connecting to {}: {e}", args.host.addr);
+            eprintln!(
+                "error: UNAVAILABLE: connecting to {}: {}",
+                args.host.addr,
+                error_chain(&e)
+            );
             return Ok(exit::RETRY_LATER);
         }
     };
@@ -613,7 +630,10 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
         ListAdaptersRequest, LoadAdapterRequest, ReloadAdaptersRequest, RollbackAdapterRequest,
     };
 
-    let channel = tonic::transport::Endpoint::from_shared(args.host.addr.clone())?
+    // The admin token, not the caller's --token, authorizes AdminService.
+    let channel = args
+        .host
+        .endpoint()?
         .connect()
         .await
         .with_context(|| format!("connecting to {}", args.host.addr))?;

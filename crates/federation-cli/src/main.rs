@@ -1,10 +1,14 @@
 //! The `agent-federation` binary: `serve` runs the host (`federation_host`); `call`,
-//! `start`, `get`, `cancel`, `agents`, `health` and `adapters` drive a running one ([`client`]); `adapter check`
-//! and `adapter new` are the adapter author's tools ([`check`], [`scaffold`]).
+//! `start`, `get`, `cancel`, `agents`, `health` and `adapters` drive a running one
+//! ([`client`], over [`connect`]: TLS, mTLS, bearer token); `dev-certs` writes a TLS +
+//! token setup for trying that ([`dev_certs`]); `adapter check` and `adapter new` are
+//! the adapter author's tools ([`check`], [`scaffold`]).
 
 mod check;
 mod cli;
 mod client;
+mod connect;
+mod dev_certs;
 mod scaffold;
 
 use anyhow::Context;
@@ -37,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Agents(args) => std::process::exit(client::agents(args).await?),
         Command::Health(args) => std::process::exit(client::health(args).await?),
         Command::Adapters(args) => std::process::exit(client::adapters(args).await?),
+        Command::DevCerts(args) => dev_certs::write(&args),
         Command::Adapter(AdapterCommand::Check { file, policy }) => {
             let telemetry = Telemetry::init_local()?;
             let code = check::check(check::CheckArgs { file, policy }).await?;

@@ -10,9 +10,71 @@ use crate::admin::AdminToken;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "FEDERATION_LISTEN", default_value = "0.0.0.0:50075")]
+    /// Address to listen on (port 0 picks a free port). Without caller authentication
+    /// (--auth-file or --tls-client-ca) only a loopback address is accepted, unless
+    /// --allow-unauthenticated.
+    #[arg(long, env = "FEDERATION_LISTEN", default_value = "127.0.0.1:50075")]
     pub listen: SocketAddr,
+    /// Serve on a non-loopback address without authenticating callers (anyone who can
+    /// reach the port may run tasks and read sessions).
+    #[arg(long, env = "FEDERATION_ALLOW_UNAUTHENTICATED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_unauthenticated: bool,
+    /// TLS certificate chain (PEM) of the gRPC server; with --tls-key, the host
+    /// serves TLS only.
+    #[arg(long, env = "FEDERATION_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "FEDERATION_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that sign client certificates: every connection must
+    /// then present one (mTLS). Needs --tls-cert.
+    #[arg(long, env = "FEDERATION_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Callers (TOML): principals known by bearer token (sha256 or plain) and/or mTLS
+    /// client identity, each optionally limited to some backends and agents
+    /// (docs/security.md). Unset: no caller authentication.
+    #[arg(long, env = "FEDERATION_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// TLS handshake timeout, ms; a connection that sends nothing at all is closed
+    /// after this too.
+    #[arg(
+        long,
+        env = "FEDERATION_HANDSHAKE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub handshake_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    #[arg(
+        long,
+        env = "FEDERATION_MAX_CONCURRENT_STREAMS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 keep-alive ping interval, ms (0: no pings).
+    #[arg(
+        long,
+        env = "FEDERATION_KEEPALIVE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub keepalive_interval_ms: u64,
+    /// A connection whose keep-alive ping is not answered within this is closed, ms.
+    #[arg(
+        long,
+        env = "FEDERATION_KEEPALIVE_TIMEOUT_MS",
+        default_value_t = 20_000
+    )]
+    pub keepalive_timeout_ms: u64,
+    /// Connections are closed after this age, ms, gracefully (GOAWAY; calls in flight
+    /// finish, clients reconnect). 0: never.
+    #[arg(
+        long,
+        env = "FEDERATION_MAX_CONNECTION_AGE_MS",
+        default_value_t = 3_600_000
+    )]
+    pub max_connection_age_ms: u64,
+    /// Largest HTTP/2 header list (all metadata of one call), bytes.
+    #[arg(long, env = "FEDERATION_MAX_HEADER_LIST_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_list_bytes: u32,
     /// Directory of adapter components (`*.wasm`), loaded at start-up.
     #[arg(long, env = "FEDERATION_ADAPTERS_DIR", default_value = "dist/adapters")]
     pub adapters_dir: PathBuf,

@@ -9,9 +9,11 @@
 //! outbound HTTP is the adapter's only way out) → the agent wrapper. Every failure
 //! becomes its gRPC status in `status`. Beside it: `admin` (`AdminService`),
 //! `lifecycle` (the adapters directory, swaps and rollbacks), `wrapper_runs` (the
-//! wrapper's run API), `telemetry` and the serve `config`.
+//! wrapper's run API), `auth` (who calls: tokens, client certificates, principals and
+//! their limits), `telemetry` and the serve `config`.
 
 mod admin;
+mod auth;
 mod config;
 mod deadline;
 mod lifecycle;
@@ -23,6 +25,7 @@ mod telemetry;
 mod wrapper_runs;
 
 pub use admin::AdminToken;
+pub use auth::{Caller, LOCAL_PRINCIPAL, identities_of, principal_name_is_valid};
 pub use config::{ServeArgs, parse_admin_token};
 pub use server::{serve, serve_with, shutdown_signal};
 pub use service::{Executor, Federation, ServiceConfig};

@@ -1,7 +1,7 @@
 //! Every failure the host answers, and its one mapping to `tonic::Status`: a task's
 //! ([`TaskError`], also for `GetAgentTask`/`CancelAgentTask` and `ListAgents`, whose
-//! wrapper failures it takes in), the wrapper run API's ([`RunApiError`]) and
-//! `AdminService`'s ([`AdminError`]). Nothing
+//! wrapper failures it takes in), the wrapper run API's ([`RunApiError`]),
+//! `AdminService`'s ([`AdminError`]) and caller authentication's ([`AuthError`]). Nothing
 //! else in the host builds a `Status`. Also the answer of a task RPC: the trace id in
 //! the response, or in the `x-trace-id` metadata of its error.
 
@@ -70,6 +70,16 @@ pub enum TaskError {
     Unavailable(String),
     #[error("adapter {adapter:?} trapped: {message}")]
     Trap { adapter: String, message: String },
+    /// The caller's principal is limited to other backends or agents.
+    #[error("principal {principal:?} may not use {kind} {name:?}")]
+    NotAllowed {
+        principal: String,
+        kind: &'static str,
+        name: String,
+    },
+    /// A task another principal started (its session is that principal's).
+    #[error("task {task_id:?} belongs to another principal")]
+    NotOwned { task_id: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -150,6 +160,7 @@ impl TaskError {
             TaskError::Upstream { status, .. } => upstream_code(*status),
             TaskError::Unavailable(_) => Code::Unavailable,
             TaskError::Trap { .. } | TaskError::Internal(_) => Code::Internal,
+            TaskError::NotAllowed { .. } | TaskError::NotOwned { .. } => Code::PermissionDenied,
         }
     }
 }
@@ -159,7 +170,9 @@ impl TaskError {
 pub fn upstream_code(status: u16) -> Code {
     match status {
         400 | 422 => Code::InvalidArgument,
-        401 => Code::Unauthenticated,
+        // The wrapper authenticates the host, not the caller: a 401 is the host's
+        // misconfiguration (reason WRAPPER_REJECTED_HOST).
+        401 => Code::Internal,
         403 => Code::PermissionDenied,
         404 => Code::NotFound,
         408 | 504 => Code::DeadlineExceeded,
@@ -239,6 +252,8 @@ fn wrapper_reason(code: &str) -> Option<(&'static str, bool)> {
         "no_pending_interrupt" => ("NO_PENDING_INTERRUPT", false),
         "input_required" => ("INPUT_REQUIRED", false),
         "internal" => ("WRAPPER_INTERNAL", false),
+        "session_not_owned" => ("SESSION_NOT_OWNED", false),
+        "unauthenticated" => ("WRAPPER_REJECTED_HOST", false),
         _ => return None,
     })
 }
@@ -247,6 +262,7 @@ fn wrapper_reason(code: &str) -> Option<(&'static str, bool)> {
 fn wrapper_status_reason(status: u16) -> (&'static str, bool) {
     match status {
         499 => ("CANCELED", false),
+        401 => ("WRAPPER_REJECTED_HOST", false),
         503 => ("WRAPPER_UNAVAILABLE", true),
         500..=599 => ("WRAPPER_INTERNAL", false),
         _ => ("WRAPPER_ERROR", false),
@@ -280,6 +296,8 @@ impl TaskError {
             TaskError::Unavailable(_) => "WRAPPER_UNAVAILABLE",
             TaskError::Trap { .. } => "ADAPTER_TRAP",
             TaskError::Internal(_) => "INTERNAL",
+            TaskError::NotAllowed { .. } => "PRINCIPAL_NOT_ALLOWED",
+            TaskError::NotOwned { .. } => "SESSION_NOT_OWNED",
         }
     }
 
@@ -354,6 +372,18 @@ impl TaskError {
             TaskError::DeadlineExceeded(_) | TaskError::Internal(_) => {
                 error_details(reason, vec![], None)
             }
+            TaskError::NotAllowed {
+                principal,
+                kind,
+                name,
+            } => error_details(
+                reason,
+                vec![("principal", principal.clone()), (*kind, name.clone())],
+                None,
+            ),
+            TaskError::NotOwned { task_id } => {
+                error_details(reason, vec![("task_id", task_id.clone())], None)
+            }
         };
         if let TaskError::AdapterInvalidInput { message, .. } = self {
             details.add_bad_request_violation("task", message.clone());
@@ -367,11 +397,28 @@ pub fn run_api_code(error: &RunApiError) -> Code {
     match error {
         RunApiError::NotFound { .. } => Code::NotFound,
         RunApiError::Failed(_) => Code::Unavailable,
+        RunApiError::Rejected { status, .. } => upstream_code(*status),
     }
 }
 
 impl From<RunApiError> for Status {
     fn from(error: RunApiError) -> Self {
+        if let RunApiError::Rejected {
+            status,
+            code,
+            message,
+        } = error
+        {
+            // The wrapper refused the host's call (e.g. 403 session_not_owned): the
+            // same status as a task's wrapper refusal.
+            return TaskError::Upstream {
+                status,
+                code,
+                retry_after: None,
+                message,
+            }
+            .into();
+        }
         let details = match &error {
             RunApiError::NotFound {
                 session,
@@ -387,6 +434,7 @@ impl From<RunApiError> for Status {
             RunApiError::Failed(_) => {
                 error_details("WRAPPER_UNAVAILABLE", vec![], Some(DEFAULT_RETRY_DELAY))
             }
+            RunApiError::Rejected { .. } => unreachable!("answered above"),
         };
         Status::with_error_details(run_api_code(&error), error.to_string(), details)
     }
@@ -447,6 +495,43 @@ impl From<AdminError> for Status {
         let details = error_details(error.reason(), vec![], None);
         Status::with_error_details(error.code(), error.to_string(), details)
     }
+}
+
+/// Why a call was refused before it reached a handler: the caller is not known.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "this host authenticates callers: send `authorization: Bearer <token>` or a client certificate"
+    )]
+    Missing,
+    #[error("the bearer token is not one this host knows")]
+    BadToken,
+    #[error("the client certificate ({0}) names no principal of this host")]
+    UnknownCertificate(String),
+    #[error("the client certificate's identity {0:?} cannot be a principal name")]
+    UnusableIdentity(String),
+    #[error("the bearer token and the client certificate name different principals")]
+    Conflict,
+}
+
+/// The status of a refused caller: `UNAUTHENTICATED`, reason `UNAUTHENTICATED`, with
+/// the trace id (in the `ErrorInfo` and `x-trace-id`) like every other error.
+pub fn auth_status(error: AuthError) -> Status {
+    let trace_id = crate::telemetry::current_trace_id();
+    let details = error_details(
+        "UNAUTHENTICATED",
+        vec![("trace_id", trace_id.clone())],
+        None,
+    );
+    let span = tracing::Span::current();
+    span.record("rpc.grpc.status_code", Code::Unauthenticated as i32);
+    span.record("otel.status_code", "ERROR");
+    tracing::warn!(%error, "caller refused");
+    let mut status = Status::with_error_details(Code::Unauthenticated, error.to_string(), details);
+    if let Ok(value) = trace_id.parse() {
+        status.metadata_mut().insert("x-trace-id", value);
+    }
+    status
 }
 
 /// The canonical name of `code` (`RESOURCE_EXHAUSTED`), for metrics.

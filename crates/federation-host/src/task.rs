@@ -123,7 +123,11 @@ fn interaction(
             Some(json)
         }
     };
-    Ok(TaskInteraction { agent, resume_json })
+    Ok(TaskInteraction {
+        agent,
+        resume_json,
+        principal: None,
+    })
 }
 
 /// The field of `input_data` a conversion error names (`input_data.a.b` for the error

@@ -35,6 +35,14 @@ pub enum RunApiError {
     NotFound { session: String, request_id: String },
     #[error("the wrapper's run API failed: {0}")]
     Failed(String),
+    /// The wrapper refused the call (401: the host's credential; 403: the caller's
+    /// principal does not own the session).
+    #[error("the wrapper refused: HTTP {status}: {message}")]
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
 }
 
 pub struct WrapperRuns {
@@ -61,33 +69,59 @@ impl WrapperRuns {
         })
     }
 
-    /// The current trace's headers and the host's identity headers for the wrapper.
-    fn headers(&self) -> http::HeaderMap {
-        let mut headers = trace_headers();
+    /// The headers of the host's own wrapper calls: the current trace's (the host's
+    /// calls are part of the caller's trace, like the adapter's own) and the host's
+    /// identity headers: the principal the task runs for, the host's credential.
+    fn headers(&self, principal: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
+        });
         if let Some(origin) = &self.origin {
-            inject_host_headers(&mut headers, origin, self.credential.as_ref());
+            inject_host_headers(
+                &mut headers,
+                origin,
+                Some(origin),
+                self.credential.as_ref(),
+                http::HeaderValue::from_str(principal).ok().as_ref(),
+            );
         }
         headers
     }
 
-    pub async fn status(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
+    /// The run's record, asked for `principal`.
+    pub async fn status(
+        &self,
+        session: &str,
+        request_id: &str,
+        principal: &str,
+    ) -> Result<RunRecord, RunApiError> {
         let url = routes::url(&self.base, &routes::run(session, request_id));
-        self.call(self.client.get(url), session, request_id).await
+        let request = self.client.get(url).headers(self.headers(principal));
+        self.call(request, session, request_id).await
     }
 
-    /// Asks the wrapper to stop the run at its next step; the record as it stands.
-    pub async fn cancel(&self, session: &str, request_id: &str) -> Result<RunRecord, RunApiError> {
+    /// Asks the wrapper to stop the run at its next step, for `principal`; the record
+    /// as it stands.
+    pub async fn cancel(
+        &self,
+        session: &str,
+        request_id: &str,
+        principal: &str,
+    ) -> Result<RunRecord, RunApiError> {
         let url = routes::url(&self.base, &routes::cancel(session, request_id));
-        self.call(self.client.post(url), session, request_id).await
+        let request = self.client.post(url).headers(self.headers(principal));
+        self.call(request, session, request_id).await
     }
 
-    /// The agents the wrapper can run.
-    pub async fn agents(&self) -> Result<Vec<Agent>, AgentsError> {
+    /// The agents the wrapper can run, asked for `principal`.
+    pub async fn agents(&self, principal: &str) -> Result<Vec<Agent>, AgentsError> {
         let url = routes::url(&self.base, routes::AGENTS);
         let response = self
             .client
             .get(url)
-            .headers(self.headers())
+            .headers(self.headers(principal))
             .send()
             .await
             .map_err(|e| AgentsError::Unreachable(e.to_string()))?;
@@ -114,7 +148,6 @@ impl WrapperRuns {
         request_id: &str,
     ) -> Result<RunRecord, RunApiError> {
         let response = request
-            .headers(self.headers())
             .send()
             .await
             .map_err(|e| RunApiError::Failed(e.to_string()))?;
@@ -129,6 +162,15 @@ impl WrapperRuns {
             .bytes()
             .await
             .map_err(|e| RunApiError::Failed(e.to_string()))?;
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(RunApiError::Rejected {
+                status: status.as_u16(),
+                code: serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_string)),
+                message: federation_wire::upstream_message(&body),
+            });
+        }
         if !status.is_success() {
             return Err(RunApiError::Failed(format!(
                 "HTTP {status}: {}",
@@ -139,32 +181,28 @@ impl WrapperRuns {
     }
 }
 
-/// The current trace's headers: the host's calls are part of the caller's trace, like
-/// the adapter's own.
-fn trace_headers() -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
-    });
-    headers
-}
-
 /// Cancels a task's wrapper run when dropped armed: the caller cancelled or went away
 /// (tonic drops the handler) or the host gave up at the deadline.
 pub struct CancelOnDrop {
     runs: std::sync::Arc<WrapperRuns>,
     session: String,
     request_id: String,
+    principal: String,
     armed: bool,
 }
 
 impl CancelOnDrop {
-    pub fn new(runs: std::sync::Arc<WrapperRuns>, session: String, request_id: String) -> Self {
+    pub fn new(
+        runs: std::sync::Arc<WrapperRuns>,
+        session: String,
+        request_id: String,
+        principal: String,
+    ) -> Self {
         CancelOnDrop {
             runs,
             session,
             request_id,
+            principal,
             armed: true,
         }
     }
@@ -180,10 +218,11 @@ impl Drop for CancelOnDrop {
         if !self.armed {
             return;
         }
-        let (runs, session, request_id) = (
+        let (runs, session, request_id, principal) = (
             self.runs.clone(),
             std::mem::take(&mut self.session),
             std::mem::take(&mut self.request_id),
+            std::mem::take(&mut self.principal),
         );
         let span = tracing::Span::current();
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -191,7 +230,7 @@ impl Drop for CancelOnDrop {
         };
         handle.spawn(tracing::Instrument::instrument(
             async move {
-                match runs.cancel(&session, &request_id).await {
+                match runs.cancel(&session, &request_id, &principal).await {
                     Ok(record) => tracing::info!(%session, %request_id, status = %record.status, "asked the wrapper to cancel the run"),
                     // The adapter may never have reached the wrapper.
                     Err(RunApiError::NotFound { .. }) => {

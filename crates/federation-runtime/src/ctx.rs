@@ -58,7 +58,8 @@ impl AdapterCtx {
                 max: policy.max_memory_bytes,
             },
             stdio: StdioCtx::new(&policy.env),
-            outbound: OutboundCtx::new(outbound, policy.outbound.clone(), deadline),
+            outbound: OutboundCtx::new(outbound, policy.outbound.clone(), deadline)
+                .with_principal(interaction.principal.as_deref()),
             progress: ProgressCtx::new(progress),
             interaction: InteractionCtx::new(interaction),
             log: LogCtx::new(adapter),

@@ -23,6 +23,9 @@ pub struct TaskInteraction {
     pub agent: String,
     /// `TaskRequest.resume` as JSON, when the task answers an interrupt.
     pub resume_json: Option<String>,
+    /// The principal the host authenticated for the task: the outbound client sends
+    /// it to the wrapper (never to other origins; the adapter cannot read or set it).
+    pub principal: Option<String>,
 }
 
 impl TaskInteraction {

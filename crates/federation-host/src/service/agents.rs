@@ -9,6 +9,7 @@ use federation_proto::{AgentInfo, ListAgentsRequest, ListAgentsResponse};
 use federation_wire::Agent;
 
 use super::{Executor, Federation};
+use crate::auth::Caller;
 use crate::status::TaskError;
 
 impl<E: Executor> Federation<E> {
@@ -16,21 +17,37 @@ impl<E: Executor> Federation<E> {
         &self,
         request: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsResponse>, Status> {
+        let caller = Caller::of(&request);
+        // A limited caller sees its backends and agents only.
         let backends: Vec<Backend> = self
             .registry
             .snapshot()
             .into_iter()
+            .filter(|(name, _)| caller.may_use_backend(name))
             .map(|(name, slot)| Backend {
                 name,
                 framework: slot.current.info.framework.clone(),
             })
             .collect();
         // An unknown backend is refused before the wrapper is asked.
-        let framework = framework_of(&backends, &request.into_inner().backend)?;
-        let agents = self.runs.agents().await.map_err(TaskError::from)?;
-        Ok(Response::new(ListAgentsResponse {
-            agents: agent_infos(agents, &backends, framework.as_deref()),
-        }))
+        let backend = request.into_inner().backend;
+        if !backend.is_empty() && !caller.may_use_backend(&backend) {
+            return Err(TaskError::NotAllowed {
+                principal: caller.principal.to_string(),
+                kind: "backend",
+                name: backend,
+            }
+            .into());
+        }
+        let framework = framework_of(&backends, &backend)?;
+        let agents = self
+            .runs
+            .agents(&caller.principal)
+            .await
+            .map_err(TaskError::from)?;
+        let mut agents = agent_infos(agents, &backends, framework.as_deref());
+        agents.retain(|agent| !caller.limits_agents() || caller.may_run_agent(&agent.name));
+        Ok(Response::new(ListAgentsResponse { agents }))
     }
 }
 

@@ -17,8 +17,10 @@ use federation_proto::{
 };
 use federation_wire::{RunRecord, RunStatus};
 
+use super::run::check_caller;
 use super::{Executor, Federation, task_id};
-use crate::status::{TaskContext, TaskError, answer, upstream_code};
+use crate::auth::Caller;
+use crate::status::{TaskContext, TaskError, answer, error_status, upstream_code};
 use crate::task::{id_is_valid, validate};
 use crate::telemetry::current_trace_id;
 use crate::wrapper_runs::RunApiError;
@@ -28,6 +30,7 @@ impl<E: Executor> Federation<E> {
         &self,
         request: Request<TaskRequest>,
     ) -> Result<Response<StartAgentTaskResponse>, Status> {
+        let caller = Caller::of(&request);
         let mut request = request.into_inner();
         for id in [&mut request.federation_session_id, &mut request.request_id] {
             if id.is_empty() {
@@ -36,16 +39,23 @@ impl<E: Executor> Federation<E> {
         }
         // Bad input fails the start itself, not the task later.
         let budget = self.config.default_task_timeout;
-        validate(request.clone(), &self.config.wrapper_url, budget)?;
-        let task_id = task_id(&request.federation_session_id, &request.request_id);
         let trace_id = current_trace_id();
+        let context = TaskContext::of(&request);
+        let refuse = |error| error_status(error, &trace_id, &context);
+        let valid = validate(request.clone(), &self.config.wrapper_url, budget).map_err(refuse)?;
+        check_caller(&caller, &valid.backend, &valid.interaction.agent).map_err(refuse)?;
+        let task_id = task_id(&request.federation_session_id, &request.request_id);
         let reply = StartAgentTaskResponse {
             task_id: task_id.clone(),
             federation_session_id: request.federation_session_id.clone(),
             request_id: request.request_id.clone(),
             trace_id: trace_id.clone(),
         };
-        if !self.started.reserve(&task_id, &trace_id) {
+        if !self
+            .started
+            .reserve(&task_id, &trace_id, &caller.principal)
+            .map_err(refuse)?
+        {
             // Already started here: attach (the wrapper runs it once anyway).
             return Ok(Response::new(reply));
         }
@@ -55,8 +65,9 @@ impl<E: Executor> Federation<E> {
         let span = tracing::info_span!("agent_task", otel.name = "agent task (started)", federation.task_id = %task_id);
         let handle = tokio::spawn(
             async move {
-                let context = TaskContext::of(&request);
-                let result = this.run_task(request, budget, Instant::now()).await;
+                let result = this
+                    .run_task(request, &caller, budget, Instant::now())
+                    .await;
                 let result = answer(result, trace_id, &context);
                 this.started.finish(&id, result);
             }
@@ -70,14 +81,20 @@ impl<E: Executor> Federation<E> {
         &self,
         request: Request<GetAgentTaskRequest>,
     ) -> Result<Response<AgentTaskStatus>, Status> {
+        let caller = Caller::of(&request);
         let task_id = request.into_inner().task_id;
-        if let Some(status) = self.started.status(&task_id) {
+        let refuse = |error| error_status(error, &current_trace_id(), &TaskContext::default());
+        if let Some(status) = self
+            .started
+            .status(&task_id, &caller.principal)
+            .map_err(refuse)?
+        {
             return Ok(Response::new(status));
         }
         let (session, request_id) = parse_task_id(&task_id)?;
         let record = self
             .runs
-            .status(session, request_id)
+            .status(session, request_id, &caller.principal)
             .await
             .map_err(Status::from)?;
         Ok(Response::new(status_from_record(
@@ -89,10 +106,19 @@ impl<E: Executor> Federation<E> {
         &self,
         request: Request<CancelAgentTaskRequest>,
     ) -> Result<Response<AgentTaskStatus>, Status> {
+        let caller = Caller::of(&request);
         let task_id = request.into_inner().task_id;
         let (session, request_id) = parse_task_id(&task_id)?;
-        let local = self.started.cancel(&task_id);
-        match self.runs.cancel(session, request_id).await {
+        let refuse = |error| error_status(error, &current_trace_id(), &TaskContext::default());
+        let local = self
+            .started
+            .cancel(&task_id, &caller.principal)
+            .map_err(refuse)?;
+        match self
+            .runs
+            .cancel(session, request_id, &caller.principal)
+            .await
+        {
             Ok(record) => {
                 let status = status_from_record(&task_id, session, request_id, record);
                 Ok(Response::new(local.unwrap_or(status)))

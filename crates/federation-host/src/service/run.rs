@@ -21,7 +21,8 @@ use federation_runtime::{
     parse_interrupt,
 };
 
-use super::{Executor, Federation};
+use super::{Executor, Federation, task_id};
+use crate::auth::Caller;
 use crate::deadline::arrival_and_budget;
 use crate::status::{TaskContext, TaskError, answer, code_name};
 use crate::task::validate;
@@ -37,27 +38,31 @@ impl<E: Executor> Federation<E> {
         let (received, budget) = arrival_and_budget(&request, self.config.default_task_timeout);
         tracing::debug!(?budget, since_arrival = ?received.elapsed(), "task budget");
         let trace_id = current_trace_id();
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let context = TaskContext::of(&request);
-        let result = self.run_task(request, budget, received).await;
+        let result = self.run_task(request, &caller, budget, received).await;
         answer(result, trace_id, &context).map(Response::new)
     }
 
     pub(super) async fn run_task(
         &self,
         request: TaskRequest,
+        caller: &Caller,
         budget: Duration,
         received: Instant,
     ) -> Result<TaskResponse, TaskError> {
-        let admitted = self.admit(request, budget)?;
+        let admitted = self.admit(request, caller, budget)?;
         self.execute(admitted, received, None).await
     }
 
     /// Everything that can refuse a task before it starts: the host's and the
-    /// adapter's concurrency limits, validation, the adapter lookup.
+    /// adapter's concurrency limits, validation, the caller's limits and ownership,
+    /// the adapter lookup.
     pub(super) fn admit(
         &self,
         request: TaskRequest,
+        caller: &Caller,
         budget: Duration,
     ) -> Result<Admitted, TaskError> {
         let in_flight = self
@@ -65,7 +70,13 @@ impl<E: Executor> Federation<E> {
             .clone()
             .try_acquire_owned()
             .map_err(|_| TaskError::Overloaded(self.config.max_concurrent_tasks))?;
-        let valid = validate(request, &self.config.wrapper_url, budget)?;
+        let mut valid = validate(request, &self.config.wrapper_url, budget)?;
+        check_caller(caller, &valid.backend, &valid.interaction.agent)?;
+        self.started.check_owner(
+            &task_id(&valid.task.federation_session_id, &valid.task.request_id),
+            &caller.principal,
+        )?;
+        valid.interaction.principal = Some(caller.principal.to_string());
         let adapter =
             self.registry
                 .get(&valid.backend)
@@ -127,7 +138,13 @@ impl<E: Executor> Federation<E> {
         let span = adapter_span(&adapter, &session, &request_id);
         // Fires if this future is dropped (caller cancelled or disconnected) or the
         // deadline passes before the run ends: the wrapper stops at its next step.
-        let mut cancel = CancelOnDrop::new(self.runs.clone(), session.clone(), request_id.clone());
+        let principal = interaction.principal.clone().unwrap_or_default();
+        let mut cancel = CancelOnDrop::new(
+            self.runs.clone(),
+            session.clone(),
+            request_id.clone(),
+            principal,
+        );
 
         let asked_agent = interaction.agent.clone();
         let run = self
@@ -260,6 +277,23 @@ impl<E: Executor> Federation<E> {
             }),
         })
     }
+}
+
+/// Refuses a backend or agent outside the caller's limits. A caller limited to some
+/// agents must name one: the host cannot tell which agent the default would be.
+pub(super) fn check_caller(caller: &Caller, backend: &str, agent: &str) -> Result<(), TaskError> {
+    let refuse = |kind: &'static str, name: &str| TaskError::NotAllowed {
+        principal: caller.principal.to_string(),
+        kind,
+        name: name.to_string(),
+    };
+    if !caller.may_use_backend(backend) {
+        return Err(refuse("backend", backend));
+    }
+    if !caller.may_run_agent(agent) {
+        return Err(refuse("agent", agent));
+    }
+    Ok(())
 }
 
 /// A task that passed admission, holding its slots until it ends.

@@ -19,6 +19,7 @@ use federation_runtime::bindings::EventKind;
 use federation_runtime::{Progress, ProgressSink};
 
 use super::{Executor, Federation, task_id};
+use crate::auth::Caller;
 use crate::deadline::arrival_and_budget;
 use crate::status::{TaskContext, answer, error_status};
 use crate::telemetry::current_trace_id;
@@ -31,10 +32,11 @@ impl<E: Executor> Federation<E> {
         let (received, budget) = arrival_and_budget(&request, self.config.default_task_timeout);
         let trace_id = current_trace_id();
         // Refusals before the task starts fail the call itself.
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let context = TaskContext::of(&request);
         let admitted = self
-            .admit(request, budget)
+            .admit(request, &caller, budget)
             .map_err(|error| error_status(error, &trace_id, &context))?;
         let task_id = task_id(
             &admitted.task.federation_session_id,

@@ -5,7 +5,10 @@
 //! under a byte budget (`--background-results-mib`): a finishing task whose result
 //! does not fit evicts the oldest finished results (their `GetAgentTask` then answers
 //! from the wrapper's run record, as on another replica). New tasks are never refused
-//! for it: results nobody fetched must not lock callers out.
+//! for it: results nobody fetched must not lock callers out. Each task belongs to the
+//! principal that started it: another principal's look-up or cancel is refused
+//! (`PERMISSION_DENIED`, reason `SESSION_NOT_OWNED`, as the wrapper answers for a
+//! session it holds for another principal).
 
 use std::{
     collections::HashMap,
@@ -15,6 +18,8 @@ use std::{
 
 use tokio::task::AbortHandle;
 use tonic::Status;
+
+use crate::status::TaskError;
 
 use federation_proto::agent_task_status::State;
 use federation_proto::{AgentTaskStatus, TaskResponse, task_response};
@@ -30,6 +35,8 @@ pub struct AsyncTasks {
 }
 
 struct Entry {
+    /// The principal that started it.
+    principal: String,
     trace_id: String,
     outcome: Outcome,
     abort: Option<AbortHandle>,
@@ -42,6 +49,21 @@ enum Outcome {
     Working,
     Done(Box<Result<TaskResponse, Status>>),
     Canceled,
+}
+
+/// Refuses `principal` an entry another principal started.
+fn owned<'a>(
+    task_id: &str,
+    entry: &'a mut Entry,
+    principal: &str,
+) -> Result<&'a mut Entry, TaskError> {
+    if entry.principal == principal {
+        Ok(entry)
+    } else {
+        Err(TaskError::NotOwned {
+            task_id: task_id.to_string(),
+        })
+    }
 }
 
 impl AsyncTasks {
@@ -60,16 +82,24 @@ impl AsyncTasks {
         entries.values().map(|e| e.bytes).sum()
     }
 
-    /// Claims `task_id`; false when it is already known (started before).
-    pub fn reserve(&self, task_id: &str, trace_id: &str) -> bool {
+    /// Claims `task_id` for `principal`; false when it already started (by the same
+    /// principal), `NotOwned` when another principal started it.
+    pub fn reserve(
+        &self,
+        task_id: &str,
+        trace_id: &str,
+        principal: &str,
+    ) -> Result<bool, TaskError> {
         let mut entries = self.entries.lock().expect("task table poisoned");
         prune(&mut entries);
-        if entries.contains_key(task_id) {
-            return false;
+        if let Some(entry) = entries.get_mut(task_id) {
+            owned(task_id, entry, principal)?;
+            return Ok(false);
         }
         entries.insert(
             task_id.to_string(),
             Entry {
+                principal: principal.to_string(),
                 trace_id: trace_id.to_string(),
                 outcome: Outcome::Working,
                 abort: None,
@@ -77,7 +107,17 @@ impl AsyncTasks {
                 bytes: 0,
             },
         );
-        true
+        Ok(true)
+    }
+
+    /// Refuses `principal` a task id another principal started here (unknown ids
+    /// pass: the wrapper decides about sessions it holds).
+    pub fn check_owner(&self, task_id: &str, principal: &str) -> Result<(), TaskError> {
+        let mut entries = self.entries.lock().expect("task table poisoned");
+        match entries.get_mut(task_id) {
+            Some(entry) => owned(task_id, entry, principal).map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     pub fn running(&self, task_id: &str, abort: AbortHandle) {
@@ -121,9 +161,16 @@ impl AsyncTasks {
     }
 
     /// Stops the task if it runs here (dropping it cancels its wrapper run); its status.
-    pub fn cancel(&self, task_id: &str) -> Option<AgentTaskStatus> {
+    pub fn cancel(
+        &self,
+        task_id: &str,
+        principal: &str,
+    ) -> Result<Option<AgentTaskStatus>, TaskError> {
         let mut entries = self.entries.lock().expect("task table poisoned");
-        let entry = entries.get_mut(task_id)?;
+        let Some(entry) = entries.get_mut(task_id) else {
+            return Ok(None);
+        };
+        let entry = owned(task_id, entry, principal)?;
         if matches!(entry.outcome, Outcome::Working) {
             if let Some(abort) = entry.abort.take() {
                 abort.abort();
@@ -131,12 +178,19 @@ impl AsyncTasks {
             entry.outcome = Outcome::Canceled;
             entry.finished = Some(Instant::now());
         }
-        Some(status(task_id, entry))
+        Ok(Some(status(task_id, entry)))
     }
 
-    pub fn status(&self, task_id: &str) -> Option<AgentTaskStatus> {
-        let entries = self.entries.lock().expect("task table poisoned");
-        entries.get(task_id).map(|entry| status(task_id, entry))
+    pub fn status(
+        &self,
+        task_id: &str,
+        principal: &str,
+    ) -> Result<Option<AgentTaskStatus>, TaskError> {
+        let mut entries = self.entries.lock().expect("task table poisoned");
+        match entries.get_mut(task_id) {
+            Some(entry) => Ok(Some(status(task_id, owned(task_id, entry, principal)?))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -242,7 +296,7 @@ mod tests {
         let tasks = AsyncTasks::new(budget);
         for i in 0..100 {
             let id = format!("s/{i}");
-            assert!(tasks.reserve(&id, "trace"));
+            assert!(tasks.reserve(&id, "trace", "local").unwrap());
             tasks.finish(&id, Ok(response(3 << 20)));
             assert!(
                 tasks.held_bytes() <= budget,
@@ -250,17 +304,31 @@ mod tests {
                 tasks.held_bytes()
             );
         }
-        assert!(tasks.status("s/99").unwrap().response.is_some());
-        assert!(tasks.status("s/95").unwrap().response.is_some());
         assert!(
-            tasks.status("s/0").is_none(),
+            tasks
+                .status("s/99", "local")
+                .unwrap()
+                .unwrap()
+                .response
+                .is_some()
+        );
+        assert!(
+            tasks
+                .status("s/95", "local")
+                .unwrap()
+                .unwrap()
+                .response
+                .is_some()
+        );
+        assert!(
+            tasks.status("s/0", "local").unwrap().is_none(),
             "the oldest result is evicted"
         );
         // Working entries are never evicted.
-        assert!(tasks.reserve("s/working", "trace"));
+        assert!(tasks.reserve("s/working", "trace", "local").unwrap());
         tasks.finish("s/next", Ok(response(3 << 20)));
         assert_eq!(
-            tasks.status("s/working").unwrap().state,
+            tasks.status("s/working", "local").unwrap().unwrap().state,
             State::Working as i32
         );
     }
@@ -268,9 +336,9 @@ mod tests {
     #[test]
     fn a_result_over_the_whole_budget_is_refused_not_kept() {
         let tasks = AsyncTasks::new(1024);
-        assert!(tasks.reserve("s/big", "trace"));
+        assert!(tasks.reserve("s/big", "trace", "local").unwrap());
         tasks.finish("s/big", Ok(response(4096)));
-        let status = tasks.status("s/big").unwrap();
+        let status = tasks.status("s/big", "local").unwrap().unwrap();
         assert_eq!(status.state, State::Failed as i32);
         assert_eq!(status.error_code, tonic::Code::ResourceExhausted as i32);
         assert!(status.error_message.contains("--background-results-mib"));

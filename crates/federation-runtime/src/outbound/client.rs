@@ -4,12 +4,11 @@
 //! destination against the adapter's [`OutboundPolicy`] (nothing leaves when it is
 //! denied), adds the policy's secret headers for that destination, sets
 //! `traceparent`/`tracestate` from the current span (replacing anything the guest set),
-//! bounds the time by the task's deadline, caps the response size and the adapter's
-//! concurrent requests. [`OutboundHttp::send_streaming`] does the same but hands the
-//! body over line by line as it arrives ([`LineStream`]).
-//!
-//! Requests to the wrapper's origin also get the host's credential
-//! ([`inject_host_headers`]); a guest that sets it (or any host identity header) is
+//! adds the host's identity headers (the task's principal and the host's credential,
+//! [`inject_host_headers`]) to requests for the wrapper's origin only, bounds the time
+//! by the task's deadline, caps the response size and the adapter's concurrent
+//! requests. [`OutboundHttp::send_streaming`] does the same but hands the body over
+//! line by line as it arrives ([`LineStream`]). A guest that sets an identity header is
 //! refused, and a response header of that name is dropped before the guest sees it.
 //!
 //! What then carries the request is a [`Transport`]: [`Reqwest`] (one shared client
@@ -148,6 +147,8 @@ pub struct OutboundHttp {
     limits: OutboundLimits,
     /// Added to requests for the wrapper's origin.
     credential: Option<HostCredential>,
+    /// The configured wrapper's origin: the one destination of the host's own headers.
+    wrapper: Option<Origin>,
 }
 
 impl OutboundHttp {
@@ -173,6 +174,7 @@ impl OutboundHttp {
             transport,
             limits,
             credential: None,
+            wrapper: None,
         }
     }
 
@@ -182,15 +184,23 @@ impl OutboundHttp {
         self
     }
 
-    /// Sends one request for an adapter whose task must end by `deadline` and reads
-    /// the whole response.
+    /// Requests to `wrapper`'s origin carry the host's wrapper headers (the task's
+    /// principal); no other destination ever gets them.
+    pub fn for_wrapper(mut self, wrapper: Origin) -> Self {
+        self.wrapper = Some(wrapper);
+        self
+    }
+
+    /// Sends one request for an adapter whose task (run for `principal`) must end by
+    /// `deadline` and reads the whole response.
     pub async fn send(
         &self,
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
+        principal: Option<&HeaderValue>,
     ) -> Result<Response, HttpError> {
-        let prepared = self.prepare(policy, request, deadline).await?;
+        let prepared = self.prepare(policy, request, deadline, principal).await?;
         let span = prepared.span.clone();
         let exchange = async {
             let response = self.transport.send(prepared.request).await?;
@@ -211,8 +221,9 @@ impl OutboundHttp {
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
+        principal: Option<&HeaderValue>,
     ) -> Result<LineStream, HttpError> {
-        let prepared = self.prepare(policy, request, deadline).await?;
+        let prepared = self.prepare(policy, request, deadline, principal).await?;
         let span = prepared.span.clone();
         let sent = self.transport.send(prepared.request);
         let response = match sent.instrument(span.clone()).await {
@@ -248,18 +259,27 @@ impl OutboundHttp {
         policy: &OutboundPolicy,
         request: Request,
         deadline: Instant,
+        principal: Option<&HeaderValue>,
     ) -> Result<Prepared, HttpError> {
         let url = Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", request.url)))?;
         policy.check(&url)?;
         let mut headers = guest_headers(&request.headers)?;
-        if let Some(origin) = Origin::of(&url) {
+        let origin = Origin::of(&url);
+        if let Some(origin) = &origin {
             for (to, name, value) in &policy.headers {
-                if *to == origin {
+                if to == origin {
                     headers.insert(name.clone(), value.clone());
                 }
             }
-            inject_host_headers(&mut headers, &origin, self.credential.as_ref());
+            // After the policy's headers: not even a manifest sets the host's own.
+            inject_host_headers(
+                &mut headers,
+                origin,
+                self.wrapper.as_ref(),
+                self.credential.as_ref(),
+                principal,
+            );
         }
         let timeout = self
             .timeout_for(request.timeout_ms, deadline)?
@@ -450,6 +470,10 @@ mod tests {
             guest_headers(&[("bad header".into(), "v".into())]),
             Err(HttpError::InvalidRequest(_))
         ));
+        assert!(matches!(
+            guest_headers(&[("X-Federation-Principal".into(), "admin".into())]),
+            Err(HttpError::Denied(_))
+        ));
     }
 
     #[test]
@@ -507,7 +531,7 @@ mod tests {
         }
     }
 
-    use crate::outbound::HOST_CREDENTIAL_HEADER;
+    use crate::outbound::{HOST_CREDENTIAL_HEADER, PRINCIPAL_HEADER};
 
     fn get(url: &str, headers: Vec<(String, String)>) -> Request {
         Request {
@@ -532,8 +556,10 @@ mod tests {
             },
             transport.clone(),
         )
-        .with_credential(HostCredential::new(wrapper.clone(), "host-s3cret"));
+        .with_credential(HostCredential::new(wrapper.clone(), "host-s3cret"))
+        .for_wrapper(wrapper.clone());
         let policy = OutboundPolicy::allow_only([wrapper, other]);
+        let alice = HeaderValue::from_static("alice");
         let deadline = Instant::now() + Duration::from_secs(10);
 
         let to_wrapper = http
@@ -541,15 +567,23 @@ mod tests {
                 &policy,
                 get("https://wrapper:8443/v1/run_crew", vec![]),
                 deadline,
+                Some(&alice),
             )
             .await
             .unwrap();
-        http.send(&policy, get("https://api.example/x", vec![]), deadline)
-            .await
-            .unwrap();
+        http.send(
+            &policy,
+            get("https://api.example/x", vec![]),
+            deadline,
+            Some(&alice),
+        )
+        .await
+        .unwrap();
         let sent = transport.0.lock().unwrap().clone();
         assert_eq!(sent[0].1[HOST_CREDENTIAL_HEADER], "host-s3cret");
+        assert_eq!(sent[0].1[PRINCIPAL_HEADER], "alice");
         assert!(sent[1].1.get(HOST_CREDENTIAL_HEADER).is_none());
+        assert!(sent[1].1.get(PRINCIPAL_HEADER).is_none());
         // A wrapper echoing it in a response header does not hand it to the guest.
         assert!(
             to_wrapper
@@ -561,6 +595,7 @@ mod tests {
         for name in [
             "x-federation-host-credential",
             "X-Federation-Host-Credential",
+            "x-federation-principal",
         ] {
             let forged = http
                 .send(
@@ -570,6 +605,7 @@ mod tests {
                         vec![(name.into(), "forged".into())],
                     ),
                     deadline,
+                    Some(&alice),
                 )
                 .await;
             assert!(matches!(forged, Err(HttpError::Denied(_))), "{forged:?}");

@@ -1,4 +1,6 @@
-//! The host's credential towards the wrapper: a secret read from a file
+//! The host's identity towards the wrapper: the task's principal
+//! ([`PRINCIPAL_HEADER`], whom the host authenticated) and the host's credential, a
+//! secret read from a file
 //! (`--wrapper-credential-file`) that the host adds as [`HOST_CREDENTIAL_HEADER`] to
 //! every request it sends to the wrapper's origin, its own and its adapters'. The
 //! wrapper answers only requests that carry it, so a local process (or an adapter
@@ -19,9 +21,12 @@ use super::policy::Origin;
 /// The header that carries the host's credential to the wrapper.
 pub const HOST_CREDENTIAL_HEADER: &str = "x-federation-host-credential";
 
+/// The principal a task runs for, sent by the host to the wrapper (and only there).
+pub const PRINCIPAL_HEADER: &str = "x-federation-principal";
+
 /// Headers only the host may set: a guest that sets one is refused, a manifest that
 /// names one is rejected, and a response header of that name never reaches the guest.
-pub const HOST_IDENTITY_HEADERS: &[&str] = &[HOST_CREDENTIAL_HEADER];
+pub const HOST_IDENTITY_HEADERS: &[&str] = &[HOST_CREDENTIAL_HEADER, PRINCIPAL_HEADER];
 
 /// The credential and the one origin it goes to.
 #[derive(Clone)]
@@ -99,13 +104,26 @@ impl HostCredential {
     }
 }
 
-/// Adds the host's identity headers to a request for `origin`: the credential when
-/// `origin` is the wrapper's, nothing otherwise. The one place they are added.
+/// Sets the host's identity headers of a request for `origin`: whatever of them is
+/// there already is removed (not even a manifest sets them); then, when `origin` is
+/// the wrapper's, the task's `principal` and the credential go in. The one place
+/// they are added.
 pub fn inject_host_headers(
     headers: &mut HeaderMap,
     origin: &Origin,
+    wrapper: Option<&Origin>,
     credential: Option<&HostCredential>,
+    principal: Option<&HeaderValue>,
 ) {
+    for name in HOST_IDENTITY_HEADERS {
+        headers.remove(*name);
+    }
+    if wrapper != Some(origin) {
+        return;
+    }
+    if let Some(principal) = principal {
+        headers.insert(PRINCIPAL_HEADER, principal.clone());
+    }
     if let Some(credential) = credential
         && credential.origin == *origin
     {
@@ -130,14 +148,20 @@ mod tests {
 
     #[test]
     fn added_for_the_wrapper_origin_only_and_never_shown() {
-        let credential = HostCredential::new(origin("https://wrapper:8443"), "s3cret\n").unwrap();
+        let wrapper = origin("https://wrapper:8443");
+        let credential = HostCredential::new(wrapper.clone(), "s3cret\n").unwrap();
+        let alice = HeaderValue::from_static("alice");
         let mut to_wrapper = HeaderMap::new();
+        to_wrapper.insert(PRINCIPAL_HEADER, HeaderValue::from_static("mallory"));
         inject_host_headers(
             &mut to_wrapper,
             &origin("https://wrapper:8443/"),
+            Some(&wrapper),
             Some(&credential),
+            Some(&alice),
         );
         assert_eq!(to_wrapper[HOST_CREDENTIAL_HEADER], "s3cret");
+        assert_eq!(to_wrapper[PRINCIPAL_HEADER], "alice");
         assert!(to_wrapper[HOST_CREDENTIAL_HEADER].is_sensitive());
         for other in [
             "http://wrapper:8443",
@@ -145,7 +169,14 @@ mod tests {
             "https://api.example",
         ] {
             let mut headers = HeaderMap::new();
-            inject_host_headers(&mut headers, &origin(other), Some(&credential));
+            headers.insert(PRINCIPAL_HEADER, HeaderValue::from_static("mallory"));
+            inject_host_headers(
+                &mut headers,
+                &origin(other),
+                Some(&wrapper),
+                Some(&credential),
+                Some(&alice),
+            );
             assert!(headers.is_empty(), "{other}");
         }
         assert!(!format!("{credential:?}").contains("s3cret"));

@@ -26,7 +26,7 @@ pub use client::{
     TransportResponse,
 };
 pub use credential::{
-    CredentialError, HOST_CREDENTIAL_HEADER, HostCredential, inject_host_headers,
+    CredentialError, HOST_CREDENTIAL_HEADER, HostCredential, PRINCIPAL_HEADER, inject_host_headers,
 };
 pub use net::{NetError, NetSettings};
 pub use policy::{Origin, OutboundPolicy};
@@ -48,6 +48,8 @@ pub struct OutboundCtx {
     pub denied: u32,
     /// Time spent waiting on outbound exchanges.
     pub waited: Duration,
+    /// Who the task runs for: sent to the wrapper as [`PRINCIPAL_HEADER`].
+    principal: Option<http::HeaderValue>,
 }
 
 impl OutboundCtx {
@@ -59,7 +61,15 @@ impl OutboundCtx {
             requests: 0,
             denied: 0,
             waited: Duration::ZERO,
+            principal: None,
         }
+    }
+
+    /// The task runs for `principal` (the host's authenticated caller); a name that
+    /// cannot be a header value is not sent.
+    pub fn with_principal(mut self, principal: Option<&str>) -> Self {
+        self.principal = principal.and_then(|p| http::HeaderValue::from_str(p).ok());
+        self
     }
 
     /// Counts one more outbound request against the policy's per-task budget.
@@ -121,7 +131,12 @@ impl outbound_http::Host for Outbound<'_> {
         let result = self
             .ctx
             .http
-            .send(&self.ctx.policy, request, self.ctx.deadline)
+            .send(
+                &self.ctx.policy,
+                request,
+                self.ctx.deadline,
+                self.ctx.principal.as_ref(),
+            )
             .await;
         self.ctx.account(started, &result);
         result
@@ -135,7 +150,12 @@ impl outbound_stream::Host for Outbound<'_> {
         let result = self
             .ctx
             .http
-            .send_streaming(&self.ctx.policy, request, self.ctx.deadline)
+            .send_streaming(
+                &self.ctx.policy,
+                request,
+                self.ctx.deadline,
+                self.ctx.principal.as_ref(),
+            )
             .await;
         self.ctx.account(started, &result);
         let stream = result?;
