@@ -99,6 +99,18 @@ impl HostProcess {
         otlp_endpoint: &str,
         extra: &[&str],
     ) -> HostProcess {
+        Self::start_with(dir, wrapper_url, |host| {
+            host.args(extra).otlp(otlp_endpoint)
+        })
+    }
+
+    /// Like [`HostProcess::start_in`], with `configure` setting the flags and the
+    /// environment (the OTLP variables among them).
+    pub fn start_with(
+        dir: &Path,
+        wrapper_url: &str,
+        configure: impl FnOnce(Host) -> Host,
+    ) -> HostProcess {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "host-{}-{}.log",
             std::process::id(),
@@ -106,9 +118,8 @@ impl HostProcess {
         ));
         let host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir)
             .arg("--compile-cache-dir")
-            .arg(compile_cache_dir())
-            .args(extra)
-            .otlp(otlp_endpoint)
+            .arg(compile_cache_dir());
+        let host = configure(host)
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
             .env(
