@@ -6,16 +6,22 @@
 # graph (its tool, its interrupt and the resume), printing each result, its trace id
 # and the span tree it produced across Rust and Python.
 #
-# scripts/demo.sh --keep   leaves the stack running afterwards and prints commands to try
+# scripts/demo.sh --keep       leaves the stack running afterwards and prints commands to try
+# scripts/demo.sh --trace-ui   also starts Arize Phoenix (scripts/trace-ui.sh: its own venv
+#                              under ~/.cache/agent-federation), sends both services' spans
+#                              there and prints each trace's URL instead of its text tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 keep=false
-case "${1:-}" in
-    --keep) keep=true ;;
-    "") ;;
-    *) echo "usage: scripts/demo.sh [--keep]" >&2; exit 2 ;;
-esac
+trace_ui=false
+for arg in "$@"; do
+    case "$arg" in
+        --keep) keep=true ;;
+        --trace-ui) trace_ui=true ;;
+        *) echo "usage: scripts/demo.sh [--keep] [--trace-ui]" >&2; exit 2 ;;
+    esac
+done
 
 echo "==> setting up (the wasm32-wasip2 target, the wrapper's venv: ~2 min the first time)"
 venv_line=$(scripts/setup.sh | tail -n 1)
@@ -54,14 +60,25 @@ echo "==> starting the OTLP receiver"
 "$bin/otlp-sink" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 >"$run/sink.out" 2>&1 &
 pids+=($!)
 sink_line=$(wait_line "$run/sink.out" "^otlp-sink ")
-sink_grpc=$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"$sink_line")
 sink_http=$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"$sink_line")
+
+# Both services speak OTLP/HTTP to one endpoint: the receiver's, or the trace UI's (which
+# takes no metrics: the host's go to the receiver through the per-signal endpoint).
+otlp=("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" "OTEL_EXPORTER_OTLP_ENDPOINT=$sink_http")
+if [ "$trace_ui" = true ]; then
+    echo "==> starting the trace UI (Arize Phoenix)"
+    ui_line=$(scripts/trace-ui.sh start "$run/phoenix" | tail -n 1)
+    ui_url=$(sed -E 's/.*TRACE_UI_URL=([^ ]+).*/\1/' <<<"$ui_line")
+    pids+=("$(sed -E 's/.*TRACE_UI_PID=([^ ]+).*/\1/' <<<"$ui_line")")
+    echo "    $ui_url"
+    otlp=("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" "OTEL_EXPORTER_OTLP_ENDPOINT=$ui_url"
+          "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=$sink_http/v1/metrics")
+fi
 
 echo "==> starting the agent wrapper (offline deterministic model, file store, examples/agents.toml)"
 wrapper_port=$(free_port)
-(cd "$run" && AGENT_WRAPPER_STATE_DIR="$run/state" AGENT_WRAPPER_AGENTS_FILE="$root/examples/agents.toml" \
-    OTEL_EXPORTER_OTLP_ENDPOINT="$sink_http" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
-    OTEL_BSP_SCHEDULE_DELAY=200 \
+(cd "$run" && export "${otlp[@]}" && AGENT_WRAPPER_STATE_DIR="$run/state" \
+    AGENT_WRAPPER_AGENTS_FILE="$root/examples/agents.toml" OTEL_BSP_SCHEDULE_DELAY=200 \
     exec "$venv/bin/python" -m agent_wrapper --host 127.0.0.1 --port "$wrapper_port") >"$run/wrapper.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do
@@ -70,12 +87,22 @@ for _ in $(seq 1 600); do
 done
 
 echo "==> starting the host"
-OTEL_EXPORTER_OTLP_ENDPOINT="$sink_grpc" OTEL_BSP_SCHEDULE_DELAY=200 \
+env "${otlp[@]}" OTEL_BSP_SCHEDULE_DELAY=200 \
     "$bin/agent-federation" serve --listen 127.0.0.1:0 \
     --wrapper-url "http://127.0.0.1:$wrapper_port" --adapters-dir "$root/dist/adapters" \
     --compile-cache-dir "$HOME/.cache/agent-federation/compile-cache" >"$run/host.out" 2>"$run/host.log" &
 pids+=($!)
 host_addr=$(wait_line "$run/host.out" "listening on" | awk '{print $NF}')
+
+tree() {
+    sleep 1.5  # both exporters batch for 200 ms
+    if [ "$trace_ui" = true ]; then
+        echo "--- trace $1 in the trace UI: $ui_url/redirects/traces/$1"
+        return
+    fi
+    echo "--- span tree of trace $1 ---"
+    "$venv/bin/python" -c "import urllib.request; print(urllib.request.urlopen('$sink_http/tree?trace_id=$1').read().decode())"
+}
 
 status=0
 # CrewAI as one blocking RunAgentTask; LangGraph as StreamAgentTask, printing the
@@ -94,15 +121,8 @@ for backend in crewai langgraph; do
         status=1
         continue
     fi
-    sleep 1.5  # both exporters batch for 200 ms
-    echo "--- span tree of trace $trace_id ---"
-    "$venv/bin/python" -c "import urllib.request; print(urllib.request.urlopen('$sink_http/tree?trace_id=$trace_id').read().decode())"
+    tree "$trace_id"
 done
-tree() {
-    sleep 1.5  # both exporters batch for 200 ms
-    echo "--- span tree of trace $1 ---"
-    "$venv/bin/python" -c "import urllib.request; print(urllib.request.urlopen('$sink_http/tree?trace_id=$1').read().decode())"
-}
 new_trace() {
     trace_id=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
     traceparent="00-$trace_id-$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(8))')-01"
@@ -149,7 +169,8 @@ if [ "$keep" = true ] && [ "$status" -eq 0 ]; then
       --agent trip_planner --session mine --goal "Plan a trip" --input '{"city": "Oslo", "budget": 900}'
   $bin/agent-federation call --addr http://$host_addr --backend langgraph --agent trip_planner \\
       --session mine --goal "Plan a trip" --resume '{"approved": true}'
-  curl -s "$sink_http/tree?trace_id=TRACE_ID"     # the span tree of a trace
+  curl -s "$sink_http/tree?trace_id=TRACE_ID"     # the span tree of a trace${ui_url:+
+  $ui_url/redirects/traces/TRACE_ID              # a trace in the trace UI}
 stop it with: kill ${pids[*]}
 TRY
 fi

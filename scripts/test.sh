@@ -57,3 +57,6 @@ if [ -d tests/e2e ]; then
     FEDERATION_E2E_HOST_BIN="${CARGO_TARGET_DIR:-target}/debug/agent-federation" \
         cargo test -p federation-e2e -- --test-threads 1
 fi
+
+echo "==> trace UI (Phoenix in its own cached venv, headless Chromium; ~1 min warm)"
+scripts/check-trace-ui.sh

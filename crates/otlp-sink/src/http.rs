@@ -1,4 +1,5 @@
-//! The OTLP/HTTP receiver (`POST /v1/traces`, protobuf or JSON, optionally gzip) and the
+//! The OTLP/HTTP receiver (`POST /v1/traces` and `POST /v1/metrics`, protobuf or JSON,
+//! optionally gzip) and the
 //! read side on the same listener: `GET /spans[?trace_id=]`, `GET /tree?trace_id=`,
 //! `GET /healthz`.
 
@@ -7,31 +8,60 @@ use std::io::Read;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
+    extract::{DefaultBodyLimit, FromRef, Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::{MAX_EXPORT_BYTES, span::flatten, store::SpanStore, tree};
+use crate::{MAX_EXPORT_BYTES, metrics::MetricStore, span::flatten, store::SpanStore, tree};
 
-pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Receiver<()>) {
+/// What the HTTP handlers share: spans for `/v1/traces` and the read side, metric
+/// points for `/v1/metrics`.
+#[derive(Clone)]
+struct Stores {
+    spans: SpanStore,
+    metrics: MetricStore,
+}
+
+impl FromRef<Stores> for SpanStore {
+    fn from_ref(stores: &Stores) -> SpanStore {
+        stores.spans.clone()
+    }
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    store: SpanStore,
+    metrics: MetricStore,
+    stop: oneshot::Receiver<()>,
+) {
     let app = Router::new()
         // axum's default 2 MB limit is below what a batch of LLM spans can reach.
         .route(
             "/v1/traces",
-            post(export).layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES)),
+            post(export_traces).layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES)),
+        )
+        .route(
+            "/v1/metrics",
+            post(export_metrics).layer(DefaultBodyLimit::max(MAX_EXPORT_BYTES)),
         )
         .route("/spans", get(spans))
         .route("/tree", get(tree_text))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(store);
+        .with_state(Stores {
+            spans: store,
+            metrics,
+        });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stop.await;
@@ -42,6 +72,7 @@ pub async fn serve(listener: TcpListener, store: SpanStore, stop: oneshot::Recei
     }
 }
 
+#[derive(Clone, Copy)]
 enum Encoding {
     Protobuf,
     Json,
@@ -49,11 +80,34 @@ enum Encoding {
 
 type Rejection = (StatusCode, String);
 
-async fn export(
-    State(store): State<SpanStore>,
+async fn export_traces(
+    State(stores): State<Stores>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Rejection> {
+    let (request, encoding) =
+        decode::<ExportTraceServiceRequest>(&headers, &body, "ExportTraceServiceRequest")?;
+    stores.spans.extend(flatten(request, "http"));
+    Ok(reply::<ExportTraceServiceResponse>(encoding))
+}
+
+async fn export_metrics(
+    State(stores): State<Stores>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Rejection> {
+    let (request, encoding) =
+        decode::<ExportMetricsServiceRequest>(&headers, &body, "ExportMetricsServiceRequest")?;
+    stores.metrics.extend(request, "http");
+    Ok(reply::<ExportMetricsServiceResponse>(encoding))
+}
+
+/// An export request in either OTLP/HTTP encoding, optionally gzipped.
+fn decode<T: Message + Default + DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<(T, Encoding), Rejection> {
     let header_value = |name| {
         headers
             .get(name)
@@ -76,7 +130,7 @@ async fn export(
         "" | "identity" => body.to_vec(),
         "gzip" => {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
+            flate2::read::GzDecoder::new(body)
                 .read_to_end(&mut out)
                 .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
             out
@@ -88,30 +142,24 @@ async fn export(
             ));
         }
     };
-    let bad = |e: &dyn std::fmt::Display| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("not an ExportTraceServiceRequest: {e}"),
-        )
+    let bad = |e: &dyn std::fmt::Display| (StatusCode::BAD_REQUEST, format!("not an {what}: {e}"));
+    let request = match encoding {
+        Encoding::Protobuf => T::decode(&raw[..]).map_err(|e| bad(&e))?,
+        Encoding::Json => serde_json::from_slice(&raw).map_err(|e| bad(&e))?,
     };
-    // The OTLP/HTTP spec answers in the encoding of the request.
+    Ok((request, encoding))
+}
+
+/// The empty export response, in the encoding of the request (as the OTLP/HTTP spec asks).
+fn reply<T: Message + Default>(encoding: Encoding) -> Response {
     match encoding {
-        Encoding::Protobuf => {
-            let request = ExportTraceServiceRequest::decode(&raw[..]).map_err(|e| bad(&e))?;
-            store.extend(flatten(request, "http"));
-            Ok((
-                [(header::CONTENT_TYPE, "application/x-protobuf")],
-                ExportTraceServiceResponse::default().encode_to_vec(),
-            )
-                .into_response())
-        }
-        Encoding::Json => {
-            let request: ExportTraceServiceRequest =
-                serde_json::from_slice(&raw).map_err(|e| bad(&e))?;
-            store.extend(flatten(request, "http"));
-            // The empty response; serde would spell it `{"partialSuccess":null}`.
-            Ok(([(header::CONTENT_TYPE, "application/json")], "{}").into_response())
-        }
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            T::default().encode_to_vec(),
+        )
+            .into_response(),
+        // serde would spell the empty response `{"partialSuccess":null}`.
+        Encoding::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
     }
 }
 

@@ -1,9 +1,10 @@
-//! otlp-sink: a real OTLP receiver that keeps every span (and, over gRPC, every metric
-//! data point) it gets.
+//! otlp-sink: a real OTLP receiver that keeps every span and every metric data point it
+//! gets.
 //!
-//! It accepts OTLP/gRPC (`TraceService/Export`, optionally gzip) and OTLP/HTTP
-//! (`POST /v1/traces`, protobuf or JSON, optionally gzip) and stores spans in memory,
-//! so tests and the demo can assert or print one trace that crossed several services.
+//! It accepts OTLP/gRPC (trace and metrics `Export`, optionally gzip) and OTLP/HTTP
+//! (`POST /v1/traces`, `POST /v1/metrics`, protobuf or JSON, optionally gzip) and keeps
+//! them in memory, so tests and the demo can assert or print one trace that crossed
+//! several services.
 //! The HTTP listener also serves `GET /spans[?trace_id=]` (JSON), `GET /tree?trace_id=`
 //! (text) and `GET /healthz`.
 
@@ -69,7 +70,12 @@ impl OtlpSink {
                 metrics.clone(),
                 grpc_stopped,
             )),
-            tokio::spawn(http::serve(http_listener, store.clone(), http_stopped)),
+            tokio::spawn(http::serve(
+                http_listener,
+                store.clone(),
+                metrics.clone(),
+                http_stopped,
+            )),
         ];
         Ok(OtlpSink {
             grpc_addr,
@@ -86,7 +92,8 @@ impl OtlpSink {
         format!("http://{}", self.grpc_addr)
     }
 
-    /// Base endpoint for an OTLP/HTTP exporter (traces go to `{base}/v1/traces`).
+    /// Base endpoint for an OTLP/HTTP exporter (traces go to `{base}/v1/traces`,
+    /// metrics to `{base}/v1/metrics`).
     pub fn http_endpoint(&self) -> String {
         format!("http://{}", self.http_addr)
     }
@@ -117,7 +124,7 @@ impl OtlpSink {
         self.store.after(seen).await
     }
 
-    /// Every metric data point received so far (OTLP/gRPC), in arrival order.
+    /// Every metric data point received so far (either transport), in arrival order.
     pub fn metric_points(&self) -> Vec<MetricPoint> {
         self.metrics.all()
     }

@@ -1,4 +1,5 @@
-//! The OTLP/gRPC metrics receiver (`MetricsService/Export`): keeps every data point,
+//! The OTLP/gRPC metrics receiver (`MetricsService/Export`; OTLP/HTTP `/v1/metrics` is in
+//! [`crate::http`]): keeps every data point,
 //! flattened to name + attributes + value, so tests can assert what a service counted.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -25,6 +26,8 @@ pub struct MetricPoint {
     pub count: Option<u64>,
     pub sum: Option<f64>,
     pub max: Option<f64>,
+    /// `grpc` or `http`: the receiver it came through.
+    pub received_via: String,
 }
 
 impl MetricPoint {
@@ -67,7 +70,7 @@ impl MetricStore {
         }
     }
 
-    fn extend(&self, request: ExportMetricsServiceRequest) {
+    pub(crate) fn extend(&self, request: ExportMetricsServiceRequest, via: &str) {
         let mut out = Vec::new();
         for resource in request.resource_metrics {
             let service_name = resource
@@ -91,6 +94,7 @@ impl MetricStore {
                         count,
                         sum,
                         max,
+                        received_via: via.to_string(),
                     };
                     // Sums and gauges carry plain numbers; histograms count and sum.
                     let numbers = match &metric.data {
@@ -144,7 +148,7 @@ impl MetricsService for Receiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.store.extend(request.into_inner());
+        self.store.extend(request.into_inner(), "grpc");
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }

@@ -99,7 +99,9 @@ impl HostProcess {
         otlp_endpoint: &str,
         extra: &[&str],
     ) -> HostProcess {
-        Self::start_with_env(dir, wrapper_url, otlp_endpoint, extra, &[])
+        Self::start_with(dir, wrapper_url, |host| {
+            host.args(extra).otlp(otlp_endpoint)
+        })
     }
 
     /// Like [`HostProcess::start_in`], with more environment variables.
@@ -110,20 +112,30 @@ impl HostProcess {
         extra: &[&str],
         envs: &[(&str, &str)],
     ) -> HostProcess {
+        Self::start_with(dir, wrapper_url, |host| {
+            envs.iter()
+                .fold(host, |host, (key, value)| host.env(*key, *value))
+                .args(extra)
+                .otlp(otlp_endpoint)
+        })
+    }
+
+    /// Like [`HostProcess::start_in`], with `configure` setting the flags and the
+    /// environment (the OTLP variables among them).
+    pub fn start_with(
+        dir: &Path,
+        wrapper_url: &str,
+        configure: impl FnOnce(Host) -> Host,
+    ) -> HostProcess {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "host-{}-{}.log",
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let mut host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir);
-        for (key, value) in envs {
-            host = host.env(key, value);
-        }
-        let host = host
+        let host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir)
             .arg("--compile-cache-dir")
-            .arg(compile_cache_dir())
-            .args(extra)
-            .otlp(otlp_endpoint)
+            .arg(compile_cache_dir());
+        let host = configure(host)
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
             .env(
