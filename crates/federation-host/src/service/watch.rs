@@ -17,7 +17,7 @@ use federation_proto::{
     TaskEvent, TaskFailed, TaskProgress, TaskStarted, WatchAgentTaskRequest, task_event,
     task_progress,
 };
-use federation_wire::{End, Event, EventType, progress_message};
+use federation_wire::{End, Event, EventType, RunStatus, progress_message};
 
 use super::background::{parse_task_id, response_from_reply, wrapper_failure};
 use super::{Executor, Federation};
@@ -41,16 +41,32 @@ impl<E: Executor> Federation<E> {
             ..Default::default()
         };
         // Ends after the last event; a wrapper stream that stops before it (the wrapper
-        // went away) ends the call UNAVAILABLE, so the watcher knows to rejoin.
+        // went away) ends the call UNAVAILABLE, so the watcher knows to rejoin; one with
+        // nothing after `after_seq` of a run that has ended ends OK (the watcher saw
+        // its last event already).
+        let runs = self.runs.clone();
         let state = (events.boxed(), task_id, context, after_seq, false);
-        let stream = stream::unfold(
-            state,
-            |(mut events, task_id, context, last, done)| async move {
+        let stream = stream::unfold(state, move |(mut events, task_id, context, last, done)| {
+            let runs = runs.clone();
+            async move {
                 if done {
                     return None;
                 }
                 loop {
                     let item = match events.next().await {
+                        None if last == after_seq
+                            && runs
+                                .status(&context.federation_session_id, &context.request_id)
+                                .await
+                                .is_ok_and(|record| {
+                                    !matches!(
+                                        record.status,
+                                        RunStatus::Submitted | RunStatus::Working
+                                    )
+                                }) =>
+                        {
+                            return None;
+                        }
                         None => Err(Status::unavailable(format!(
                             "the wrapper's event stream of task {task_id} ended before its \
                              last event; watch again after seq {last}"
@@ -67,8 +83,8 @@ impl<E: Executor> Federation<E> {
                     };
                     return Some((item, (events, task_id, context, last, true)));
                 }
-            },
-        );
+            }
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }
