@@ -2,11 +2,12 @@
 //! offline model), the host with the real built adapters, and an OTLP receiver taking
 //! OTLP/gRPC from the host and OTLP/HTTP from the wrapper. One trace must run from the
 //! orchestrator's `traceparent` to the LLM spans of a real CrewAI crew and a real
-//! LangGraph graph.
+//! LangGraph graph. A stream cut mid-run is rejoined on another host with no gap.
 
 mod durable;
 mod own_agents;
 mod processes;
+mod rejoin;
 mod resume;
 mod streaming;
 mod task_api;

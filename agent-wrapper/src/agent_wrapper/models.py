@@ -186,6 +186,18 @@ class RunRecordView(BaseModel):
     error: RunError | None = Field(default=None, description="Only when failed/canceled.")
 
 
+class RunEvent(BaseModel):
+    """One line of a run's NDJSON progress stream (``runs/events.py``): a run route's
+    with ``Accept: application/x-ndjson``, and ``GET .../runs/{request_id}/events``'s."""
+
+    seq: int = Field(ge=1, description="1, 2, 3, ... within one attempt, without gaps.")
+    type: Literal["started", "step", "llm_call", "tool_call", "checkpoint_saved",
+                  "completed", "failed", "canceled"]
+    trace_id: str
+    ts: int = Field(description="Unix milliseconds.")
+    data: dict[str, Any]
+
+
 class AgentView(BaseModel):
     """One registered agent, as ``GET /v1/agents`` lists it (enough for an agent card)."""
 

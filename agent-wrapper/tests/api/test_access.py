@@ -29,6 +29,7 @@ def guarded(make_client, tmp_path: Path) -> TestClient:
 @pytest.mark.parametrize("method, path", [
     ("post", "/v1/run_graph"), ("post", "/v1/run_crew"), ("get", "/v1/agents"),
     ("get", "/v1/sessions/s-1/runs/r-1"), ("post", "/v1/sessions/s-1/runs/r-1/cancel"),
+    ("get", "/v1/sessions/s-1/runs/r-1/events"),
 ])
 def test_every_v1_route_refuses_a_caller_without_the_host_credential(guarded, method, path):
     body = {"json": {"goal": "hi"}} if method == "post" else {}
@@ -78,6 +79,8 @@ def test_a_second_principal_cannot_touch_the_first_ones_session(guarded) -> None
                                       headers=as_principal("bob")),
         "cancel": lambda: guarded.post("/v1/sessions/alice-1/runs/r-1/cancel",
                                        headers=as_principal("bob")),
+        "events": lambda: guarded.get("/v1/sessions/alice-1/runs/r-1/events",
+                                      headers=as_principal("bob")),
     }
     for what, attempt in attempts.items():
         reply = attempt()

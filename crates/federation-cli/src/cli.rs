@@ -33,6 +33,9 @@ pub enum Command {
     Get(TaskIdArgs),
     /// Cancel a background task (CancelAgentTask) and print its state.
     Cancel(TaskIdArgs),
+    /// Rejoin a task's events (WatchAgentTask) after the last seq seen, on any host
+    /// replica: prints them as `call --stream` does, up to the last one.
+    Watch(WatchArgs),
     /// List the agents a running host's wrapper can run (ListAgents), with the
     /// backends that run each.
     Agents(AgentsArgs),
@@ -179,6 +182,20 @@ pub struct TaskIdArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub host: HostAddress,
+    /// The task id (`<federation_session_id>/<request_id>`, as `call --stream` prints it).
+    pub task_id: String,
+    /// The last seq seen: print the events after it (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// One JSON event per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct StartArgs {
     #[command(flatten)]
     pub task: TaskArgs,
@@ -197,6 +214,10 @@ pub struct CallArgs {
     /// Print the whole response as JSON (with --stream: one JSON event per line).
     #[arg(long)]
     pub json: bool,
+    /// With --stream: the task runs on when the stream breaks off (`on_disconnect`
+    /// CONTINUE); `watch TASK_ID --after N` rejoins it.
+    #[arg(long, requires = "stream")]
+    pub keep_running: bool,
 }
 
 /// A task, as `call` and `start` send it. `--input`, `--context` and `--resume` take

@@ -1,4 +1,5 @@
-//! The client subcommands: `call` (one task), `agents` (ListAgents), `health` (probes)
+//! The client subcommands: `call` (one task), `start`/`get`/`cancel` (background
+//! tasks), `watch` (rejoin a task's events), `agents` (ListAgents), `health` (probes)
 //! and `adapters` (AdminService), so a user can drive a host without grpcurl.
 
 use anyhow::Context;
@@ -6,17 +7,18 @@ use tonic::metadata::MetadataValue;
 
 use crate::cli::{
     AdaptersAction, AdaptersArgs, AgentsArgs, CallArgs, HealthArgs, HostAddress, StartArgs,
-    TaskArgs, TaskIdArgs,
+    TaskArgs, TaskIdArgs, WatchArgs,
 };
 use crate::connect::Authed;
 use federation_host::code_name;
 use federation_proto::federation_service_client::FederationServiceClient;
 use federation_proto::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 use federation_proto::{
-    AgentInfo, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest, TaskRequest,
-    TaskResponse, agent_task_status, task_event, task_progress, task_response,
+    AgentInfo, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest, TaskEvent,
+    TaskRequest, TaskResponse, WatchAgentTaskRequest, agent_task_status, task_event, task_progress,
+    task_request, task_response,
 };
-use tonic_types::StatusExt;
+use tonic_types::{ErrorDetails, RpcStatusExt, StatusExt};
 
 /// Exit codes of the client subcommands, by gRPC code class (README: "Exit codes").
 pub mod exit {
@@ -119,6 +121,7 @@ fn task_request(args: TaskArgs) -> Result<tonic::Request<TaskRequest>, i32> {
         metadata: args.metadata.into_iter().collect(),
         agent: args.agent,
         resume,
+        on_disconnect: task_request::OnDisconnect::Cancel as i32,
     });
     request.set_timeout(std::time::Duration::from_millis(args.timeout_ms));
     if let Some(traceparent) = &args.traceparent {
@@ -160,7 +163,17 @@ pub async fn call(args: CallArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     if args.stream {
-        return watch(&mut client, request, args.json).await;
+        let mut request = request;
+        if args.keep_running {
+            request
+                .get_mut()
+                .set_on_disconnect(task_request::OnDisconnect::Continue);
+        }
+        let events = match client.stream_agent_task(request).await {
+            Ok(stream) => stream.into_inner(),
+            Err(status) => return Ok(print_error(&status, args.json)),
+        };
+        return print_events(events, args.json).await;
     }
     match client.run_agent_task(request).await {
         Ok(response) => {
@@ -247,10 +260,9 @@ pub async fn task_status(args: TaskIdArgs, cancel: bool) -> anyhow::Result<i32> 
             "trace_id": status.trace_id,
             "response": status.response.as_ref().map(response_json),
             "error": (status.error_code != 0 || !status.error_message.is_empty()).then(|| {
-                serde_json::json!({
-                    "code": code_name(tonic::Code::from(status.error_code)),
-                    "message": status.error_message,
-                })
+                let error = tonic::Code::from(status.error_code);
+                let details = details_of(error, &status.error_message, &status.error_details);
+                error_json(error, &status.error_message, &details, &status.trace_id)
             }),
             "exit_code": code,
         });
@@ -268,6 +280,14 @@ pub async fn task_status(args: TaskIdArgs, cancel: bool) -> anyhow::Result<i32> 
             code_name(tonic::Code::from(status.error_code)),
             status.error_message
         );
+        let error = tonic::Code::from(status.error_code);
+        let details = details_of(error, &status.error_message, &status.error_details);
+        if let Some(info) = details.error_info() {
+            println!("reason:     {}", info.reason);
+        }
+        if let Some(delay) = details.retry_info().and_then(|r| r.retry_delay) {
+            println!("retry after: {} ms", delay.as_millis());
+        }
     }
     if let Some(response) = status.response {
         print_response(response, false)?;
@@ -282,23 +302,41 @@ fn resume_value(arg: &str) -> anyhow::Result<prost_types::Value> {
     Ok(json_to_value(value))
 }
 
-/// Streams a task: each event on a line (JSON lines with `json`), then the result.
-async fn watch(
-    client: &mut FederationServiceClient<Authed>,
-    request: tonic::Request<TaskRequest>,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let mut events = match client.stream_agent_task(request).await {
-        Ok(stream) => stream.into_inner(),
-        Err(status) => return Ok(print_error(&status, json)),
+/// `watch`: rejoins a task's events after `--after` (WatchAgentTask) and prints them
+/// as `call --stream` does; returns the exit code.
+pub async fn watch_task(args: WatchArgs) -> anyhow::Result<i32> {
+    let mut client = match connect(&args.host).await {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
     };
+    let request = WatchAgentTaskRequest {
+        task_id: args.task_id,
+        after_seq: args.after,
+    };
+    match client.watch_agent_task(request).await {
+        Ok(stream) => print_events(stream.into_inner(), args.json).await,
+        Err(status) => Ok(print_error(&status, args.json)),
+    }
+}
+
+/// Prints a task's events, each on a line (JSON lines with `json`), then the result;
+/// the exit code is its last event's. A stream that breaks off says how to rejoin it.
+async fn print_events(mut events: tonic::Streaming<TaskEvent>, json: bool) -> anyhow::Result<i32> {
     let mut code = exit::FAILURE;
+    let (mut task_id, mut last_seq) = (String::new(), 0);
     loop {
         let event = match events.message().await {
             Ok(Some(event)) => event,
             Ok(None) => break,
-            Err(status) => return Ok(print_error(&status, json)),
+            Err(status) => {
+                let code = print_error(&status, json);
+                if !task_id.is_empty() && !json {
+                    eprintln!("rejoin with: agent-federation watch {task_id} --after {last_seq}");
+                }
+                return Ok(code);
+            }
         };
+        (task_id, last_seq) = (event.task_id.clone(), event.seq);
         let Some(kind) = event.event else { continue };
         if json {
             println!(
@@ -314,8 +352,13 @@ async fn watch(
         }
         match kind {
             task_event::Event::Started(s) => println!(
-                "#{:<3} started    {} {} (sha256 {:.12}), trace id {}",
-                event.seq, s.backend, s.adapter_version, s.adapter_digest, event.trace_id
+                "#{:<3} started    {} {} (sha256 {:.12}), task id {}, trace id {}",
+                event.seq,
+                s.backend,
+                s.adapter_version,
+                s.adapter_digest,
+                event.task_id,
+                event.trace_id
             ),
             task_event::Event::Progress(p) => println!(
                 "#{:<3} {:<10} {}",
@@ -336,9 +379,8 @@ async fn watch(
             task_event::Event::Failed(f) => {
                 println!("#{:<3} failed", event.seq);
                 let failed = tonic::Code::from(f.code);
-                eprintln!("error: {}: {}", code_name(failed), f.message);
-                eprintln!("trace id: {}", event.trace_id);
-                code = exit::of(failed);
+                let details = details_of(failed, &f.message, &f.details);
+                code = print_failure(failed, &f.message, &details, &event.trace_id, false);
             }
         }
     }
@@ -371,10 +413,11 @@ fn event_json(seq: u64, trace_id: &str, event: &task_event::Event) -> serde_json
         ),
         task_event::Event::Completed(r) => ("completed", response_json(r)),
         task_event::Event::InputRequired(r) => ("input_required", response_json(r)),
-        task_event::Event::Failed(f) => (
-            "failed",
-            json!({"code": format!("{:?}", tonic::Code::from(f.code)), "message": f.message}),
-        ),
+        task_event::Event::Failed(f) => {
+            let code = tonic::Code::from(f.code);
+            let details = details_of(code, &f.message, &f.details);
+            ("failed", error_json(code, &f.message, &details, trace_id))
+        }
     };
     json!({"seq": seq, "trace_id": trace_id, "type": kind, "data": data})
 }
@@ -460,59 +503,92 @@ fn print_response(r: TaskResponse, json: bool) -> anyhow::Result<()> {
 /// Prints a gRPC error with its reason, retry delay, field violations and trace id
 /// (as JSON with `json`, on stdout), and returns its exit code.
 fn print_error(status: &tonic::Status, json: bool) -> i32 {
-    let code = exit::of(status.code());
+    let trace_id = status
+        .metadata()
+        .get("x-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let details = status.get_error_details();
+    print_failure(status.code(), status.message(), &details, trace_id, json)
+}
+
+/// The `google.rpc` details a `failed` event or a task status carries, decoded as those
+/// of a status would be.
+fn details_of(code: tonic::Code, message: &str, details: &[prost_types::Any]) -> ErrorDetails {
+    tonic_types::pb::Status {
+        code: code as i32,
+        message: message.to_string(),
+        details: details.to_vec(),
+    }
+    .get_error_details()
+}
+
+/// An error as JSON: code, message, reason, domain, metadata, retry delay, field
+/// violations, trace id and the exit code it gives.
+fn error_json(
+    code: tonic::Code,
+    message: &str,
+    details: &ErrorDetails,
+    trace_id: &str,
+) -> serde_json::Value {
     let info = details.error_info();
     let retry = details.retry_info().and_then(|r| r.retry_delay);
     let violations = details
         .bad_request()
         .map(|b| b.field_violations.clone())
         .unwrap_or_default();
-    let trace_id = status
-        .metadata()
-        .get("x-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    serde_json::json!({
+        "code": code_name(code),
+        "message": message,
+        "reason": info.map(|i| i.reason.clone()),
+        "domain": info.map(|i| i.domain.clone()),
+        "metadata": info.map(|i| i.metadata.clone()),
+        "retry_after_ms": retry.map(|d| d.as_millis() as u64),
+        "field_violations": violations
+            .iter()
+            .map(|v| serde_json::json!({"field": v.field, "description": v.description}))
+            .collect::<Vec<_>>(),
+        "trace_id": trace_id,
+        "exit_code": exit::of(code),
+    })
+}
+
+/// Prints an error (`{"error": ...}` on stdout with `json`, else lines on stderr) and
+/// returns its exit code.
+fn print_failure(
+    code: tonic::Code,
+    message: &str,
+    details: &ErrorDetails,
+    trace_id: &str,
+    json: bool,
+) -> i32 {
     if json {
-        let error = serde_json::json!({
-            "error": {
-                "code": code_name(status.code()),
-                "message": status.message(),
-                "reason": info.map(|i| i.reason.clone()),
-                "domain": info.map(|i| i.domain.clone()),
-                "metadata": info.map(|i| i.metadata.clone()),
-                "retry_after_ms": retry.map(|d| d.as_millis() as u64),
-                "field_violations": violations
-                    .iter()
-                    .map(|v| serde_json::json!({"field": v.field, "description": v.description}))
-                    .collect::<Vec<_>>(),
-                "trace_id": trace_id,
-                "exit_code": code,
-            }
-        });
+        let error = serde_json::json!({"error": error_json(code, message, details, trace_id)});
         println!(
             "{}",
             serde_json::to_string_pretty(&error).unwrap_or_default()
         );
-        return code;
+        return exit::of(code);
     }
-    eprintln!("error: {}: {}", code_name(status.code()), status.message());
-    if let Some(info) = info {
+    eprintln!("error: {}: {}", code_name(code), message);
+    if let Some(info) = details.error_info() {
         eprintln!("reason: {}", info.reason);
     }
-    for violation in &violations {
-        eprintln!(
-            "invalid field {}: {}",
-            violation.field, violation.description
-        );
+    if let Some(bad) = details.bad_request() {
+        for violation in &bad.field_violations {
+            eprintln!(
+                "invalid field {}: {}",
+                violation.field, violation.description
+            );
+        }
     }
-    if let Some(delay) = retry {
+    if let Some(delay) = details.retry_info().and_then(|r| r.retry_delay) {
         eprintln!("retry after: {} ms", delay.as_millis());
     }
     if !trace_id.is_empty() {
         eprintln!("trace id: {trace_id}");
     }
-    code
+    exit::of(code)
 }
 
 /// Lists the agents the host's wrapper can run; returns the exit code.

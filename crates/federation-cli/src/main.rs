@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Start(args) => std::process::exit(client::start(args).await?),
         Command::Get(args) => std::process::exit(client::task_status(args, false).await?),
         Command::Cancel(args) => std::process::exit(client::task_status(args, true).await?),
+        Command::Watch(args) => std::process::exit(client::watch_task(args).await?),
         Command::Agents(args) => std::process::exit(client::agents(args).await?),
         Command::Health(args) => std::process::exit(client::health(args).await?),
         Command::Adapters(args) => std::process::exit(client::adapters(args).await?),

@@ -310,6 +310,13 @@ async fn start_get_and_cancel_drive_background_tasks() {
     );
     assert_eq!(json(&failed)["state"], "FAILED");
     assert_eq!(json(&failed)["error"]["code"], "ABORTED");
+    // The failed task's status carries the error's details, as a unary error would.
+    assert_eq!(json(&failed)["error"]["reason"], "RUN_SUPERSEDED");
+    assert_eq!(json(&failed)["error"]["domain"], "federation.v1");
+    assert_eq!(
+        json(&failed)["error"]["metadata"]["request_id"],
+        task_id.split_once('/').unwrap().1
+    );
 
     let started = cli(
         &[
@@ -347,4 +354,34 @@ async fn start_get_and_cancel_drive_background_tasks() {
         "{}",
         stderr(&unknown)
     );
+}
+
+#[tokio::test]
+async fn a_streamed_failure_shows_its_reason_and_retry_delay() {
+    let session = format!("cli-stream-{}", support::uuid_like());
+    let output = cli(
+        &[
+            "call",
+            "--stream",
+            "--json",
+            "--backend",
+            "langgraph",
+            "--session",
+            &session,
+            "--goal",
+            "wrapper-error:session_busy",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code(&output), 5, "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "failed", "{stdout}");
+    let error = &last["data"];
+    assert_eq!(error["code"], "ABORTED");
+    assert_eq!(error["reason"], "SESSION_BUSY");
+    assert_eq!(error["retry_after_ms"], 1000);
+    assert_eq!(error["trace_id"], last["trace_id"]);
+    assert_eq!(error["metadata"]["federation_session_id"], session.as_str());
 }

@@ -211,3 +211,86 @@ async fn an_unreachable_wrapper_is_retryable() {
     .await;
     assert_eq!(retry_delay(&details), Some(Duration::from_secs(1)));
 }
+
+/// The details of a `failed` event or a task status, decoded as a status's would be.
+fn details_of(code: i32, details: &[prost_types::Any]) -> ErrorDetails {
+    use tonic_types::RpcStatusExt;
+    tonic_types::pb::Status {
+        code,
+        message: String::new(),
+        details: details.to_vec(),
+    }
+    .get_error_details()
+}
+
+#[tokio::test]
+async fn a_streams_failed_event_carries_the_details_of_the_error() {
+    use federation_proto::task_event::Event;
+    for (goal, reason, retry) in [
+        ("wrapper-error:session_busy", "SESSION_BUSY", Some(1)),
+        (
+            "wrapper-error:overloaded",
+            "OVERLOADED",
+            Some(stub_wrapper::OVERLOADED_RETRY_AFTER_SECS),
+        ),
+        ("wrapper-error:run_superseded", "RUN_SUPERSEDED", None),
+    ] {
+        let mut request = task("langgraph", goal);
+        request.federation_session_id = format!("s-{}", request.request_id);
+        let mut client = env().host.client().await;
+        let events = federation_testkit::process::stream_events(&mut client, request.clone())
+            .await
+            .unwrap();
+        let last = events.last().unwrap();
+        let Some(Event::Failed(failed)) = &last.event else {
+            panic!("{goal}: {last:?}");
+        };
+        let details = details_of(failed.code, &failed.details);
+        let info = details.error_info().expect("an ErrorInfo");
+        assert_eq!(info.reason, reason, "{goal}");
+        assert_eq!(info.domain, "federation.v1");
+        assert_eq!(info.metadata["trace_id"], last.trace_id);
+        assert_eq!(info.metadata["request_id"], request.request_id);
+        assert_eq!(info.metadata["backend"], "langgraph");
+        assert_eq!(
+            retry_delay(&details),
+            retry.map(Duration::from_secs),
+            "{goal}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_background_task_reports_the_details_of_its_error() {
+    use federation_proto::GetAgentTaskRequest;
+    use federation_proto::agent_task_status::State;
+    let mut request = task("crewai", "wrapper-error:session_busy");
+    request.federation_session_id = format!("s-{}", request.request_id);
+    let mut client = env().host.client().await;
+    let task_id = client
+        .start_agent_task(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .task_id;
+    let status = loop {
+        let status = client
+            .get_agent_task(GetAgentTaskRequest {
+                task_id: task_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if status.state() != State::Working {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(status.state(), State::Failed, "{status:?}");
+    assert_eq!(Code::from(status.error_code), Code::Aborted);
+    let details = details_of(status.error_code, &status.error_details);
+    let info = details.error_info().expect("an ErrorInfo");
+    assert_eq!(info.reason, "SESSION_BUSY");
+    assert_eq!(info.metadata["trace_id"], status.trace_id);
+    assert_eq!(retry_delay(&details), Some(Duration::from_secs(1)));
+}

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use federation_proto::federation_service_client::FederationServiceClient;
 use federation_proto::{
-    CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest, agent_task_status::State,
+    CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest, WatchAgentTaskRequest,
+    agent_task_status::State,
 };
 use federation_testkit::process::stream_events;
 use federation_testkit::stub::HOLD_GOAL;
@@ -265,7 +266,7 @@ async fn a_principal_limited_to_a_backend_is_refused_another() {
 }
 
 #[tokio::test]
-async fn another_principal_cannot_get_cancel_or_stream_a_task() {
+async fn another_principal_cannot_get_cancel_watch_or_stream_a_task() {
     let (stub, _sink, host) = auth_host(&[]).await;
     let mut client = host.client().await;
     let held = task("crewai", HOLD_GOAL);
@@ -292,6 +293,17 @@ async fn another_principal_cannot_get_cancel_or_stream_a_task() {
             Some(BOB),
             CancelAgentTaskRequest {
                 task_id: task_id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_refused(&status, Code::PermissionDenied, "SESSION_NOT_OWNED");
+    let status = client
+        .watch_agent_task(as_caller(
+            Some(BOB),
+            WatchAgentTaskRequest {
+                task_id: task_id.clone(),
+                after_seq: 0,
             },
         ))
         .await

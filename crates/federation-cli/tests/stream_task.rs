@@ -1,8 +1,9 @@
 //! StreamAgentTask through the real host and adapters to the recording stub wrapper:
 //! the event sequence (numbering, trace id, progress relayed from the wrapper's NDJSON
 //! stream, the final result or error), refusals before the start, a 0.1.0 adapter's
-//! host-only events, oversized adapter events, a malformed or over-cap stream, and a
-//! dropped stream cancelling the wrapper's run.
+//! host-only events, oversized adapter events, a malformed or over-cap stream, a
+//! dropped stream cancelling the wrapper's run, and WatchAgentTask rejoining a stream
+//! with its own seq numbers.
 
 mod support;
 
@@ -301,4 +302,105 @@ async fn the_callers_deadline_ends_a_stream_with_deadline_exceeded() {
         panic!("the stream did not end with a failure: {last:?}");
     };
     assert_eq!(Code::from_i32(failed.code), Code::DeadlineExceeded);
+}
+
+/// WatchAgentTask's events of `task_id` after `after_seq`, until its stream ends.
+async fn watch_all(task_id: &str, after_seq: u64) -> Result<Vec<TaskEvent>, tonic::Status> {
+    let mut client = env().host.client().await;
+    let mut stream = client
+        .watch_agent_task(federation_proto::WatchAgentTaskRequest {
+            task_id: task_id.into(),
+            after_seq,
+        })
+        .await?
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        events.push(event?);
+    }
+    Ok(events)
+}
+
+fn reason(failed: &federation_proto::TaskFailed) -> String {
+    use tonic_types::RpcStatusExt;
+    tonic_types::pb::Status {
+        code: failed.code,
+        message: failed.message.clone(),
+        details: failed.details.clone(),
+    }
+    .get_error_details()
+    .error_info()
+    .map(|info| info.reason.clone())
+    .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn watch_agent_task_rejoins_a_stream_with_its_own_numbers() {
+    let request = with_session(task("langgraph", "rejoin me"));
+    let events = stream_all(request.clone()).await.unwrap();
+    let task_id = events[0].task_id.clone();
+    let rejoined = watch_all(&task_id, 2).await.unwrap();
+    // The same events from seq 3 on: same seq, kind, message, and final output.
+    let seqs = |events: &[TaskEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&rejoined), seqs(&events[2..]));
+    assert_eq!(kinds(&rejoined), kinds(&events[2..]));
+    for (original, again) in events[2..].iter().zip(&rejoined) {
+        if let (Some(Event::Progress(a)), Some(Event::Progress(b))) =
+            (&original.event, &again.event)
+        {
+            assert_eq!(a.message, b.message);
+            assert_eq!(a.data, b.data);
+        }
+        assert_eq!(original.trace_id, again.trace_id);
+        assert_eq!(original.task_id, again.task_id);
+    }
+    let (Some(Event::Completed(a)), Some(Event::Completed(b))) = (
+        &events.last().unwrap().event,
+        &rejoined.last().unwrap().event,
+    ) else {
+        panic!("{:?} / {:?}", kinds(&events), kinds(&rejoined));
+    };
+    assert_eq!(a.output, b.output);
+    assert_eq!(a.result, b.result);
+    assert!(
+        watch_all(&task_id, events.len() as u64)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A failed run's rejoined `failed` event is the one the stream ended with.
+    let failing = with_session(task("langgraph", "stream-fail:503"));
+    let events = stream_all(failing).await.unwrap();
+    let rejoined = watch_all(&events[0].task_id, 0).await.unwrap();
+    assert_eq!(rejoined.len(), events.len());
+    let (Some(Event::Failed(a)), Some(Event::Failed(b))) = (
+        &events.last().unwrap().event,
+        &rejoined.last().unwrap().event,
+    ) else {
+        panic!("{:?} / {:?}", kinds(&events), kinds(&rejoined));
+    };
+    assert_eq!((a.code, &a.message), (b.code, &b.message));
+    assert_eq!(reason(a), "WRAPPER_UNAVAILABLE");
+    assert_eq!(reason(b), reason(a));
+
+    // A wrapper stream that ends before the last event: UNAVAILABLE, to watch again.
+    let cut = stream_all(with_session(task("langgraph", "stream-cut")))
+        .await
+        .unwrap();
+    let error = watch_all(&cut[0].task_id, 0).await.unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert!(
+        error.message().contains("watch again after seq 6"),
+        "{error:?}"
+    );
+
+    assert_eq!(
+        watch_all("nobody/nothing", 0).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        watch_all("no-slash", 0).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
 }

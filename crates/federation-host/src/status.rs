@@ -602,6 +602,17 @@ pub fn answer(
 /// the status code.
 pub fn error_status(error: TaskError, trace_id: &str, context: &TaskContext) -> Status {
     let span = tracing::Span::current();
+    let code = error.code();
+    tracing::warn!(?code, reason = error.reason(), message = %error, "task failed");
+    span.record("rpc.grpc.status_code", code as i32);
+    span.record("otel.status_code", "ERROR");
+    task_status(&error, trace_id, context)
+}
+
+/// The status [`error_status`] answers, without logging or touching the span: also
+/// what a task's `failed` event and `AgentTaskStatus` carry, so a reason is built in
+/// one place whichever way the caller learns of it.
+pub fn task_status(error: &TaskError, trace_id: &str, context: &TaskContext) -> Status {
     let mut details = error.details();
     if let Some(mut info) = details.error_info().cloned() {
         for (key, value) in [
@@ -619,15 +630,19 @@ pub fn error_status(error: TaskError, trace_id: &str, context: &TaskContext) -> 
         }
         details.set_error_info(info.reason, info.domain, info.metadata);
     }
-    let code = error.code();
-    tracing::warn!(?code, reason = error.reason(), message = %error, "task failed");
-    span.record("rpc.grpc.status_code", code as i32);
-    span.record("otel.status_code", "ERROR");
-    let mut status = Status::with_error_details(code, error.to_string(), details);
+    let mut status = Status::with_error_details(error.code(), error.to_string(), details);
     if let Ok(value) = trace_id.parse() {
         status.metadata_mut().insert("x-trace-id", value);
     }
     status
+}
+
+/// The `google.rpc` details of `status` as `Any` messages, for the fields that carry
+/// an error inside a message (`TaskFailed.details`, `AgentTaskStatus.error_details`).
+pub fn status_details(status: &Status) -> Vec<prost_types::Any> {
+    <tonic_types::pb::Status as prost::Message>::decode(status.details())
+        .map(|rpc| rpc.details)
+        .unwrap_or_default()
 }
 
 /// Rewrites the statuses tonic's codec answers before a handler runs, so they carry

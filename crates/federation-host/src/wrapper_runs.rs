@@ -1,21 +1,28 @@
 //! The agent wrapper's run API, for what the host does about a task outside the
 //! adapter: cancel it (`POST /v1/sessions/{sid}/runs/{rid}/cancel`) when its caller
 //! went away, and read its status (`GET /v1/sessions/{sid}/runs/{rid}`) for
-//! `GetAgentTask` on any replica. Runs are keyed by (federation_session_id, request_id).
-//! Also the wrapper's agent registry (`GET /v1/agents`), for `ListAgents`.
+//! `GetAgentTask` on any replica, and follow its events
+//! (`GET /v1/sessions/{sid}/runs/{rid}/events?after=N`) for `WatchAgentTask`. Runs are
+//! keyed by (federation_session_id, request_id). Also the wrapper's agent registry
+//! (`GET /v1/agents`), for `ListAgents`.
 //!
-//! Its client is built like the adapters' ([`NetSettings`]: rustls, the configured CA,
-//! no proxy unless configured), and every call carries the host's credential.
+//! Its clients are built like the adapters' ([`NetSettings`]: rustls, the configured
+//! CA, no proxy unless configured), and every call carries the host's credential and
+//! the caller's principal.
 
 use std::time::Duration;
 
 use opentelemetry_http::HeaderInjector;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use futures::{Stream, StreamExt};
+
 use federation_runtime::outbound::{HostCredential, NetSettings, Origin, inject_host_headers};
-use federation_wire::{Agent, AgentList, RunRecord, routes};
+use federation_wire::{Agent, AgentList, Event, RunRecord, routes};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest line of a run's event stream (its `completed` event carries the reply).
+const MAX_EVENT_LINE: usize = 16 << 20;
 
 /// Why `GET /v1/agents` gave no agent list.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,8 @@ pub enum RunApiError {
 
 pub struct WrapperRuns {
     client: reqwest::Client,
+    /// For event streams, which last as long as the run: no overall timeout.
+    follow: reqwest::Client,
     base: String,
     origin: Option<Origin>,
     credential: Option<HostCredential>,
@@ -60,6 +69,7 @@ impl WrapperRuns {
     ) -> anyhow::Result<Self> {
         Ok(WrapperRuns {
             client: net.client(TIMEOUT)?,
+            follow: net.client_builder()?.connect_timeout(TIMEOUT).build()?,
             base: wrapper_url.trim_end_matches('/').to_string(),
             origin: url::Url::parse(wrapper_url)
                 .ok()
@@ -88,6 +98,81 @@ impl WrapperRuns {
             );
         }
         headers
+    }
+
+    /// The run's events with seq > `after`, as the wrapper replays and follows them; the
+    /// stream ends after the terminal event (or with an error when it breaks off).
+    pub async fn events(
+        &self,
+        session: &str,
+        request_id: &str,
+        after: u64,
+        principal: &str,
+    ) -> Result<impl Stream<Item = Result<Event, RunApiError>> + Send + 'static, RunApiError> {
+        let url = routes::url(&self.base, &routes::events(session, request_id, after));
+        let response = self
+            .follow
+            .get(url)
+            .header(http::header::ACCEPT, routes::NDJSON)
+            .headers(self.headers(principal))
+            .send()
+            .await
+            .map_err(|e| RunApiError::Failed(e.to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(RunApiError::NotFound {
+                session: session.to_string(),
+                request_id: request_id.to_string(),
+            });
+        }
+        if matches!(status.as_u16(), 401 | 403) {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(rejected(status.as_u16(), &body));
+        }
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(RunApiError::Failed(format!(
+                "HTTP {status}: {}",
+                federation_wire::excerpt(&body)
+            )));
+        }
+        let state = (response.bytes_stream().boxed(), Vec::new(), false);
+        Ok(futures::stream::unfold(
+            state,
+            |(mut body, mut buffer, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buffer.drain(..=end).collect();
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        let event = serde_json::from_slice::<Event>(&line).map_err(|e| {
+                            RunApiError::Failed(format!(
+                                "the wrapper sent an event that is not one ({e}): {}",
+                                federation_wire::excerpt(&line)
+                            ))
+                        });
+                        let failed = event.is_err();
+                        return Some((event, (body, buffer, failed)));
+                    }
+                    if buffer.len() > MAX_EVENT_LINE {
+                        let error = RunApiError::Failed("an event line is too long".into());
+                        return Some((Err(error), (body, buffer, true)));
+                    }
+                    match body.next().await {
+                        Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                        Some(Err(e)) => {
+                            let error = RunApiError::Failed(e.to_string());
+                            return Some((Err(error), (body, buffer, true)));
+                        }
+                        None => return None,
+                    }
+                }
+            },
+        ))
     }
 
     /// The run's record, asked for `principal`.
@@ -163,13 +248,7 @@ impl WrapperRuns {
             .await
             .map_err(|e| RunApiError::Failed(e.to_string()))?;
         if matches!(status.as_u16(), 401 | 403) {
-            return Err(RunApiError::Rejected {
-                status: status.as_u16(),
-                code: serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_string)),
-                message: federation_wire::upstream_message(&body),
-            });
+            return Err(rejected(status.as_u16(), &body));
         }
         if !status.is_success() {
             return Err(RunApiError::Failed(format!(
@@ -178,6 +257,17 @@ impl WrapperRuns {
             )));
         }
         serde_json::from_slice(&body).map_err(|e| RunApiError::Failed(format!("bad record: {e}")))
+    }
+}
+
+/// The wrapper's refusal (401: the host's credential; 403: the session's owner).
+fn rejected(status: u16, body: &[u8]) -> RunApiError {
+    RunApiError::Rejected {
+        status,
+        code: serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_string)),
+        message: federation_wire::upstream_message(body),
     }
 }
 

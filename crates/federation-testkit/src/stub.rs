@@ -16,7 +16,8 @@
 //!   `stream-garbage` ends with a line that is not JSON, `stream-big-event` sends an
 //!   event over the host's data limit, `stream-slow:MS` waits before each event.
 //! - `GET /v1/agents` lists [`agents`]; `GET` and `POST .../cancel` of a run answer the
-//!   run record of a reply it gave (404 for others).
+//!   run record of a reply it gave (404 for others); `GET .../events?after=N` of a run it
+//!   streamed replays the lines of that stream with seq > N.
 //!
 //! It keeps every request (unless started without recording, as the benchmark does) for
 //! tests to inspect.
@@ -79,6 +80,8 @@ struct Inner {
     records: Mutex<Vec<Recorded>>,
     /// The replies given, by "<session>/<request_id>", for the run records.
     replies: Mutex<HashMap<String, Value>>,
+    /// The progress streams sent, by "<session>/<request_id>": one event per line.
+    streams: Mutex<HashMap<String, Vec<String>>>,
     served: AtomicU64,
     held: AtomicUsize,
     release: watch::Sender<u64>,
@@ -127,6 +130,7 @@ impl StubWrapper {
                 record,
                 records: Mutex::default(),
                 replies: Mutex::default(),
+                streams: Mutex::default(),
                 served: AtomicU64::new(0),
                 held: AtomicUsize::new(0),
                 release,
@@ -348,6 +352,13 @@ async fn handle(
         if let Some((session, request_id)) = routes::parse_run(uri.path()) {
             return run_record(&stub, session, request_id, false);
         }
+        if let Some((session, request_id)) = uri
+            .path()
+            .strip_suffix("/events")
+            .and_then(routes::parse_run)
+        {
+            return run_events(&stub, session, request_id, uri.query().unwrap_or_default());
+        }
     }
     if method == Method::POST
         && let Some((session, request_id)) = routes::parse_cancel(uri.path())
@@ -405,7 +416,20 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(routes::NDJSON));
     if streamed {
-        return progress_stream(&goal, reply, &trace_id);
+        let lines = progress_lines(&goal, reply, &trace_id);
+        if inner.record
+            && let (Some(session), Some(request_id)) = (
+                body["federation_session_id"].as_str(),
+                body["request_id"].as_str(),
+            )
+        {
+            inner
+                .streams
+                .lock()
+                .expect("stub lock poisoned")
+                .insert(format!("{session}/{request_id}"), lines.clone());
+        }
+        return progress_stream(&goal, lines);
     }
     axum::Json(reply).into_response()
 }
@@ -453,8 +477,9 @@ fn wrapper_error(code: &str) -> Response {
     (status, body).into_response()
 }
 
-/// The wrapper's NDJSON progress stream for `goal`, ending (normally) with `reply`.
-fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
+/// The lines of the wrapper's NDJSON progress stream for `goal`, ending (normally) with
+/// `reply`.
+fn progress_lines(goal: &str, reply: Value, trace_id: &str) -> Vec<String> {
     let data = |value: Value| -> Object {
         match value {
             Value::Object(map) => map,
@@ -501,23 +526,27 @@ fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
             json!({"reply": reply, "llm_calls": 1, "replayed": false}),
         )),
     }
-    let delay = goal
-        .strip_prefix("stream-slow:")
-        .map_or(Duration::ZERO, |ms| {
-            Duration::from_millis(ms.parse().expect("stream-slow:MS"))
-        });
-    let trace_id = trace_id.to_string();
-    let lines = events
+    events
         .into_iter()
         .enumerate()
         .map(move |(i, (kind, value))| {
-            let event = Event::new(i as u64 + 1, kind, &trace_id, data(value));
+            let event = Event::new(i as u64 + 1, kind, trace_id, data(value));
             format!(
                 "{}\n",
                 serde_json::to_string(&event).expect("an event serializes")
             )
         })
-        .chain((goal == "stream-garbage").then(|| "<html>not an event</html>\n".to_string()));
+        .chain((goal == "stream-garbage").then(|| "<html>not an event</html>\n".to_string()))
+        .collect()
+}
+
+/// `lines` as the wrapper's NDJSON progress stream (`stream-slow:MS`: each after MS).
+fn progress_stream(goal: &str, lines: Vec<String>) -> Response {
+    let delay = goal
+        .strip_prefix("stream-slow:")
+        .map_or(Duration::ZERO, |ms| {
+            Duration::from_millis(ms.parse().expect("stream-slow:MS"))
+        });
     let body = futures::stream::iter(lines).then(move |line| async move {
         tokio::time::sleep(delay).await;
         Ok::<_, std::convert::Infallible>(line)
@@ -527,6 +556,26 @@ fn progress_stream(goal: &str, reply: Value, trace_id: &str) -> Response {
         axum::body::Body::from_stream(body),
     )
         .into_response()
+}
+
+/// The lines of a stream the stub sent with seq > `after` (`GET .../events?after=N`).
+fn run_events(stub: &StubWrapper, session: &str, request_id: &str, query: &str) -> Response {
+    let streams = stub.inner.streams.lock().expect("stub lock poisoned");
+    let Some(lines) = streams.get(&format!("{session}/{request_id}")) else {
+        let error = ErrorBody::new("run_not_found", "no such run");
+        return (StatusCode::NOT_FOUND, axum::Json(error)).into_response();
+    };
+    let after: u64 = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("after="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let body: String = lines
+        .iter()
+        .filter(|line| serde_json::from_str::<Event>(line).is_ok_and(|e| e.seq > after))
+        .cloned()
+        .collect();
+    ([("content-type", routes::NDJSON)], body).into_response()
 }
 
 /// The run record of a reply the stub gave (`GET .../runs/{rid}`; a cancel answers it

@@ -23,6 +23,12 @@ pub fn cancel(session: &str, request_id: &str) -> String {
     format!("/v1/sessions/{session}/runs/{request_id}/cancel")
 }
 
+/// A run's events with seq > `after` (`GET`): NDJSON, one [`Event`](crate::Event) per
+/// line, replayed from the run record then followed live until the terminal event.
+pub fn events(session: &str, request_id: &str, after: u64) -> String {
+    format!("/v1/sessions/{session}/runs/{request_id}/events?after={after}")
+}
+
 /// `route` under the wrapper's base URL (a trailing `/` of the base is dropped).
 pub fn url(wrapper_url: &str, route: &str) -> String {
     format!("{}{route}", wrapper_url.trim_end_matches('/'))

@@ -121,6 +121,18 @@ fn events_are_the_wrappers_progress_stream() {
         .collect();
     assert_eq!(ours, theirs, "event types");
     assert_eq!(golden["media_type"], routes::NDJSON);
+    // The model of one line (RunEvent) has exactly Event's fields and its types.
+    let schema = &golden["schema"];
+    let mut fields: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["data", "seq", "trace_id", "ts", "type"]);
+    let typed: Vec<&str> = schema["properties"]["type"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(ours, typed, "RunEvent.type");
     for example in golden["examples"].as_array().unwrap() {
         let line = serde_json::to_string(example).unwrap();
         let event: Event = serde_json::from_str(&line).unwrap();

@@ -1,19 +1,22 @@
-"""Run routes keyed by ``(federation_session_id, request_id)``: status and cancel.
+"""Run routes keyed by ``(federation_session_id, request_id)``: status, cancel, and
+the run's events (replayed after a seq, then followed live).
 
-Both read the run record from the state store, so they answer for runs on any
+All read the run record from the state store, so they answer for runs on any
 replica sharing the store, and only to the principal that owns the session.
 """
 
 import functools
+from typing import Annotated
 
 import anyio
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent_wrapper.api.deps import Caller, Manager, Records, Store, check_owner
 from agent_wrapper.core.errors import BadRequest, RunNotFound, WrapperError, error_body
-from agent_wrapper.models import ErrorResponse, RunRecordView
-from agent_wrapper.runs import ACTIVE, public_view
+from agent_wrapper.models import ErrorResponse, RunEvent, RunRecordView
+from agent_wrapper.runs import ACTIVE, NDJSON, public_view
+from agent_wrapper.runs.events import encode, follow_record
 from agent_wrapper.store.session_id import request_id_problem, session_id_problem
 
 router = APIRouter()
@@ -73,3 +76,36 @@ async def cancel_run(federation_session_id: str, request_id: str, manager: Manag
     # already finished, nothing to cancel (the record says how it ended).
     status = 202 if record.get("status") in ACTIVE else 200
     return JSONResponse(public_view(record), status_code=status)
+
+
+@router.get("/v1/sessions/{federation_session_id}/runs/{request_id}/events", response_model=None,
+            responses={**_ERRORS, 200: {
+                "content": {NDJSON: {"schema": RunEvent.model_json_schema()}},
+                "description": "The run's events with seq > after, one RunEvent per line, "
+                               "live until its terminal event."}},
+            summary="Rejoin a run's event stream after the last seq seen (any replica)")
+async def run_events(federation_session_id: str, request_id: str, manager: Manager,
+                     records: Records, store: Store, caller: Caller,
+                     after: Annotated[int, Query(ge=0, description="Last seq seen.")] = 0
+                     ) -> StreamingResponse | JSONResponse:
+    try:
+        await _check_access(store, federation_session_id, request_id, caller)
+        record = await anyio.to_thread.run_sync(records.get, federation_session_id,
+                                                request_id)
+        if record is None:
+            raise _unknown(federation_session_id, request_id)
+    except WrapperError as exc:
+        return _error(exc)
+    load = functools.partial(anyio.to_thread.run_sync, records.get, federation_session_id,
+                             request_id)
+
+    def local():
+        active = manager.local(federation_session_id, request_id)
+        return None if active is None else active.events
+
+    async def lines():
+        async for event in follow_record(load, local, after,
+                                         manager.settings.run_poll_ms / 1000):
+            yield encode(event)
+
+    return StreamingResponse(lines(), media_type=NDJSON)

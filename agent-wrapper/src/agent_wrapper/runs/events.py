@@ -19,18 +19,31 @@ Each event is one JSON object on one line::
 * ``failed`` / ``canceled``: ``status`` (HTTP-like), ``code``, ``message``
 
 An ``EventLog`` is written by the run's worker threads and read by any number of
-asyncio consumers (the streaming request, attached duplicates), each from seq 1.
+asyncio consumers (the streaming request, attached duplicates), each from seq 1. With a
+``persist`` callback each event is also written, in seq order, to the run record in the
+shared store (``RunRecords.append_event``), so ``GET /v1/sessions/{sid}/runs/{rid}/events
+?after=N`` on any replica replays the run's events after seq N and follows it live
+(``follow_record``).
 """
 
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from agent_wrapper.core.errors import RunCanceled, WrapperError, error_info
+from agent_wrapper.core.errors import (
+    RunCanceled,
+    StoreUnavailable,
+    WrapperError,
+    error_from_info,
+    error_info,
+)
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("started", "step", "llm_call", "tool_call", "checkpoint_saved", "completed",
                "failed", "canceled")
@@ -63,10 +76,15 @@ def completed_data(reply: dict[str, Any], llm_calls: int, replayed: bool) -> dic
 class EventLog:
     """The ordered events of one run: thread-safe producer side, asyncio consumers."""
 
-    def __init__(self, trace_id: str) -> None:
+    def __init__(self, trace_id: str,
+                 persist: Callable[[dict[str, Any]], Any] | None = None) -> None:
         self.trace_id = trace_id
         self._events: list[dict[str, Any]] = []
         self._mutex = threading.Lock()
+        # Held across append + persist: events reach the store in seq order even when
+        # several threads (crewai's hooks) emit at once.
+        self._persist_mutex = threading.Lock()
+        self._persist = persist
         self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
 
@@ -80,14 +98,22 @@ class EventLog:
             return list(self._events)
 
     def emit(self, kind: str, data: dict[str, Any]) -> dict[str, Any] | None:
-        """Append an event (ignored once a terminal event was written)."""
-        with self._mutex:
-            if self._closed:
-                return None
-            event = make_event(len(self._events) + 1, kind, self.trace_id, data)
-            self._events.append(event)
-            self._closed = kind in TERMINAL_EVENTS
-            waiters, self._waiters = self._waiters, []
+        """Append an event (ignored once a terminal event was written), and persist it."""
+        with self._persist_mutex:
+            with self._mutex:
+                if self._closed:
+                    return None
+                event = make_event(len(self._events) + 1, kind, self.trace_id, data)
+                self._events.append(event)
+                self._closed = kind in TERMINAL_EVENTS
+                waiters, self._waiters = self._waiters, []
+            if self._persist is not None:
+                try:
+                    self._persist(event)
+                except StoreUnavailable as exc:
+                    # The live stream goes on; a rejoin sees the gap in seq.
+                    log.warning("could not persist event %d of a run: %s", event["seq"],
+                                exc.message)
         for waiter in waiters:
             self._wake(waiter)
         return event
@@ -125,3 +151,65 @@ class EventLog:
     async def wait_closed(self) -> None:
         async for _ in self.follow():
             pass
+
+
+# How long a follower waits for a finished run's terminal event to be persisted (it is
+# written just after the record's final status) before it derives the event from the
+# record itself (its worker died in between).
+TERMINAL_GRACE_S = 2.0
+
+
+def terminal_from_record(record: dict[str, Any], seq: int) -> dict[str, Any]:
+    """The terminal event a finished run's record implies, numbered ``seq``."""
+    trace_id = str(record.get("trace_id") or "")
+    if record.get("status") in ("completed", "input_required"):
+        llm_calls = int((record.get("progress") or {}).get("llm_calls") or 0)
+        return make_event(seq, "completed", trace_id,
+                          completed_data(record.get("result") or {}, llm_calls, False))
+    kind, data = terminal_for_error(error_from_info(record.get("error") or {}))
+    return make_event(seq, kind, trace_id, data)
+
+
+async def follow_record(load: Callable[[], Awaitable[dict[str, Any] | None]],
+                        local: Callable[[], "EventLog | None"], after: int,
+                        poll_s: float) -> AsyncIterator[dict[str, Any]]:
+    """The events of a run with seq > ``after``, up to and including its terminal one:
+    what its record's log holds, then live, from the run's ``EventLog`` when it runs on
+    this replica (``local``) or by polling its record (``load``) every ``poll_s``.
+
+    A run retried in a new attempt restarts its log at seq 1; the follower goes on with
+    the new attempt's events after the last seq it gave."""
+    seen = after
+    terminal_since: float | None = None
+    while True:
+        events = local()
+        if events is not None:
+            while True:
+                if events.closed and len(events.events()) <= seen:
+                    return  # the caller saw the terminal event already
+                batch = await events.wait_from(seen)
+                for event in batch:
+                    yield event
+                    if event["type"] in TERMINAL_EVENTS:
+                        return
+                seen += len(batch)
+        record = await load()
+        if record is None:
+            return  # expired meanwhile: nothing more to give
+        logged = record.get("events") or []
+        for event in logged:
+            if int(event.get("seq", 0)) <= seen:
+                continue
+            yield event
+            seen = int(event["seq"])
+            if event.get("type") in TERMINAL_EVENTS:
+                return
+        if logged and logged[-1].get("type") in TERMINAL_EVENTS:
+            return  # the caller saw the terminal event already
+        if record.get("status") in ("completed", "input_required", "failed", "canceled"):
+            now = time.monotonic()
+            terminal_since = terminal_since or now
+            if now - terminal_since >= TERMINAL_GRACE_S:
+                yield terminal_from_record(record, seen + 1)
+                return
+        await asyncio.sleep(poll_s)

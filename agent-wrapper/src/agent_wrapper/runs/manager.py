@@ -243,8 +243,13 @@ class RunManager:
 
     def _launch(self, spec: RunSpec, ctx: contextvars.Context, claim: Claim | None,
                 lock: SessionLock) -> ActiveRun:
-        events = EventLog(spec.trace_id)
         owner = claim.owner if claim else None
+        persist = None
+        if owner is not None and spec.request_id is not None:
+            # Every event also lands in the run record: any replica can replay it.
+            persist = functools.partial(self.records.append_event, spec.session_id,
+                                        spec.request_id, owner)
+        events = EventLog(spec.trace_id, persist)
         delay = self.settings.test_step_delay_ms
         control = RunControl(session_id=spec.session_id, request_id=spec.request_id,
                              owner=owner, records=self.records, events=events,

@@ -14,6 +14,8 @@ update::
      "cancel_requested": bool, "trace_id": str,
      "progress": {"current_step": str | null, "steps": [str], "llm_calls": int},
      "result": reply | null, "error": {"status", "code", "message"} | null,
+     "events": [event, ...] (the current attempt's progress events, see runs/events.py;
+                at most MAX_LOGGED_EVENTS before the terminal one, which is always kept),
      "created_at": iso8601, "updated_at": iso8601}
 
 Every transition is an atomic read-modify-write (``StateStore.update_run``), and
@@ -30,9 +32,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from agent_wrapper.core.errors import RequestIdReused, RunCanceled, WrapperError, error_info
+from agent_wrapper.runs.events import TERMINAL_EVENTS
 from agent_wrapper.store.base import StateStore
 
 RECORD_VERSION = 1
+# Events of one attempt kept in its record for rejoining watchers (the terminal event is
+# kept beyond it): the record is rewritten per event, so this bounds its size and cost.
+MAX_LOGGED_EVENTS = 1000
 ACTIVE = frozenset({"submitted", "working"})
 # "input_required": the run ended waiting for the caller's answer (a LangGraph
 # interrupt); like "completed" it holds the reply and is replayed, never re-run.
@@ -127,7 +133,7 @@ class RunRecords:
                         "attempt": 1,
                         "owner": owner, "cancel_requested": False, "trace_id": trace_id,
                         "progress": _new_progress(), "result": None, "error": None,
-                        "created_at": now, "updated_at": now}
+                        "events": [], "created_at": now, "updated_at": now}
             if current.get("body_sha256") != body_hash:
                 raise RequestIdReused(
                     f"request_id {request_id!r} of session {session_id!r} was already used "
@@ -139,7 +145,7 @@ class RunRecords:
                         "attempt": int(current.get("attempt", 1)) + 1, "owner": owner,
                         "cancel_requested": False, "trace_id": trace_id,
                         "progress": _new_progress(), "result": None, "error": None,
-                        "updated_at": now}
+                        "events": [], "updated_at": now}
             return None
 
         record = self._update(session_id, request_id, mutate)
@@ -160,7 +166,8 @@ class RunRecords:
                     or current.get("status") not in ACTIVE):
                 return None
             return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
-                    "attempt": int(current.get("attempt", 1)) + 1, "updated_at": now_iso()}
+                    "attempt": int(current.get("attempt", 1)) + 1, "events": [],
+                    "updated_at": now_iso()}
 
         record = self._update(session_id, request_id, mutate)
         if record is not None and record.get("owner") == owner:
@@ -179,7 +186,7 @@ class RunRecords:
             if current.get("status") == "working":
                 attempt += 1
             return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
-                    "attempt": attempt, "updated_at": now_iso()}
+                    "attempt": attempt, "events": [], "updated_at": now_iso()}
 
         record = self._update(session_id, request_id, mutate)
         if record is not None and record.get("owner") == owner:
@@ -226,6 +233,19 @@ class RunRecords:
                            lambda r: {**r, "status": status, "error": error_info(error),
                                       "result": None,
                                       "progress": progress or r.get("progress")})
+
+    def append_event(self, session_id: str, request_id: str, owner: str,
+                     event: dict[str, Any]) -> dict[str, Any] | None:
+        """Log one event of the attempt ``owner`` runs (seq order is the caller's); past
+        ``MAX_LOGGED_EVENTS`` only the terminal event is still kept."""
+
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            logged = list(record.get("events") or [])
+            if len(logged) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
+                logged.append(event)
+            return {**record, "events": logged}
+
+        return self._owned(session_id, request_id, owner, change)
 
     def request_cancel(self, session_id: str, request_id: str) -> dict[str, Any] | None:
         """Flag an in-progress run canceled-requested; returns the record (None if unknown)."""

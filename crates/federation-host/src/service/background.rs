@@ -20,7 +20,9 @@ use federation_wire::{RunRecord, RunStatus};
 use super::run::check_caller;
 use super::{Executor, Federation, task_id};
 use crate::auth::Caller;
-use crate::status::{TaskContext, TaskError, answer, error_status, upstream_code};
+use crate::status::{
+    TaskContext, TaskError, answer, error_status, status_details, task_status, upstream_code,
+};
 use crate::task::{id_is_valid, validate};
 use crate::telemetry::current_trace_id;
 use crate::wrapper_runs::RunApiError;
@@ -132,7 +134,7 @@ impl<E: Executor> Federation<E> {
 }
 
 /// The (session, request id) of a task id.
-fn parse_task_id(task_id: &str) -> Result<(&str, &str), TaskError> {
+pub(super) fn parse_task_id(task_id: &str) -> Result<(&str, &str), TaskError> {
     task_id
         .split_once('/')
         .filter(|(session, request_id)| id_is_valid(session) && id_is_valid(request_id))
@@ -161,7 +163,56 @@ fn status_from_record(
     };
     let agent = record.agent.clone().unwrap_or_default();
     let input_required = state == State::InputRequired;
-    let response = record.result.map(|reply| TaskResponse {
+    let response = record.result.map(|reply| {
+        response_from_reply(
+            reply,
+            input_required,
+            agent.clone(),
+            session,
+            request_id,
+            &record.trace_id,
+        )
+    });
+    let (error_code, error_message, error_details) = match record.error {
+        Some(error) => {
+            let context = TaskContext {
+                agent,
+                federation_session_id: session.to_string(),
+                request_id: request_id.to_string(),
+                ..Default::default()
+            };
+            let tagged = federation_wire::tag(&error.code, None, &error.message);
+            let status = wrapper_failure(error.status, &tagged, &record.trace_id, &context);
+            (
+                upstream_code(error.status) as i32,
+                error.message,
+                status_details(&status),
+            )
+        }
+        None => (0, String::new(), Vec::new()),
+    };
+    AgentTaskStatus {
+        task_id: task_id.to_string(),
+        state: state as i32,
+        response,
+        error_code,
+        error_message,
+        error_details,
+        trace_id: record.trace_id,
+    }
+}
+
+/// The task response of a wrapper reply (a run record's result, or the reply in a
+/// `completed` event): output, result, session and request id, state, interrupt, agent.
+pub(super) fn response_from_reply(
+    reply: federation_wire::Object,
+    input_required: bool,
+    agent: String,
+    session: &str,
+    request_id: &str,
+    trace_id: &str,
+) -> TaskResponse {
+    TaskResponse {
         state: if input_required {
             task_response::State::InputRequired
         } else {
@@ -189,19 +240,23 @@ fn status_from_record(
         result: Some(json_to_struct(reply)),
         federation_session_id: session.to_string(),
         request_id: request_id.to_string(),
-        trace_id: record.trace_id.clone(),
+        trace_id: trace_id.to_string(),
         ..Default::default()
-    });
-    let (error_code, error_message) = match record.error {
-        Some(error) => (upstream_code(error.status) as i32, error.message),
-        None => (0, String::new()),
-    };
-    AgentTaskStatus {
-        task_id: task_id.to_string(),
-        state: state as i32,
-        response,
-        error_code,
-        error_message,
-        trace_id: record.trace_id,
     }
+}
+
+/// The status of a run the wrapper reports failed (HTTP-like `status`, `message` with
+/// its code tagged in front): the one a caller of RunAgentTask gets for it, details and
+/// all.
+pub(super) fn wrapper_failure(
+    status: u16,
+    tagged_message: &str,
+    trace_id: &str,
+    context: &TaskContext,
+) -> Status {
+    task_status(
+        &TaskError::upstream(status, tagged_message),
+        trace_id,
+        context,
+    )
 }

@@ -1,7 +1,8 @@
 //! `FederationService`, one module per way to run a task: `run` (`RunAgentTask`, and
 //! the admission and execution every way shares), `stream` (`StreamAgentTask`: the
 //! task beside a stream of its progress), `background` (`StartAgentTask`,
-//! `GetAgentTask`, `CancelAgentTask`, with this replica's `tasks`), and `agents`
+//! `GetAgentTask`, `CancelAgentTask`, with this replica's `tasks`), `watch`
+//! (`WatchAgentTask`: rejoin a task's events on any replica) and `agents`
 //! (`ListAgents`).
 //!
 //! A task is admitted (concurrency limits, validation, the adapter), then run by an
@@ -14,6 +15,7 @@ mod background;
 mod run;
 mod stream;
 mod tasks;
+mod watch;
 
 use std::{future::Future, sync::Arc, time::Duration, time::Instant};
 
@@ -25,6 +27,7 @@ use federation_proto::federation_service_server::FederationService;
 use federation_proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest,
     ListAgentsResponse, StartAgentTaskResponse, TaskEvent, TaskRequest, TaskResponse,
+    WatchAgentTaskRequest,
 };
 use federation_runtime::bindings::Task;
 use federation_runtime::{
@@ -148,6 +151,13 @@ impl<E: Executor> FederationService for Federation<E> {
         request: Request<TaskRequest>,
     ) -> Result<Response<BoxStream<TaskEvent>>, Status> {
         Federation::stream_agent_task(self, request).await
+    }
+
+    async fn watch_agent_task(
+        &self,
+        request: Request<WatchAgentTaskRequest>,
+    ) -> Result<Response<BoxStream<TaskEvent>>, Status> {
+        Federation::watch_agent_task(self, request).await
     }
 
     async fn start_agent_task(

@@ -1,7 +1,8 @@
 //! `StreamAgentTask`: the task runs beside a stream of its events: `started`, the
 //! adapter's progress events (checked by `federation_runtime::progress`) as they come,
 //! then exactly one `completed`, `input_required` or `failed`, numbered without gaps.
-//! Dropping the stream cancels the task like a dropped `RunAgentTask`.
+//! Dropping the stream cancels the task like a dropped `RunAgentTask`, unless the
+//! request asks it to go on (`on_disconnect` CONTINUE): then `WatchAgentTask` rejoins it.
 
 use std::time::SystemTime;
 
@@ -13,7 +14,7 @@ use tracing::Instrument;
 use federation_proto::json::json_to_struct;
 use federation_proto::{
     TaskEvent, TaskFailed, TaskProgress, TaskRequest, TaskStarted, task_event, task_progress,
-    task_response,
+    task_request, task_response,
 };
 use federation_runtime::bindings::EventKind;
 use federation_runtime::{Progress, ProgressSink};
@@ -21,7 +22,7 @@ use federation_runtime::{Progress, ProgressSink};
 use super::{Executor, Federation, task_id};
 use crate::auth::Caller;
 use crate::deadline::arrival_and_budget;
-use crate::status::{TaskContext, answer, error_status};
+use crate::status::{TaskContext, answer, error_status, status_details};
 use crate::telemetry::current_trace_id;
 
 impl<E: Executor> Federation<E> {
@@ -35,6 +36,7 @@ impl<E: Executor> Federation<E> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         let context = TaskContext::of(&request);
+        let keep_running = request.on_disconnect() == task_request::OnDisconnect::Continue;
         let admitted = self
             .admit(request, &caller, budget)
             .map_err(|error| error_status(error, &trace_id, &context))?;
@@ -71,13 +73,14 @@ impl<E: Executor> Federation<E> {
                     Err(status) => task_event::Event::Failed(TaskFailed {
                         code: status.code() as i32,
                         message: status.message().to_string(),
+                        details: status_details(&status),
                     }),
                 };
                 let _ = last_tx.send((SystemTime::now(), last));
             }
             .instrument(tracing::Span::current()),
         );
-        let abort_on_drop = AbortOnDrop(task);
+        let abort_on_drop = AbortOnDrop(task, !keep_running);
         let progress = ReceiverStream::new(progress).map(|stamped| {
             let event = task_event::Event::Progress(progress_event(stamped.progress));
             (stamped.at, event)
@@ -116,11 +119,13 @@ fn progress_event(progress: Progress) -> TaskProgress {
     }
 }
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a spawned task when dropped, if armed (else the task runs to its end).
+struct AbortOnDrop(tokio::task::JoinHandle<()>, bool);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if self.1 {
+            self.0.abort();
+        }
     }
 }

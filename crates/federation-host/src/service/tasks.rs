@@ -25,6 +25,8 @@ use federation_proto::agent_task_status::State;
 use federation_proto::{AgentTaskStatus, TaskResponse, task_response};
 use prost::Message;
 
+use crate::status::{TaskContext, status_details, task_status};
+
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 pub const MAX_ENTRIES: usize = 100_000;
 
@@ -214,6 +216,7 @@ fn status(task_id: &str, entry: &Entry) -> AgentTaskStatus {
             Err(error) => {
                 status.error_code = error.code() as i32;
                 status.error_message = error.message().to_string();
+                status.error_details = status_details(error);
                 if error.code() == tonic::Code::Cancelled {
                     State::Canceled
                 } else {
@@ -222,8 +225,18 @@ fn status(task_id: &str, entry: &Entry) -> AgentTaskStatus {
             }
         },
         Outcome::Canceled => {
+            let message = "canceled by CancelAgentTask";
+            // As the wrapper reports a canceled run: reason CANCELED.
+            let error = TaskError::upstream(499, &federation_wire::tag("canceled", None, message));
+            let (session, request_id) = task_id.split_once('/').unwrap_or_default();
+            let context = TaskContext {
+                federation_session_id: session.to_string(),
+                request_id: request_id.to_string(),
+                ..Default::default()
+            };
             status.error_code = tonic::Code::Cancelled as i32;
-            status.error_message = "canceled by CancelAgentTask".into();
+            status.error_message = message.into();
+            status.error_details = status_details(&task_status(&error, &entry.trace_id, &context));
             State::Canceled
         }
     };

@@ -149,8 +149,12 @@ def main() -> None:
     for seq, kind in enumerate(events.EVENT_TYPES, start=1):
         event = events.make_event(seq, kind, TRACE_ID, EVENT_DATA[kind])
         event["ts"] = 1764583200000 + seq  # fixed, so regenerating changes nothing
+        # The model of a line (the rejoin route documents it) takes every event.
+        event = models.RunEvent.model_validate(event).model_dump(mode="json")
         stream.append(json.loads(events.encode(event)))
     write("events", {
+        "model": models.RunEvent.__name__,
+        "schema": models.RunEvent.model_json_schema(),
         "event_types": list(events.EVENT_TYPES),
         "terminal": sorted(events.TERMINAL_EVENTS),
         "media_type": events.NDJSON,
