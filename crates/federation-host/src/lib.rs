@@ -8,13 +8,16 @@
 //! [`Executor`]) → `federation_runtime` (a fresh adapter instance per task; its
 //! outbound HTTP is the adapter's only way out) → the agent wrapper. Every failure
 //! becomes its gRPC status in `status`. Beside it: `admin` (`AdminService`),
-//! `lifecycle` (the adapters directory, swaps and rollbacks), `wrapper_runs` (the
+//! `lifecycle` (the adapters directory and registry sources, swaps and rollbacks),
+//! `oci` (adapters as OCI artifacts: push and pull), `fleet` (per-replica gauges), `wrapper_runs` (the
 //! wrapper's run API), `telemetry` and the serve `config`.
 
 mod admin;
 mod config;
 mod deadline;
+mod fleet;
 mod lifecycle;
+pub mod oci;
 mod server;
 mod service;
 mod status;
