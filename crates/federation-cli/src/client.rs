@@ -888,6 +888,16 @@ fn print_status(status: &federation_proto::AdapterStatus) {
     if !status.last_error.is_empty() {
         println!("  last update rejected: {}", status.last_error);
     }
+    if !status.source.is_empty() {
+        let converged = match &status.converged_at {
+            Some(at) => format!("converged at {at}"),
+            None => "NOT converged".to_string(),
+        };
+        println!(
+            "  source   {} wants sha256:{:.12} ({converged})",
+            status.source, status.desired_digest
+        );
+    }
 }
 
 fn print_rejection(rejection: &federation_proto::Rejection) {

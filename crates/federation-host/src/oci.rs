@@ -63,6 +63,8 @@ pub enum OciError {
     BadCredentials(String),
     #[error("the registry CA file {0} holds no PEM certificate")]
     BadCa(String),
+    #[error("setting up the registry client: {0}")]
+    Setup(#[source] oci_client::errors::OciDistributionError),
 }
 
 /// How to reach registries: flags shared by `serve` and `adapters push`.
@@ -211,8 +213,11 @@ impl Registry {
                 data,
             });
         }
+        // Not `Client::new`: on a bad config it falls back to defaults, silently
+        // dropping the CA file and the insecure list.
+        let client = Client::try_from(config).map_err(OciError::Setup)?;
         Ok(Registry {
-            client: Client::new(config),
+            client,
             auth: credentials(args)?,
         })
     }
