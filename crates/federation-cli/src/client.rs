@@ -846,6 +846,10 @@ async fn push(
             }
             Ok(exit::OK)
         }
+        Err(e) if e.is_denied() => {
+            eprintln!("error: PERMISSION_DENIED: {e:#}");
+            Ok(exit::DENIED)
+        }
         Err(e) => {
             eprintln!("error: UNAVAILABLE: {e:#}");
             Ok(exit::RETRY_LATER)

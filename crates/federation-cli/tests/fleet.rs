@@ -384,3 +384,64 @@ async fn a_pinned_digest_ignores_tag_moves() {
     assert!(s.converged_at.is_some());
     assert_eq!(versions(std::slice::from_ref(&pinned)).await, ["1.0.0"]);
 }
+
+/// A test-only user of the authenticated registry (bcrypt, cost 4).
+const USER: &str = "fleet";
+const PASSWORD: &str = "fleet-test-password";
+const HTPASSWD: &str = "fleet:$2b$04$speH6hlmmaRP5LXW.MWO2Ov7cEazVVdXunuk9qOu.9yCl58uvPqDK\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registry_credentials_come_from_a_file_or_the_environment_and_are_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = OciRegistry::start_with_auth(&dir.path().join("registry"), HTPASSWD).unwrap();
+    let (_stub, stub_url, sink) = start_stub_and_sink().await;
+    let tag = format!("oci://{}/adapters/test-faults:stable", registry.addr());
+    let v1 = build("1.0.0");
+    let push_with = |envs: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+            .args(["adapters", "push"])
+            .arg(&v1)
+            .arg(&tag)
+            .args(["--insecure-registry", &registry.addr()])
+            .env_remove("FEDERATION_REGISTRY_USERNAME")
+            .env_remove("FEDERATION_REGISTRY_PASSWORD")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap()
+    };
+
+    // Anonymous: refused, exit code of a denied call.
+    let anonymous = push_with(&[]);
+    assert_eq!(anonymous.status.code(), Some(9), "{anonymous:?}");
+    // From the environment: published.
+    let pushed = push_with(&[
+        ("FEDERATION_REGISTRY_USERNAME", USER),
+        ("FEDERATION_REGISTRY_PASSWORD", PASSWORD),
+    ]);
+    assert!(pushed.status.success(), "{pushed:?}");
+
+    // A replica with the credentials in a file pulls it; its log (debug level) never
+    // shows the password.
+    let credentials = dir.path().join("registry-credentials");
+    std::fs::write(&credentials, format!("{USER}:{PASSWORD}\n")).unwrap();
+    let empty = dir.path().join("adapters");
+    std::fs::create_dir_all(&empty).unwrap();
+    let host = HostProcess::start_in(
+        &empty,
+        &stub_url,
+        &sink.grpc_endpoint(),
+        &[
+            "--admin-token",
+            TOKEN,
+            "--adapter-source",
+            &format!("{NAME}={tag}"),
+            "--insecure-registry",
+            &registry.addr(),
+            "--registry-credentials-file",
+            credentials.to_str().unwrap(),
+        ],
+    );
+    converged(std::slice::from_ref(&host), &digest_of_file(&v1)).await;
+    assert!(!host.log().contains(PASSWORD), "the password was logged");
+    assert!(!String::from_utf8_lossy(&pushed.stderr).contains(PASSWORD));
+}

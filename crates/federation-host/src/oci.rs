@@ -67,6 +67,21 @@ pub enum OciError {
     Setup(#[source] oci_client::errors::OciDistributionError),
 }
 
+impl OciError {
+    /// Whether the registry refused the credentials (or their absence).
+    pub fn is_denied(&self) -> bool {
+        use oci_client::errors::OciDistributionError as E;
+        match self {
+            OciError::Registry { source, .. } => match source {
+                E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => true,
+                E::ServerError { code, .. } => matches!(code, 401 | 403),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// How to reach registries: flags shared by `serve` and `adapters push`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RegistryArgs {
