@@ -47,11 +47,17 @@ fn digest_of_file(path: &Path) -> String {
 /// `agent-federation adapters push FILE REFERENCE --insecure-registry ADDR --json`;
 /// the pushed manifest digest.
 fn push(file: &Path, reference: &str, registry: &OciRegistry) -> String {
+    push_with(file, reference, registry, &[])
+}
+
+/// [`push`] with more flags.
+fn push_with(file: &Path, reference: &str, registry: &OciRegistry, extra: &[&str]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
         .args(["adapters", "push", "--json"])
         .arg(file)
         .arg(reference)
         .args(["--insecure-registry", &registry.addr()])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -353,7 +359,15 @@ async fn a_pinned_digest_ignores_tag_moves() {
     let (_stub, stub_url, sink) = start_stub_and_sink().await;
     let tag = format!("oci://{}/adapters/test-faults:stable", registry.addr());
     let (v1, v2) = (build("1.0.0"), build("2.0.0"));
-    let manifest = push(&v1, &tag, &registry);
+    // v1 goes with a policy manifest, as the artifact's second layer.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[limits]\ncpu_budget_ms = 2000\n").unwrap();
+    let manifest = push_with(
+        &v1,
+        &tag,
+        &registry,
+        &["--policy", policy.to_str().unwrap()],
+    );
     let pinned_ref = format!("oci://{}/adapters/test-faults@{manifest}", registry.addr());
     let pinned = replica(dir.path(), &stub_url, &sink, &registry, &pinned_ref);
     let following = replica(dir.path(), &stub_url, &sink, &registry, &tag);
@@ -361,6 +375,12 @@ async fn a_pinned_digest_ignores_tag_moves() {
     converged(std::slice::from_ref(&pinned), &d1).await;
     converged(std::slice::from_ref(&following), &d1).await;
     assert!(source(&pinned).await.pinned);
+    let listed = list(&pinned).await;
+    let current = listed.adapters[0].current.as_ref().unwrap();
+    assert!(
+        current.policy_source.ends_with("policy layer"),
+        "the policy layer applies: {current:?}"
+    );
 
     push(&v2, &tag, &registry);
     // Once the tag follower has moved and the pinned replica has polled since, the
