@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, one command (see docs/performance.md): builds the adapters, the release
 # host and the load benchmark, runs the load + memory benchmark (WASM host against the
-# native baseline), the hot-swap figures, then the WASM hop micro benchmarks. Not part of CI: the figures are
+# native baseline), the hot-swap figures, fleet convergence (push to a registry tag ->
+# every replica serving it), then the WASM hop micro benchmarks. Not part of CI: the figures are
 # noisy on shared 2-core machines. Extra arguments go to federation-bench, e.g.
 #   scripts/bench.sh --duration 5s --concurrency 1,64
 # FEDERATION_BENCH_SKIP_MICRO=1 skips the criterion benches (~4 min).
@@ -41,6 +42,9 @@ echo "==> load and memory: WASM host vs native baseline" >&2
 "$CARGO_TARGET_DIR/release/federation-bench" --adapters-dir dist/adapters "$@"
 echo "==> hot swap: file written -> first task on the new version; swaps under load" >&2
 cargo run --release -q -p federation-bench --example swap_bench
+echo "==> fleet: adapters push -> all replicas converged (docker-registry, 3 hosts)" >&2
+command -v docker-registry >/dev/null 2>&1 || scripts/setup.sh >/dev/null
+cargo run --release -q -p federation-bench --example fleet_bench
 if [ "${FEDERATION_BENCH_SKIP_E2E:-0}" != 1 ]; then
     e2e
 fi

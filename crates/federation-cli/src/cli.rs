@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use federation_host::AdminToken;
 use federation_host::ServeArgs;
+use federation_host::oci::RegistryArgs;
 use federation_host::parse_admin_token;
 
 #[derive(Parser, Debug)]
@@ -93,9 +94,9 @@ pub struct AdaptersArgs {
     /// Print the outcome as JSON.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The host's admin token.
+    /// The host's admin token (every action but `push`).
     #[arg(long, env = "FEDERATION_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_admin_token)]
-    pub admin_token: AdminToken,
+    pub admin_token: Option<AdminToken>,
     #[command(subcommand)]
     pub action: AdaptersAction,
 }
@@ -108,6 +109,20 @@ pub enum AdaptersAction {
     Reload,
     /// Make the previous build of NAME current again.
     Rollback { name: String },
+    /// Publish a component to an OCI registry (the wkg/wasmCloud layout: one
+    /// `application/wasm` layer, digest = the component's sha256), for hosts whose
+    /// `--adapter-source` follows REFERENCE. Talks to the registry, not to a host.
+    Push {
+        file: PathBuf,
+        /// oci://REGISTRY/REPO:TAG
+        reference: String,
+        /// Its policy manifest (TOML), published as a second layer; default: FILE.toml
+        /// beside the component, if any.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Upload a component file, validate it and swap it in.
     Load {
         file: PathBuf,

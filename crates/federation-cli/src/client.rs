@@ -706,6 +706,19 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
         ListAdaptersRequest, LoadAdapterRequest, ReloadAdaptersRequest, RollbackAdapterRequest,
     };
 
+    if let AdaptersAction::Push {
+        file,
+        reference,
+        policy,
+        registry,
+    } = args.action
+    {
+        return push(file, &reference, policy, &registry, args.json).await;
+    }
+    let Some(token) = args.admin_token else {
+        eprintln!("error: the admin token is needed (--admin-token or FEDERATION_ADMIN_TOKEN)");
+        return Ok(exit::USAGE);
+    };
     // The admin token, not the caller's --token, authorizes AdminService.
     let channel = args
         .host
@@ -713,7 +726,7 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
         .connect()
         .await
         .with_context(|| format!("connecting to {}", args.host.addr))?;
-    let bearer: MetadataValue<_> = args.admin_token.bearer().parse().context("admin token")?;
+    let bearer: MetadataValue<_> = token.bearer().parse().context("admin token")?;
     let mut client =
         AdminServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
             request
@@ -731,11 +744,15 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
                     "adapters": r.adapters.iter().map(status_json).collect::<Vec<_>>(),
                     "rejected_total": r.rejected_total,
                     "rejections": r.rejections.iter().map(rejection_json).collect::<Vec<_>>(),
+                    "sources": r.sources.iter().map(source_json).collect::<Vec<_>>(),
                 }));
                 return;
             }
             for adapter in &r.adapters {
                 print_status(adapter);
+            }
+            for source in &r.sources {
+                print_source(source);
             }
             println!("rejected since start: {}", r.rejected_total);
             for rejection in &r.rejections {
@@ -785,6 +802,7 @@ pub async fn adapters(args: AdaptersArgs) -> anyhow::Result<i32> {
                 .await
                 .map(|r| print_adapter(&r.into_inner(), json))
         }
+        AdaptersAction::Push { .. } => unreachable!("handled above"),
     };
     match outcome {
         Ok(()) => Ok(exit::OK),
@@ -829,7 +847,110 @@ fn status_json(status: &federation_proto::AdapterStatus) -> serde_json::Value {
         "current": status.current.as_ref().map(version_json),
         "previous": status.previous.as_ref().map(version_json),
         "last_error": status.last_error,
+        "source": status.source,
+        "desired_digest": status.desired_digest,
+        "serving_digest": status.current.as_ref().map(|c| c.digest.clone()),
+        "converged_at": status.converged_at.as_ref().map(ToString::to_string),
     })
+}
+
+fn source_json(source: &federation_proto::AdapterSource) -> serde_json::Value {
+    serde_json::json!({
+        "name": source.name,
+        "reference": source.reference,
+        "pinned": source.pinned,
+        "manifest_digest": source.manifest_digest,
+        "desired_digest": source.desired_digest,
+        "serving_digest": source.serving_digest,
+        "converged_at": source.converged_at.as_ref().map(ToString::to_string),
+        "registry_reachable": source.registry_reachable,
+        "last_error": source.last_error,
+        "last_poll_at": source.last_poll_at.as_ref().map(ToString::to_string),
+    })
+}
+
+fn print_source(source: &federation_proto::AdapterSource) {
+    let converged = match &source.converged_at {
+        Some(at) => format!("converged at {at}"),
+        None => "NOT converged".to_string(),
+    };
+    let registry = if source.registry_reachable {
+        "registry up"
+    } else {
+        "REGISTRY UNREACHABLE"
+    };
+    println!(
+        "source {} <- {} [{registry}]\n  desired sha256:{:.12}  serving sha256:{:.12}  {converged}",
+        source.name, source.reference, source.desired_digest, source.serving_digest
+    );
+    if !source.last_error.is_empty() {
+        println!("  last error: {}", source.last_error);
+    }
+}
+
+/// `adapters push`: publishes FILE at REFERENCE; prints the digests.
+async fn push(
+    file: std::path::PathBuf,
+    reference: &str,
+    policy: Option<std::path::PathBuf>,
+    registry: &federation_host::oci::RegistryArgs,
+    json: bool,
+) -> anyhow::Result<i32> {
+    use federation_host::oci::{AdapterRef, Registry};
+    let reference = match AdapterRef::parse(reference) {
+        Ok(reference) if reference.pinned().is_none() => reference,
+        Ok(_) => {
+            eprintln!("error: push to a tag (oci://REGISTRY/REPO:TAG), not a digest");
+            return Ok(exit::USAGE);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let component = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    // A component, not a core module or anything else: `\0asm`, version 0x0d, layer 1.
+    if !component.starts_with(b"\0asm\x0d\0\x01\0") {
+        eprintln!("error: {} is not a WebAssembly component", file.display());
+        return Ok(exit::INVALID);
+    }
+    let policy_path = policy.or_else(|| {
+        let beside = federation_runtime::manifest_path(&file);
+        beside.exists().then_some(beside)
+    });
+    let policy = policy_path
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        })
+        .transpose()?;
+    let client = Registry::new(registry, std::time::Duration::from_secs(30))?;
+    match client.push(&reference, component, policy).await {
+        Ok(pushed) => {
+            if json {
+                print_json(&serde_json::json!({
+                    "reference": reference.to_string(),
+                    "manifest_digest": pushed.manifest_digest,
+                    "component_digest": pushed.component_digest,
+                    "policy": policy_path.map(|p| p.display().to_string()),
+                }));
+            } else {
+                println!(
+                    "pushed {reference}\n  manifest  {}\n  component sha256:{}",
+                    pushed.manifest_digest, pushed.component_digest
+                );
+            }
+            Ok(exit::OK)
+        }
+        Err(e) if e.is_denied() => {
+            eprintln!("error: PERMISSION_DENIED: {e:#}");
+            Ok(exit::DENIED)
+        }
+        Err(e) => {
+            eprintln!("error: UNAVAILABLE: {e:#}");
+            Ok(exit::RETRY_LATER)
+        }
+    }
 }
 
 fn rejection_json(rejection: &federation_proto::Rejection) -> serde_json::Value {
@@ -866,6 +987,16 @@ fn print_status(status: &federation_proto::AdapterStatus) {
     }
     if !status.last_error.is_empty() {
         println!("  last update rejected: {}", status.last_error);
+    }
+    if !status.source.is_empty() {
+        let converged = match &status.converged_at {
+            Some(at) => format!("converged at {at}"),
+            None => "NOT converged".to_string(),
+        };
+        println!(
+            "  source   {} wants sha256:{:.12} ({converged})",
+            status.source, status.desired_digest
+        );
     }
 }
 

@@ -11,7 +11,10 @@ use federation_proto::{
     ReloadAdaptersRequest, ReloadAdaptersResponse, RollbackAdapterRequest, adapter_status,
 };
 
-use crate::lifecycle::{AdapterLifecycle, Rejection};
+use std::collections::BTreeMap;
+
+use crate::lifecycle::oci::{RegistrySources, SourceStatus};
+use crate::lifecycle::{AdapterLifecycle, Rejection, UPLOAD_SOURCE};
 use crate::status::AdminError;
 use federation_runtime::{Adapter, Slot};
 
@@ -70,15 +73,28 @@ pub fn require_token(
 
 pub struct Admin {
     lifecycle: Arc<AdapterLifecycle>,
+    sources: Option<Arc<RegistrySources>>,
     max_upload_bytes: usize,
 }
 
 impl Admin {
-    pub fn new(lifecycle: Arc<AdapterLifecycle>, max_upload_bytes: usize) -> Self {
+    pub fn new(
+        lifecycle: Arc<AdapterLifecycle>,
+        sources: Option<Arc<RegistrySources>>,
+        max_upload_bytes: usize,
+    ) -> Self {
         Admin {
             lifecycle,
+            sources,
             max_upload_bytes,
         }
+    }
+
+    fn source_statuses(&self) -> Vec<SourceStatus> {
+        self.sources
+            .as_ref()
+            .map(|sources| sources.statuses())
+            .unwrap_or_default()
     }
 
     /// What the gRPC layer may decode for this service: room above the upload limit,
@@ -105,18 +121,52 @@ impl AdminService for Admin {
         &self,
         _request: Request<ListAdaptersRequest>,
     ) -> Result<Response<ListAdaptersResponse>, Status> {
-        let adapters = self
-            .lifecycle
-            .registry()
-            .snapshot()
-            .into_iter()
-            .map(|(name, slot)| adapter_status(name, &slot))
+        let sources = self.source_statuses();
+        let files = self.lifecycle.desired_digests().await;
+        let snapshot = self.lifecycle.registry().snapshot();
+        let serving: BTreeMap<&str, &str> = snapshot
+            .iter()
+            .map(|(name, slot)| (name.as_str(), slot.current.digest.as_str()))
+            .collect();
+        let adapters = snapshot
+            .iter()
+            .map(|(name, slot)| {
+                let mut status = adapter_status(name.clone(), slot);
+                let source = sources.iter().find(|s| s.name == *name);
+                let (origin, desired, converged) = match source {
+                    Some(source) => (
+                        source.reference.clone(),
+                        source.desired_digest.clone(),
+                        source.converged_at,
+                    ),
+                    None if slot.current.source == UPLOAD_SOURCE => (
+                        UPLOAD_SOURCE.to_string(),
+                        slot.current.digest.clone(),
+                        Some(slot.current_since),
+                    ),
+                    None => (
+                        slot.current.source.clone(),
+                        files.get(name).cloned().unwrap_or_default(),
+                        Some(slot.current_since),
+                    ),
+                };
+                status.converged_at = converged
+                    .filter(|_| desired == slot.current.digest)
+                    .map(Into::into);
+                status.source = origin;
+                status.desired_digest = desired;
+                status
+            })
             .collect();
         let (rejections, rejected_total) = self.lifecycle.rejections();
         Ok(Response::new(ListAdaptersResponse {
             adapters,
             rejections: rejections.iter().map(rejection).collect(),
             rejected_total,
+            sources: sources
+                .iter()
+                .map(|source| source_status(source, serving.get(source.name.as_str())))
+                .collect(),
         }))
     }
 
@@ -185,6 +235,24 @@ fn adapter_status(name: String, slot: &Slot) -> AdapterStatus {
         previous: slot.previous.as_deref().map(version),
         last_error: slot.last_error.clone().unwrap_or_default(),
         current_since: Some(slot.current_since.into()),
+        source: slot.current.source.clone(),
+        desired_digest: slot.current.digest.clone(),
+        converged_at: Some(slot.current_since.into()),
+    }
+}
+
+fn source_status(source: &SourceStatus, serving: Option<&&str>) -> federation_proto::AdapterSource {
+    federation_proto::AdapterSource {
+        name: source.name.clone(),
+        reference: source.reference.clone(),
+        pinned: source.pinned,
+        manifest_digest: source.manifest_digest.clone(),
+        desired_digest: source.desired_digest.clone(),
+        serving_digest: serving.map(|d| d.to_string()).unwrap_or_default(),
+        converged_at: source.converged_at.map(Into::into),
+        registry_reachable: source.reachable,
+        last_error: source.last_error.clone(),
+        last_poll_at: source.last_poll_at.map(Into::into),
     }
 }
 

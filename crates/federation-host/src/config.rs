@@ -7,6 +7,8 @@ use clap::Args;
 use url::Url;
 
 use crate::admin::AdminToken;
+use crate::lifecycle::oci::SourceSpec;
+use crate::oci::RegistryArgs;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -184,6 +186,25 @@ pub struct ServeArgs {
     /// On SIGTERM/Ctrl-C, how long in-flight tasks get to finish, ms.
     #[arg(long, env = "FEDERATION_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
+    /// An adapter that follows an OCI registry, NAME=oci://REGISTRY/REPO:TAG (follows
+    /// the tag) or NAME=oci://REGISTRY/REPO@sha256:HEX (pinned); repeatable. Each new
+    /// digest is validated, self-tested and swapped in like a new file.
+    #[arg(
+        long = "adapter-source",
+        env = "FEDERATION_ADAPTER_SOURCES",
+        value_delimiter = ',',
+        value_name = "NAME=oci://..."
+    )]
+    pub adapter_sources: Vec<SourceSpec>,
+    /// How often registry sources are polled (a HEAD of the tag's manifest), ms.
+    #[arg(
+        long,
+        env = "FEDERATION_SOURCE_POLL_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub source_poll_interval_ms: u64,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl ServeArgs {

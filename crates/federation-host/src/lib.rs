@@ -8,15 +8,18 @@
 //! [`Executor`]) → `federation_runtime` (a fresh adapter instance per task; its
 //! outbound HTTP is the adapter's only way out) → the agent wrapper. Every failure
 //! becomes its gRPC status in `status`. Beside it: `admin` (`AdminService`),
-//! `lifecycle` (the adapters directory, swaps and rollbacks), `wrapper_runs` (the
-//! wrapper's run API), `auth` (who calls: tokens, client certificates, principals and
-//! their limits), `telemetry` and the serve `config`.
+//! `lifecycle` (the adapters directory and registry sources, swaps and rollbacks),
+//! `oci` (adapters as OCI artifacts: push and pull), `fleet` (per-replica gauges),
+//! `wrapper_runs` (the wrapper's run API), `auth` (who calls: tokens, client
+//! certificates, principals and their limits), `telemetry` and the serve `config`.
 
 mod admin;
 mod auth;
 mod config;
 mod deadline;
+mod fleet;
 mod lifecycle;
+pub mod oci;
 mod server;
 mod service;
 mod status;

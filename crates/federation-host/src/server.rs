@@ -30,7 +30,10 @@ use crate::admin::{Admin, require_token};
 use crate::auth::{Authenticate, Authentication, Principals};
 use crate::config::ServeArgs;
 use crate::deadline::stamp_arrival;
+use crate::fleet::FleetMetrics;
+use crate::lifecycle::oci::RegistrySources;
 use crate::lifecycle::{AdapterLifecycle, LifecycleEvent, LifecycleEvents, watcher};
+use crate::oci::Registry;
 use crate::service::{Executor, Federation, ServiceConfig};
 
 /// Builds everything and serves on `listener` until `shutdown` resolves.
@@ -143,6 +146,31 @@ pub async fn serve_with<E: Executor>(
         .reconcile(false)
         .await
         .context("loading adapters")?;
+    let sources = if args.adapter_sources.is_empty() {
+        None
+    } else {
+        // Registries trust what outbound HTTPS trusts unless given their own CA file.
+        let mut registry_args = args.registry.clone();
+        if registry_args.registry_ca_file.is_none() {
+            registry_args.registry_ca_file = args.outbound_ca_file.clone();
+        }
+        let registry = Registry::new(
+            &registry_args,
+            Duration::from_millis(args.connect_timeout_ms),
+        )
+        .context("setting up the registry client")?;
+        let sources = Arc::new(RegistrySources::new(
+            lifecycle.clone(),
+            registry,
+            args.adapter_sources.clone(),
+            args.max_upload_mib << 20,
+        ));
+        // One poll before serving: a reachable registry's adapters serve from the
+        // first request; an unreachable one is retried on the interval.
+        sources.poll_all().await;
+        Some(sources)
+    };
+    let _fleet_metrics = FleetMetrics::register(registry.clone(), sources.clone());
     if registry.names().is_empty() {
         tracing::warn!(dir = %args.adapters_dir.display(), "no adapters loaded; every task will get NOT_FOUND until one is added");
     }
@@ -177,8 +205,19 @@ pub async fn serve_with<E: Executor>(
             let _ = watch_stopped.await;
         }));
     }
+    let (sources_stop, sources_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(sources) = &sources {
+        let interval = Duration::from_millis(args.source_poll_interval_ms.max(1));
+        tokio::spawn(sources.clone().run(interval, async {
+            let _ = sources_stopped.await;
+        }));
+    }
     let admin = admin_token.map(|token| {
-        let admin = Admin::new(lifecycle.clone(), args.max_upload_mib << 20);
+        let admin = Admin::new(
+            lifecycle.clone(),
+            sources.clone(),
+            args.max_upload_mib << 20,
+        );
         let max_message = admin.max_message_bytes();
         let server = AdminServiceServer::new(admin).max_decoding_message_size(max_message);
         tonic::service::interceptor::InterceptedService::new(server, require_token(token))
@@ -238,6 +277,7 @@ pub async fn serve_with<E: Executor>(
     }
     tracing::info!(?grace, "shutting down: letting in-flight tasks finish");
     let _ = watch_stop.send(());
+    let _ = sources_stop.send(());
     let _ = stop_tx.send(());
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result.context("gRPC server failed during shutdown"),
@@ -386,6 +426,12 @@ pub fn backend_health_name(backend: &str) -> String {
     format!("backend/{backend}")
 }
 
+/// Health-check service name of one registry source, e.g. `source/crewai`: SERVING
+/// while its registry answers polls (the backend serves either way).
+pub fn source_health_name(adapter: &str) -> String {
+    format!("source/{adapter}")
+}
+
 /// Keeps each backend's gRPC health from the lifecycle's events.
 struct BackendHealth(HealthReporter);
 
@@ -402,6 +448,16 @@ impl LifecycleEvents for BackendHealth {
                     self.0
                         .clone()
                         .clear_service_status(&backend_health_name(&name))
+                        .await;
+                }
+                LifecycleEvent::SourceReachable { name, reachable } => {
+                    let status = if reachable {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    self.0
+                        .set_service_status(source_health_name(&name), status)
                         .await;
                 }
             }

@@ -11,8 +11,10 @@
 //! directory ([`confine`]); the read itself is bounded too (a file that grows after the
 //! check is still refused). What starts and stops serving is told to a
 //! [`LifecycleEvents`] listener (the server keeps gRPC health from it). The directory
-//! watcher that triggers reconciles lives in [`watcher`].
+//! watcher that triggers reconciles lives in [`watcher`]; adapters that follow an OCI
+//! registry are pulled by [`oci`] and go through the same [`AdapterLifecycle`] path.
 
+pub mod oci;
 pub mod watcher;
 
 use std::{
@@ -45,6 +47,8 @@ pub enum LifecycleEvent {
     Serving(String),
     /// The adapter of this name no longer serves (its file is gone).
     Unloaded(String),
+    /// The registry source of this adapter name answered its last poll (or not).
+    SourceReachable { name: String, reachable: bool },
 }
 
 /// Listens to the lifecycle; told before the change's caller is answered.
@@ -55,7 +59,7 @@ pub trait LifecycleEvents: Send + Sync + 'static {
 /// A load that did not happen, and why.
 #[derive(Clone, Debug)]
 pub struct Rejection {
-    /// File path, or [`UPLOAD_SOURCE`].
+    /// File path, [`UPLOAD_SOURCE`], or an `oci://` reference.
     pub source: String,
     /// sha256 of the bytes (empty if they could not be read).
     pub digest: String,
@@ -166,6 +170,22 @@ impl AdapterLifecycle {
         &self.registry
     }
 
+    /// The digest of the bytes the directory holds for each adapter name it serves,
+    /// accepted or not (what the directory wants served).
+    pub async fn desired_digests(&self) -> BTreeMap<String, String> {
+        let state = self.state.lock().await;
+        state
+            .files
+            .values()
+            .filter_map(|file| Some((file.serves.clone()?, file.digest.clone())))
+            .collect()
+    }
+
+    /// Tells the listener (e.g. gRPC health) about `event`.
+    pub(crate) async fn tell(&self, event: LifecycleEvent) {
+        self.events.changed(event).await;
+    }
+
     /// Rejections so far (most recent first) and their total count.
     pub fn rejections(&self) -> (Vec<Rejection>, u64) {
         let kept = self.rejections.lock().expect("rejections lock poisoned");
@@ -263,6 +283,7 @@ impl AdapterLifecycle {
                                 Arc::new(policy),
                                 Some(&path),
                                 &serves,
+                                None,
                             )
                             .await
                         }
@@ -347,33 +368,63 @@ impl AdapterLifecycle {
         bytes: Vec<u8>,
         manifest: Option<&str>,
     ) -> Result<Arc<Adapter>, LifecycleError> {
-        let _serialized = self.state.lock().await;
-        let digest = digest_of(&bytes);
-        let policy = match manifest {
-            None => SandboxPolicy::defaults(&self.policy_defaults),
-            Some(text) => {
-                SandboxPolicy::from_manifest(text, "uploaded manifest", &self.policy_defaults)
-                    .map_err(|e| {
-                        LifecycleError::Rejected(self.reject(
-                            UPLOAD_SOURCE.into(),
-                            digest.clone(),
-                            e.to_string(),
-                            &None,
-                        ))
-                    })?
-            }
-        };
-        self.apply(
+        self.load_sent(
             bytes,
-            digest,
+            manifest,
             UPLOAD_SOURCE.to_string(),
-            Arc::new(policy),
+            "uploaded manifest",
             None,
-            &None,
         )
         .await
-        .map(|(adapter, _)| adapter)
-        .map_err(LifecycleError::Rejected)
+    }
+
+    /// Validates a component pulled from `source` (a registry reference) that must
+    /// describe itself as `name`, and swaps it in as an upload would be.
+    pub async fn load_pulled(
+        &self,
+        bytes: Vec<u8>,
+        manifest: Option<&str>,
+        source: String,
+        name: &str,
+    ) -> Result<Arc<Adapter>, LifecycleError> {
+        let policy_source = format!("{source} policy layer");
+        self.load_sent(bytes, manifest, source, &policy_source, Some(name))
+            .await
+    }
+
+    /// Records that bytes from `source` could not even be handed to the lifecycle
+    /// (e.g. the artifact is not a component); the build serving `name` stays.
+    pub fn reject_pulled(&self, source: String, digest: String, reason: String, name: &str) {
+        self.reject(source, digest, reason, &Some(name.to_string()));
+    }
+
+    async fn load_sent(
+        &self,
+        bytes: Vec<u8>,
+        manifest: Option<&str>,
+        source: String,
+        policy_source: &str,
+        name: Option<&str>,
+    ) -> Result<Arc<Adapter>, LifecycleError> {
+        let _serialized = self.state.lock().await;
+        let digest = digest_of(&bytes);
+        let serves = name.map(str::to_string);
+        let policy = match manifest {
+            None => SandboxPolicy::defaults(&self.policy_defaults),
+            Some(text) => SandboxPolicy::from_manifest(text, policy_source, &self.policy_defaults)
+                .map_err(|e| {
+                    LifecycleError::Rejected(self.reject(
+                        source.clone(),
+                        digest.clone(),
+                        e.to_string(),
+                        &serves,
+                    ))
+                })?,
+        };
+        self.apply(bytes, digest, source, Arc::new(policy), None, &serves, name)
+            .await
+            .map(|(adapter, _)| adapter)
+            .map_err(LifecycleError::Rejected)
     }
 
     /// Makes the previous build of `name` current again.
@@ -392,7 +443,9 @@ impl AdapterLifecycle {
         Ok(adapter)
     }
 
-    /// Loads `bytes` (or reuses the in-memory build with that digest) and installs it.
+    /// Loads `bytes` (or reuses the in-memory build with that digest) and installs it;
+    /// `expected`: the name it must describe (a registry source's adapter).
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         bytes: Vec<u8>,
@@ -401,6 +454,7 @@ impl AdapterLifecycle {
         policy: Arc<SandboxPolicy>,
         file: Option<&Path>,
         serves: &Option<String>,
+        expected: Option<&str>,
     ) -> Result<(Arc<Adapter>, Installed), Rejection> {
         let span = lifecycle_span("load", &source);
         let load = async {
@@ -416,11 +470,19 @@ impl AdapterLifecycle {
                 },
             };
             let name = adapter.info.name.clone();
+            if let Some(expected) = expected.filter(|expected| *expected != name) {
+                let reason = format!(
+                    "the component describes itself as {name:?}, but its source serves {expected:?}"
+                );
+                return Err(self.reject(source, digest, reason, serves));
+            }
+            // A registry source owns its name: a file of that name does not replace it.
             if file.is_some()
                 && let Some(current) = self.registry.get(&name)
                 && current.source != source
                 && current.source != UPLOAD_SOURCE
-                && Path::new(&current.source).exists()
+                && (Path::new(&current.source).exists()
+                    || current.source.starts_with(crate::oci::SCHEME))
             {
                 let reason = format!(
                     "adapter name {name:?} is already served from {}; rename or remove one",
