@@ -4,7 +4,10 @@
 # examples/agents.toml) and the host on free loopback ports, send one real task per
 # backend with an orchestrator traceparent, then run the example crew and the example
 # graph (its tool, its interrupt and the resume), printing each result, its trace id
-# and the span tree it produced across Rust and Python.
+# and the span tree it produced across Rust and Python. Every door is locked as in
+# production: the host serves TLS and authenticates callers by token (certificates and
+# token from `agent-federation dev-certs`), and the wrapper answers only its host (a
+# host credential both share).
 #
 # scripts/demo.sh --keep       leaves the stack running afterwards and prints commands to try
 # scripts/demo.sh --trace-ui   also starts Arize Phoenix (scripts/trace-ui.sh: its own venv
@@ -75,10 +78,17 @@ if [ "$trace_ui" = true ]; then
           "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=$sink_http/v1/metrics")
 fi
 
+echo "==> credentials: TLS certificates and a caller token (agent-federation dev-certs), a host credential for the wrapper"
+"$bin/agent-federation" dev-certs "$run/certs" >/dev/null
+(umask 077 && "$venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$run/wrapper-credential")
+# Every client command below: https, the demo's CA, the demo caller's token.
+export FEDERATION_TLS_CA="$run/certs/ca.pem" FEDERATION_TOKEN_FILE="$run/certs/token"
+
 echo "==> starting the agent wrapper (offline deterministic model, file store, examples/agents.toml)"
 wrapper_port=$(free_port)
 (cd "$run" && export "${otlp[@]}" && AGENT_WRAPPER_STATE_DIR="$run/state" \
     AGENT_WRAPPER_AGENTS_FILE="$root/examples/agents.toml" OTEL_BSP_SCHEDULE_DELAY=200 \
+    AGENT_WRAPPER_HOST_CREDENTIAL_FILE="$run/wrapper-credential" \
     exec "$venv/bin/python" -m agent_wrapper --host 127.0.0.1 --port "$wrapper_port") >"$run/wrapper.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do
@@ -90,7 +100,10 @@ echo "==> starting the host"
 env "${otlp[@]}" OTEL_BSP_SCHEDULE_DELAY=200 \
     "$bin/agent-federation" serve --listen 127.0.0.1:0 \
     --wrapper-url "http://127.0.0.1:$wrapper_port" --adapters-dir "$root/dist/adapters" \
-    --compile-cache-dir "$HOME/.cache/agent-federation/compile-cache" >"$run/host.out" 2>"$run/host.log" &
+    --compile-cache-dir "$HOME/.cache/agent-federation/compile-cache" \
+    --tls-cert "$run/certs/server.pem" --tls-key "$run/certs/server-key.pem" \
+    --auth-file "$run/certs/auth.toml" --wrapper-credential-file "$run/wrapper-credential" \
+    >"$run/host.out" 2>"$run/host.log" &
 pids+=($!)
 host_addr=$(wait_line "$run/host.out" "listening on" | awk '{print $NF}')
 
@@ -114,7 +127,7 @@ for backend in crewai langgraph; do
     if [ "$backend" = langgraph ]; then mode=(--stream); rpc=StreamAgentTask; fi
     echo
     echo "==> $rpc backend=$backend (orchestrator traceparent 00-$trace_id-$parent-01)"
-    if ! "$bin/agent-federation" call "${mode[@]}" --addr "http://$host_addr" --backend "$backend" \
+    if ! "$bin/agent-federation" call "${mode[@]}" --addr "https://$host_addr" --backend "$backend" \
         --goal "Explain in two sentences why AI agent adapters should run in a WebAssembly sandbox" \
         --context "Audience: platform engineers" --input '{"tone": "plain"}' \
         --session "demo-$backend-$(date +%s)" --traceparent "00-$trace_id-$parent-01"; then
@@ -127,11 +140,11 @@ new_trace() {
     trace_id=$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
     traceparent="00-$trace_id-$("$venv/bin/python" -c 'import secrets; print(secrets.token_hex(8))')-01"
 }
-call() { "$bin/agent-federation" call --addr "http://$host_addr" "$@" || status=1; }
+call() { "$bin/agent-federation" call --addr "https://$host_addr" "$@" || status=1; }
 
 echo
 echo "==> the example agents (examples/agents.toml) the host can reach"
-"$bin/agent-federation" agents --addr "http://$host_addr" || status=1
+"$bin/agent-federation" agents --addr "https://$host_addr" || status=1
 
 new_trace
 echo
@@ -161,13 +174,14 @@ if [ "$keep" = true ] && [ "$status" -eq 0 ]; then
     trap - EXIT
     cat <<TRY
 
-==> the stack keeps running (logs in $run); try:
-  $bin/agent-federation agents --addr http://$host_addr
-  $bin/agent-federation call --addr http://$host_addr --backend crewai --agent research_crew \\
+==> the stack keeps running (logs in $run); its clients need the demo's CA and token:
+  export FEDERATION_TLS_CA=$run/certs/ca.pem FEDERATION_TOKEN_FILE=$run/certs/token
+  $bin/agent-federation agents --addr https://$host_addr
+  $bin/agent-federation call --addr https://$host_addr --backend crewai --agent research_crew \\
       --goal "Brief the team" --input '{"topic": "OpenTelemetry", "audience": "SREs"}'
-  $bin/agent-federation call --addr http://$host_addr --stream --backend langgraph \\
+  $bin/agent-federation call --addr https://$host_addr --stream --backend langgraph \\
       --agent trip_planner --session mine --goal "Plan a trip" --input '{"city": "Oslo", "budget": 900}'
-  $bin/agent-federation call --addr http://$host_addr --backend langgraph --agent trip_planner \\
+  $bin/agent-federation call --addr https://$host_addr --backend langgraph --agent trip_planner \\
       --session mine --goal "Plan a trip" --resume '{"approved": true}'
   curl -s "$sink_http/tree?trace_id=TRACE_ID"     # the span tree of a trace${ui_url:+
   $ui_url/redirects/traces/TRACE_ID              # a trace in the trace UI}

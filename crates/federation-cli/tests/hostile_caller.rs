@@ -631,3 +631,29 @@ async fn the_cli_calls_over_tls_with_a_token() {
         String::from_utf8_lossy(&both.stderr)
     );
 }
+
+#[tokio::test]
+async fn silent_connections_are_closed_and_callers_still_served() {
+    use tokio::io::AsyncReadExt;
+    let (_stub, _sink, host) = auth_host(&["--handshake-timeout-ms", "300"]).await;
+    // 200 sockets that never send a byte (slow-loris without even a preface).
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(tokio::net::TcpStream::connect(host.addr()).await.unwrap());
+    }
+    for mut socket in silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), socket.read(&mut byte))
+            .await
+            .expect("the host kept a silent connection open");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "a silent connection got data: {read:?}"
+        );
+    }
+    host.client()
+        .await
+        .run_agent_task(as_caller(Some(ALICE), task("crewai", "x")))
+        .await
+        .expect("a prompt caller is served");
+}
