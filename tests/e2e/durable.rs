@@ -6,75 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use federation_proto::TaskRequest;
 use federation_proto::agent_task_status::State;
-use federation_proto::{GetAgentTaskRequest, TaskRequest};
-use federation_testkit::process::{Host, Process, free_port};
-use otlp_sink::OtlpSink;
 use tonic::Code;
 
-use crate::processes::{repo_root, required_env, start_wrapper};
+use federation_testkit::process::Process;
+
+use crate::processes::Fleet;
 use crate::request;
-
-/// Two workers and two hosts; host `i` talks to worker `i`; both workers share a state
-/// directory (one SQLite database holding sessions, run records and the run queue).
-struct Fleet {
-    hosts: Vec<Process>,
-    workers: Vec<Process>,
-    _sink: OtlpSink,
-    _dir: tempfile::TempDir,
-}
-
-impl Fleet {
-    async fn start(worker_env: &[(&str, &str)]) -> Fleet {
-        let sink = OtlpSink::start().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(String, String)> = [
-            ("AGENT_WRAPPER_STORE", "sqlite"),
-            ("AGENT_WRAPPER_RUN_POLL_MS", "50"),
-        ]
-        .iter()
-        .chain(worker_env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let mut workers = Vec::new();
-        let mut hosts = Vec::new();
-        for i in 0..2 {
-            let port = free_port();
-            let mut worker = start_wrapper(&sink, dir.path(), port, &env);
-            worker.wait_http_ok(port, "/healthz", Duration::from_secs(90));
-            workers.push(worker);
-            hosts.push(
-                Host::new(
-                    required_env("FEDERATION_E2E_HOST_BIN"),
-                    &format!("http://127.0.0.1:{port}"),
-                    &repo_root().join("dist/adapters"),
-                )
-                .arg("--compile-cache-dir")
-                .arg(dir.path().join("compile-cache"))
-                .otlp(&sink.grpc_endpoint())
-                .start(dir.path().join(format!("host-{i}.log"))),
-            );
-        }
-        Fleet {
-            hosts,
-            workers,
-            _sink: sink,
-            _dir: dir,
-        }
-    }
-
-    async fn status(&self, host: usize, task_id: &str) -> federation_proto::AgentTaskStatus {
-        self.hosts[host]
-            .client()
-            .await
-            .get_agent_task(GetAgentTaskRequest {
-                task_id: task_id.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    }
-}
 
 fn with_ids(backend: &str, goal: &str, session: &str, request_id: &str) -> TaskRequest {
     TaskRequest {

@@ -137,3 +137,89 @@ pub fn start_wrapper(sink: &OtlpSink, dir: &Path, port: u16, env: &[(String, Str
         .start()
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
+
+/// Two workers and two hosts; host `i` talks to worker `i`; both workers share a state
+/// directory (one SQLite database holding sessions, run records and the run queue).
+pub struct Fleet {
+    pub hosts: Vec<Process>,
+    pub workers: Vec<Process>,
+    _sink: OtlpSink,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    pub async fn start(worker_env: &[(&str, &str)]) -> Fleet {
+        let sink = OtlpSink::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(String, String)> = [
+            ("AGENT_WRAPPER_STORE", "sqlite"),
+            ("AGENT_WRAPPER_RUN_POLL_MS", "50"),
+        ]
+        .iter()
+        .chain(worker_env)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut workers = Vec::new();
+        let mut hosts = Vec::new();
+        for i in 0..2 {
+            let port = free_port();
+            let mut worker = start_wrapper(&sink, dir.path(), port, &env);
+            worker.wait_http_ok(port, "/healthz", Duration::from_secs(90));
+            workers.push(worker);
+            hosts.push(
+                Host::new(
+                    required_env("FEDERATION_E2E_HOST_BIN"),
+                    &format!("http://127.0.0.1:{port}"),
+                    &repo_root().join("dist/adapters"),
+                )
+                .arg("--compile-cache-dir")
+                .arg(dir.path().join("compile-cache"))
+                .otlp(&sink.grpc_endpoint())
+                .start(dir.path().join(format!("host-{i}.log"))),
+            );
+        }
+        Fleet {
+            hosts,
+            workers,
+            _sink: sink,
+            _dir: dir,
+        }
+    }
+
+    pub async fn status(&self, host: usize, task_id: &str) -> federation_proto::AgentTaskStatus {
+        self.hosts[host]
+            .client()
+            .await
+            .get_agent_task(federation_proto::GetAgentTaskRequest {
+                task_id: task_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Host `host`'s WatchAgentTask of `task_id` after `after_seq`, to its end.
+    pub async fn watch(
+        &self,
+        host: usize,
+        task_id: &str,
+        after_seq: u64,
+    ) -> Vec<federation_proto::TaskEvent> {
+        use tokio_stream::StreamExt;
+        let mut stream = self.hosts[host]
+            .client()
+            .await
+            .watch_agent_task(federation_proto::WatchAgentTaskRequest {
+                task_id: task_id.into(),
+                after_seq,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut events = Vec::new();
+        while let Some(event) = stream.next().await {
+            events.push(event.unwrap());
+        }
+        events
+    }
+}

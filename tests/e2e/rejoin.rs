@@ -15,79 +15,12 @@ use federation_proto::{
     CancelAgentTaskRequest, GetAgentTaskRequest, TaskEvent, TaskRequest, WatchAgentTaskRequest,
     task_request,
 };
-use federation_testkit::process::{Host, Process, free_port};
-use otlp_sink::OtlpSink;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::RpcStatusExt;
 
-use crate::processes::{repo_root, required_env, start_wrapper};
+use crate::processes::{Fleet, required_env};
 use crate::request;
-
-struct Pair {
-    hosts: Vec<Process>,
-    _workers: Vec<Process>,
-    _sink: OtlpSink,
-    _dir: tempfile::TempDir,
-}
-
-impl Pair {
-    async fn start() -> Pair {
-        let sink = OtlpSink::start().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(String, String)> = [
-            ("AGENT_WRAPPER_STORE", "sqlite"),
-            ("AGENT_WRAPPER_RUN_POLL_MS", "50"),
-            // Every step sleeps first: the crew still runs when its stream is cut.
-            ("AGENT_WRAPPER_TEST_STEP_DELAY_MS", "300"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let (mut workers, mut hosts) = (Vec::new(), Vec::new());
-        for i in 0..2 {
-            let port = free_port();
-            let mut worker = start_wrapper(&sink, dir.path(), port, &env);
-            worker.wait_http_ok(port, "/healthz", Duration::from_secs(90));
-            workers.push(worker);
-            hosts.push(
-                Host::new(
-                    required_env("FEDERATION_E2E_HOST_BIN"),
-                    &format!("http://127.0.0.1:{port}"),
-                    &repo_root().join("dist/adapters"),
-                )
-                .arg("--compile-cache-dir")
-                .arg(dir.path().join("compile-cache"))
-                .otlp(&sink.grpc_endpoint())
-                .start(dir.path().join(format!("host-{i}.log"))),
-            );
-        }
-        Pair {
-            hosts,
-            _workers: workers,
-            _sink: sink,
-            _dir: dir,
-        }
-    }
-
-    async fn watch(&self, host: usize, task_id: &str, after_seq: u64) -> Vec<TaskEvent> {
-        let mut stream = self.hosts[host]
-            .client()
-            .await
-            .watch_agent_task(WatchAgentTaskRequest {
-                task_id: task_id.into(),
-                after_seq,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut events = Vec::new();
-        while let Some(event) = stream.next().await {
-            events.push(event.unwrap());
-        }
-        events
-    }
-}
 
 fn with_ids(goal: &str, session: &str, request_id: &str) -> TaskRequest {
     TaskRequest {
@@ -110,7 +43,11 @@ fn what(event: &TaskEvent) -> String {
 
 #[tokio::test]
 async fn a_stream_cut_on_one_host_is_rejoined_on_the_other_without_gap_or_duplicate() {
-    let pair = Pair::start().await;
+    let pair = Fleet::start(&[
+        // Every step sleeps first: the crew still runs when its stream is cut.
+        ("AGENT_WRAPPER_TEST_STEP_DELAY_MS", "300"),
+    ])
+    .await;
     let task_id = "e2e-rejoin-1/rj-1";
     let mut request = tonic::Request::new(with_ids("Rejoin me", "e2e-rejoin-1", "rj-1"));
     request.set_timeout(Duration::from_secs(120));
@@ -191,7 +128,11 @@ async fn a_stream_cut_on_one_host_is_rejoined_on_the_other_without_gap_or_duplic
 
 #[tokio::test]
 async fn a_run_cancelled_through_another_host_reports_why_in_its_events_and_status() {
-    let pair = Pair::start().await;
+    let pair = Fleet::start(&[
+        // Every step sleeps first: the crew still runs when its stream is cut.
+        ("AGENT_WRAPPER_TEST_STEP_DELAY_MS", "300"),
+    ])
+    .await;
     let task_id = pair.hosts[0]
         .client()
         .await

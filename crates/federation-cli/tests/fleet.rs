@@ -8,7 +8,6 @@
 mod support;
 
 use std::{
-    future::Future,
     path::Path,
     sync::{
         Arc,
@@ -21,7 +20,7 @@ use federation_proto::admin_service_client::AdminServiceClient;
 use federation_proto::{AdapterSource, ListAdaptersRequest, ListAdaptersResponse, adapter_status};
 use federation_testkit::registry::OciRegistry;
 use sha2::{Digest, Sha256};
-use support::{HostProcess, dist_dir, run, start_stub_and_sink, task};
+use support::{HostProcess, dist_dir, eventually, run, start_stub_and_sink, task};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -135,20 +134,6 @@ async fn source_health(host: &HostProcess) -> ServingStatus {
         .into_inner()
         .status;
     ServingStatus::try_from(status).unwrap()
-}
-
-/// Polls `check` until it returns true, failing after `limit` (a hang guard, not a
-/// timing assertion).
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until every replica serves `digest` as the converged build of its source.

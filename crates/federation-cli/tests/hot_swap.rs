@@ -6,7 +6,6 @@
 mod support;
 
 use std::{
-    future::Future,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -22,7 +21,7 @@ use federation_proto::{
     ReloadAdaptersRequest, RollbackAdapterRequest, TaskResponse, adapter_status,
 };
 use sha2::{Digest, Sha256};
-use support::{HostProcess, dist_dir, run, start_stub_and_sink, task};
+use support::{HostProcess, dist_dir, eventually, run, start_stub_and_sink, task};
 use tonic::{Code, transport::Channel};
 
 const TOKEN: &str = "test-admin-token";
@@ -126,19 +125,6 @@ fn authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
     request
-}
-
-/// Polls `check` until it returns true, failing after `limit`.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 const SWAP_LIMIT: Duration = Duration::from_secs(60);

@@ -9,14 +9,13 @@
 mod support;
 
 use std::{
-    future::Future,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use federation_proto::admin_service_client::AdminServiceClient;
@@ -25,7 +24,9 @@ use federation_proto::{
     CancelAgentTaskRequest, GetAgentTaskRequest, LoadAdapterRequest, ReloadAdaptersRequest,
 };
 use federation_testkit::process::{Host, Process};
-use support::{HostProcess, dist_dir, run, start_stub_and_sink, stub_wrapper::StubWrapper, task};
+use support::{
+    HostProcess, dist_dir, eventually, run, start_stub_and_sink, stub_wrapper::StubWrapper, task,
+};
 use tokio_rustls::rustls;
 
 const TOKEN: &str = "doors-admin-token";
@@ -38,19 +39,6 @@ fn copy_adapters(dir: &Path, names: &[&str]) {
             other => &format!("adapters/{other}.wasm"),
         };
         std::fs::copy(dist_dir().join(from), dir.join(format!("{name}.wasm"))).unwrap();
-    }
-}
-
-/// Polls `check` until it returns true, failing after `limit`.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -110,32 +110,12 @@ impl WrapperRuns {
         principal: &str,
     ) -> Result<impl Stream<Item = Result<Event, RunApiError>> + Send + 'static, RunApiError> {
         let url = routes::url(&self.base, &routes::events(session, request_id, after));
-        let response = self
+        let request = self
             .follow
             .get(url)
             .header(http::header::ACCEPT, routes::NDJSON)
-            .headers(self.headers(principal))
-            .send()
-            .await
-            .map_err(|e| RunApiError::Failed(e.to_string()))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(RunApiError::NotFound {
-                session: session.to_string(),
-                request_id: request_id.to_string(),
-            });
-        }
-        if matches!(status.as_u16(), 401 | 403) {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(rejected(status.as_u16(), &body));
-        }
-        if !status.is_success() {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(RunApiError::Failed(format!(
-                "HTTP {status}: {}",
-                federation_wire::excerpt(&body)
-            )));
-        }
+            .headers(self.headers(principal));
+        let response = send(request, session, request_id).await?;
         let state = (response.bytes_stream().boxed(), Vec::new(), false);
         Ok(futures::stream::unfold(
             state,
@@ -232,32 +212,44 @@ impl WrapperRuns {
         session: &str,
         request_id: &str,
     ) -> Result<RunRecord, RunApiError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| RunApiError::Failed(e.to_string()))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(RunApiError::NotFound {
-                session: session.to_string(),
-                request_id: request_id.to_string(),
-            });
-        }
-        let body = response
+        let body = send(request, session, request_id)
+            .await?
             .bytes()
             .await
             .map_err(|e| RunApiError::Failed(e.to_string()))?;
-        if matches!(status.as_u16(), 401 | 403) {
-            return Err(rejected(status.as_u16(), &body));
-        }
-        if !status.is_success() {
-            return Err(RunApiError::Failed(format!(
-                "HTTP {status}: {}",
-                federation_wire::excerpt(&body)
-            )));
-        }
         serde_json::from_slice(&body).map_err(|e| RunApiError::Failed(format!("bad record: {e}")))
     }
+}
+
+/// Sends a run API request; a 2xx response comes back for its body, anything else as
+/// the error it means (404: no such run; 401/403: refused; else failed).
+async fn send(
+    request: reqwest::RequestBuilder,
+    session: &str,
+    request_id: &str,
+) -> Result<reqwest::Response, RunApiError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| RunApiError::Failed(e.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(RunApiError::NotFound {
+            session: session.to_string(),
+            request_id: request_id.to_string(),
+        });
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    if matches!(status.as_u16(), 401 | 403) {
+        return Err(rejected(status.as_u16(), &body));
+    }
+    Err(RunApiError::Failed(format!(
+        "HTTP {status}: {}",
+        federation_wire::excerpt(&body)
+    )))
 }
 
 /// The wrapper's refusal (401: the host's credential; 403: the session's owner).

@@ -42,17 +42,23 @@ def _unknown(session_id: str, request_id: str) -> RunNotFound:
                        "or its record expired)")
 
 
+async def _record(records: Records, store: Store, session_id: str, request_id: str,
+                  caller: str) -> dict:
+    """The run's record, for its session's owner (400, 403, 404 otherwise)."""
+    await _check_access(store, session_id, request_id, caller)
+    record = await anyio.to_thread.run_sync(records.get, session_id, request_id)
+    if record is None:
+        raise _unknown(session_id, request_id)
+    return record
+
+
 @router.get("/v1/sessions/{federation_session_id}/runs/{request_id}",
             response_model=RunRecordView, responses=_ERRORS,
             summary="Status of a run: status, progress, result or error")
 async def run_status(federation_session_id: str, request_id: str, records: Records,
                      store: Store, caller: Caller) -> JSONResponse:
     try:
-        await _check_access(store, federation_session_id, request_id, caller)
-        record = await anyio.to_thread.run_sync(records.get, federation_session_id,
-                                                request_id)
-        if record is None:
-            raise _unknown(federation_session_id, request_id)
+        record = await _record(records, store, federation_session_id, request_id, caller)
     except WrapperError as exc:
         return _error(exc)
     return JSONResponse(public_view(record))
@@ -89,11 +95,7 @@ async def run_events(federation_session_id: str, request_id: str, manager: Manag
                      after: Annotated[int, Query(ge=0, description="Last seq seen.")] = 0
                      ) -> StreamingResponse | JSONResponse:
     try:
-        await _check_access(store, federation_session_id, request_id, caller)
-        record = await anyio.to_thread.run_sync(records.get, federation_session_id,
-                                                request_id)
-        if record is None:
-            raise _unknown(federation_session_id, request_id)
+        await _record(records, store, federation_session_id, request_id, caller)
     except WrapperError as exc:
         return _error(exc)
     load = functools.partial(anyio.to_thread.run_sync, records.get, federation_session_id,

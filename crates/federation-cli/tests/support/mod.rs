@@ -242,3 +242,17 @@ pub async fn run(
     }
     client.run_agent_task(request).await.map(|r| r.into_inner())
 }
+
+/// Polls `check` until it returns true, failing after `limit` (a hang guard, not a
+/// timing assertion).
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
