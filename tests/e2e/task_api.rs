@@ -234,7 +234,9 @@ async fn started_tasks_report_their_status_and_can_be_cancelled() {
     assert_eq!(ended, "canceled");
 }
 
-/// Polls the wrapper's run record until the run is no longer active; its status.
+/// Polls the wrapper's run record until the run is no longer active; its status. Asks
+/// as the principal the host names without caller authentication (`local`): the session
+/// is that principal's, and the wrapper answers its owner only.
 pub async fn wait_for_run_end(stack: &Stack, session: &str, request_id: &str) -> String {
     let url = format!(
         "{}/v1/sessions/{session}/runs/{request_id}",
@@ -267,7 +269,11 @@ fn http_get_json(url: &str) -> Option<serde_json::Value> {
     let rest = url.strip_prefix("http://")?;
     let (authority, path) = rest.split_once('/')?;
     let mut stream = std::net::TcpStream::connect(authority).ok()?;
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.0\r\nHost: {authority}\r\nx-federation-principal: local\r\n\r\n"
+    )
+    .ok()?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply).ok()?;
     let (head, body) = reply.split_once("\r\n\r\n")?;
