@@ -450,3 +450,88 @@ async fn registry_credentials_come_from_a_file_or_the_environment_and_are_never_
     assert!(!host.log().contains(PASSWORD), "the password was logged");
     assert!(!String::from_utf8_lossy(&pushed.stderr).contains(PASSWORD));
 }
+
+/// A CA, and a certificate for 127.0.0.1 it signed, as PEM files in `dir`: (CA,
+/// certificate, key).
+fn registry_pki(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "fleet test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test]
+async fn an_https_registry_is_trusted_through_the_hosts_ca_setting_and_not_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = registry_pki(dir.path());
+    let registry = OciRegistry::start_with_tls(&dir.path().join("registry"), &cert, &key).unwrap();
+    let (_stub, stub_url, sink) = start_stub_and_sink().await;
+    let tag = format!("oci://{}/adapters/test-faults:stable", registry.addr());
+    let v1 = build("1.0.0");
+    let push = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+            .args(["adapters", "push"])
+            .arg(&v1)
+            .arg(&tag)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // https only, and only behind a trusted certificate: the test CA is in no root store.
+    let untrusted = push(&[]);
+    assert!(!untrusted.status.success(), "{untrusted:?}");
+    let pushed = push(&["--registry-ca-file", ca.to_str().unwrap()]);
+    assert!(pushed.status.success(), "{pushed:?}");
+
+    let followed = format!("{NAME}={tag}");
+    let start = |name: &str, extra: &[&str]| {
+        let empty = dir.path().join(name);
+        std::fs::create_dir_all(&empty).unwrap();
+        let mut flags = vec![
+            "--admin-token",
+            TOKEN,
+            "--adapter-source",
+            &followed,
+            "--source-poll-interval-ms",
+            POLL_MS,
+            "--connect-timeout-ms",
+            "500",
+        ];
+        flags.extend_from_slice(extra);
+        HostProcess::start_in(&empty, &stub_url, &sink.grpc_endpoint(), &flags)
+    };
+    // The host's --outbound-ca-file is what registries trust too.
+    let trusting = start("trusting", &["--outbound-ca-file", ca.to_str().unwrap()]);
+    converged(std::slice::from_ref(&trusting), &digest_of_file(&v1)).await;
+    // Without it the registry is unreachable: reported, nothing served from it.
+    let distrusting = start("distrusting", &[]);
+    eventually(
+        "the source reports the registry down",
+        Duration::from_secs(30),
+        || async { source_health(&distrusting).await == ServingStatus::NotServing },
+    )
+    .await;
+    let status = source(&distrusting).await;
+    assert!(!status.registry_reachable, "{status:?}");
+    assert!(status.serving_digest.is_empty(), "{status:?}");
+    assert!(!status.last_error.is_empty(), "{status:?}");
+}

@@ -33,16 +33,26 @@ impl OciRegistry {
     /// Starts a registry storing into `dir` (created) on a free loopback port, and
     /// waits until it answers `GET /v2/`.
     pub fn start(dir: &Path) -> anyhow::Result<OciRegistry> {
-        Self::start_with(dir, None)
+        Self::start_with(dir, None, None)
     }
 
     /// Like [`OciRegistry::start`], requiring basic auth of the users in `htpasswd`
     /// (lines `USER:BCRYPT-HASH`).
     pub fn start_with_auth(dir: &Path, htpasswd: &str) -> anyhow::Result<OciRegistry> {
-        Self::start_with(dir, Some(htpasswd))
+        Self::start_with(dir, Some(htpasswd), None)
     }
 
-    fn start_with(dir: &Path, htpasswd: Option<&str>) -> anyhow::Result<OciRegistry> {
+    /// Like [`OciRegistry::start`], serving https only with the PEM certificate (chain)
+    /// and key given.
+    pub fn start_with_tls(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<OciRegistry> {
+        Self::start_with(dir, None, Some((cert, key)))
+    }
+
+    fn start_with(
+        dir: &Path,
+        htpasswd: Option<&str>,
+        tls: Option<(&Path, &Path)>,
+    ) -> anyhow::Result<OciRegistry> {
         std::fs::create_dir_all(dir.join("storage"))?;
         let auth = match htpasswd {
             Some(users) => {
@@ -55,6 +65,14 @@ impl OciRegistry {
             }
             None => String::new(),
         };
+        let tls = match tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let port = free_port();
         let config = dir.join("config.yml");
         std::fs::write(
@@ -62,7 +80,7 @@ impl OciRegistry {
             format!(
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n{auth}",
+                 http:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 dir.join("storage").display()
             ),
         )?;
@@ -101,7 +119,8 @@ impl OciRegistry {
     }
 }
 
-/// Waits until `GET /v2/` gets an answer: 200, or 401 when auth is on.
+/// Waits until `GET /v2/` gets an answer: 200, or 401 when auth is on, or 400 (a plain
+/// request to an https registry: it listens).
 fn wait_answering(process: &mut Process, port: u16) -> anyhow::Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
@@ -113,7 +132,7 @@ fn wait_answering(process: &mut Process, port: u16) -> anyhow::Result<()> {
             let mut reply = String::new();
             let _ = stream.read_to_string(&mut reply);
             let status = reply.split_whitespace().nth(1);
-            if reply.starts_with("HTTP/") && matches!(status, Some("200" | "401")) {
+            if reply.starts_with("HTTP/") && matches!(status, Some("200" | "401" | "400")) {
                 return Ok(());
             }
         }
