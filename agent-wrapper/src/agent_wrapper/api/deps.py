@@ -66,8 +66,11 @@ def check_owner(store: StateStore, session_id: str, principal: str, *,
     """403 ``session_not_owned`` unless ``principal`` owns the session; ``claim`` makes
     it the owner of a session nobody owns yet (a run request), otherwise an unowned
     session passes (the caller then finds nothing in it)."""
-    owner = (store.claim_session(session_id, principal) if claim
-             else store.session_owner(session_id))
+    # A read first: only a session's first request pays for the claim's write (a
+    # commit, an fsync on SQLite) on the run's hot path; the claim itself is atomic.
+    owner = store.session_owner(session_id)
+    if owner is None and claim:
+        owner = store.claim_session(session_id, principal)
     if owner is not None and owner != principal:
         raise SessionNotOwned(f"session {session_id!r} belongs to another principal")
 
