@@ -100,12 +100,12 @@ class SessionRun:
         """The stored state of one agent of this session (created empty)."""
         return self.document.setdefault("agents", {}).setdefault(agent, {})
 
-    def save(self) -> None:
+    def save(self, *, durable: bool = True) -> None:
         """Persist the document now; remembers store failures for error mapping."""
         with self._mutex:
             self.document["updated_at"] = _now()
             try:
-                self.store.save(self.session_id, self.document, self.lock)
+                self.store.save(self.session_id, self.document, self.lock, durable=durable)
             except WrapperError as exc:
                 self.store_errors.append(exc)
                 raise
@@ -121,15 +121,17 @@ class SessionRun:
             os._exit(17)
 
     def finish(self, framework: str, agent: str, request_id: str | None, goal: str,
-               output: str, *, max_runs: int = 100, max_chars: int = 8_000) -> None:
+               output: str, *, max_runs: int = 100, max_chars: int = 8_000,
+               durable: bool = True) -> None:
         """Record the finished run and save it. The history keeps the newest
-        ``max_runs`` runs, goal and output each cut to ``max_chars`` characters."""
+        ``max_runs`` runs, goal and output each cut to ``max_chars`` characters.
+        ``durable=False`` when a durable write of the same store follows at once."""
         self.history.append({"request_id": request_id, "framework": framework, "agent": agent,
                              "goal": _cut(goal, max_chars), "output": _cut(output, max_chars),
                              "finished_at": _now()})
         del self.history[:-max_runs]
         self.document["run_count"] = int(self.document.get("run_count", 0)) + 1
-        self.save()
+        self.save(durable=durable)
 
 
 @dataclass

@@ -106,10 +106,11 @@ class FailingSaves(FileStateStore):
 
     broken = False
 
-    def save(self, session_id: str, document: dict, lock: object = None) -> None:
+    def save(self, session_id: str, document: dict, lock: object = None, *,
+             durable: bool = True) -> None:
         if self.broken:
             raise StoreUnavailable("disk full (injected)")
-        super().save(session_id, document, lock)
+        super().save(session_id, document, lock, durable=durable)
 
 
 @pytest.mark.parametrize("route", ["/v1/run_crew", "/v1/run_graph"])

@@ -96,7 +96,8 @@ def test_the_log_is_bounded_and_keeps_the_terminal_event(tmp_path, monkeypatch) 
     records = RunRecords(FileStateStore(tmp_path), ttl_s=60)
     claim = records.begin(session_id="s", request_id="r", route="/v1/run_crew",
                           framework="crewai", agent="a", body_hash="h", trace_id="t")
-    log = run_events.EventLog("t", lambda e: records.append_event("s", "r", claim.owner, e))
+    log = run_events.EventLog(
+        "t", lambda batch: records.append_events("s", "r", claim.owner, batch))
     for _ in range(5):
         log.emit("step", {"name": "x", "phase": "started"})
     log.emit("canceled", error_info(RunCanceled("stop")))

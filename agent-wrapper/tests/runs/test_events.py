@@ -43,3 +43,41 @@ def test_consumers_follow_a_producer_thread() -> None:
         return await asyncio.wait_for(asyncio.gather(*consumers), 10)
 
     assert asyncio.run(main()) == [[1, 2, 3, 4, 5, 6]] * 3
+
+
+def test_events_are_persisted_in_batches_at_step_ends_and_the_terminal_event() -> None:
+    """One record write per step, not per event: a step's events wait for its
+    ``checkpoint_saved`` (or the terminal event), each write holds every event before."""
+    batches: list[list[int]] = []
+    log = EventLog("c" * 32, lambda batch: batches.append([e["seq"] for e in batch]))
+    log.emit("started", {})
+    log.emit("step", {"name": "plan", "phase": "started"})
+    log.emit("llm_call", {})
+    log.emit("step", {"name": "plan", "phase": "finished"})
+    log.emit("checkpoint_saved", {"step": "plan"})
+    log.emit("step", {"name": "respond", "phase": "started"})
+    log.emit("completed", {"reply": {}})
+    assert batches == [[1, 2, 3, 4, 5], [6, 7]]
+
+
+def test_an_event_between_step_ends_is_persisted_within_the_delay(monkeypatch) -> None:
+    """A watcher on another replica sees a long step start without waiting for its end."""
+    import agent_wrapper.runs.events as events
+
+    monkeypatch.setattr(events, "PERSIST_DELAY_S", 0.05)
+    persisted = threading.Event()
+    batches: list[list[str]] = []
+
+    def persist(batch: list[dict]) -> None:
+        batches.append([e["type"] for e in batch])
+        persisted.set()
+
+    log = EventLog("d" * 32, persist)
+    log.emit("started", {})
+    log.emit("step", {"name": "slow", "phase": "started"})
+    assert persisted.wait(5), "the flusher thread persisted nothing"
+    assert batches == [["started", "step"]]
+    log.emit("completed", {"reply": {}})
+    assert batches == [["started", "step"], ["completed"]]
+    flushers = [t for t in threading.enumerate() if t.name == "event-flusher"]
+    assert len(flushers) == 1, "one flusher thread per process, not one per run"

@@ -39,7 +39,7 @@ def test_a_worker_whose_lease_passed_cannot_write(sql_store: SqlStateStore) -> N
     stale = sql_store.try_lock("fence-1")
     assert stale is not None
     sql_store.save("fence-1", {"by": "stale"}, stale)
-    stale._stop.set()  # the worker stalls: its lease is no longer renewed
+    stale.stop_renewing()  # the worker stalls: its lease is no longer renewed
     time.sleep(0.8)
     fresh = sql_store.try_lock("fence-1")
     assert fresh is not None and fresh.fence == stale.fence + 1
@@ -54,7 +54,7 @@ def test_an_expired_lease_refuses_writes_even_before_anyone_takes_over(
         sql_store: SqlStateStore) -> None:
     lock = sql_store.try_lock("fence-2")
     assert lock is not None
-    lock._stop.set()
+    lock.stop_renewing()
     time.sleep(0.8)
     with pytest.raises(LeaseLost, match="expired"):
         sql_store.save("fence-2", {"late": True}, lock)
@@ -69,6 +69,54 @@ def test_a_live_lease_is_renewed_past_its_ttl(sql_store: SqlStateStore) -> None:
     sql_store.save("renew-1", {"ok": True}, lock)
     lock.release()
     assert sql_store.try_lock("renew-1") is not None
+
+
+def test_every_held_lease_is_renewed_by_one_thread(sql_store: SqlStateStore) -> None:
+    """Threads stay bounded: 20 running sessions do not cost 20 renewal threads."""
+    import threading
+
+    locks = [sql_store.try_lock(f"many-{n}") for n in range(20)]
+    assert all(lock is not None for lock in locks)
+    time.sleep(1.5)  # 2.5 TTLs: only renewal keeps them
+    assert all(sql_store.try_lock(f"many-{n}") is None for n in range(20))
+    renewers = [t for t in threading.enumerate() if t.name.startswith(("lease", "renew"))]
+    assert [t.name for t in renewers] == ["lease-renewer"]
+    for lock in locks:
+        assert lock is not None
+        lock.release()
+    assert sql_store.try_lock("many-0") is not None
+
+
+def test_a_graph_run_writes_durably_once_per_step_and_once_for_its_outcome(
+        make_client, sql_settings: dict, monkeypatch) -> None:
+    """Bookkeeping (the record's start, progress and events, the lease, the queue row,
+    LangGraph's own rows) rides on the durable writes: two steps -> three fsyncs."""
+    client: TestClient = make_client(**sql_settings)
+    store = client.app.state.wrapper.store
+    original = store.transaction
+    durable_writes: list[str] = []
+
+    def counting(lock_key: str | None = None, *, durable: bool = True):
+        if durable and lock_key is not None:
+            durable_writes.append(lock_key.split(":")[0])
+        return original(lock_key, durable=durable)
+
+    monkeypatch.setattr(store, "transaction", counting)
+    reply = client.post("/v1/run_graph", json={"goal": "g", "federation_session_id": "dur-1",
+                                               "request_id": "r-1"})
+    assert reply.status_code == 200, reply.text
+    assert [s["name"] for s in reply.json()["steps"]] == ["plan", "respond"]
+    # One session save per step (its checkpoint), then the run's outcome.
+    assert durable_writes == ["lock", "lock", "run"]
+    assert store.load_run("dur-1", "r-1")["status"] == "completed"
+    # The terminal event is logged just after the reply is ready.
+    deadline = time.monotonic() + 10
+    while store.load_run("dur-1", "r-1")["events"][-1]["type"] != "completed":
+        assert time.monotonic() < deadline, "the terminal event never reached the record"
+        time.sleep(0.05)
+    if sql_settings["store"] == "sqlite":
+        with store.langgraph_saver(None) as saver:  # LangGraph's commits: no fsync each
+            assert saver.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
 def test_a_killed_holder_frees_its_sessions_at_once(sql_settings: dict) -> None:

@@ -123,7 +123,7 @@ async def _run(framework_name: str, body: RunRequest, request: Request, registry
                    body_hash=body_sha256(route, body.goal, body.context, body.input_data,
                                          body.metadata, body.extra_identity()),
                    trace_id=telemetry.current_trace_id(), deadline=deadline,
-                   carrier=_trace_carrier())
+                   carrier=_trace_carrier(), durable_start=mode != "sync")
     # Copied now, with the server span current: the run's spans become its children.
     ctx = contextvars.copy_context()
     headers = {REQUEST_ID_HEADER: request_id} if request_id else {}

@@ -20,16 +20,20 @@ Each event is one JSON object on one line::
 
 An ``EventLog`` is written by the run's worker threads and read by any number of
 asyncio consumers (the streaming request, attached duplicates), each from seq 1. With a
-``persist`` callback each event is also written, in seq order, to the run record in the
-shared store (``RunRecords.append_event``), so ``GET /v1/sessions/{sid}/runs/{rid}/events
+``persist`` callback the events are also written, in seq order, to the run record in the
+shared store (``RunRecords.append_events``), so ``GET /v1/sessions/{sid}/runs/{rid}/events
 ?after=N`` on any replica replays the run's events after seq N and follows it live
-(``follow_record``).
+(``follow_record``). They are written in batches: at each ``checkpoint_saved`` (the end
+of a step) and the terminal event, and otherwise at most ``PERSIST_DELAY_S`` after they
+happen (one thread per process flushes them). One record write per step instead of one
+per event: a graph run emitted ~10 events, each a read-modify-write of its record.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,6 +52,11 @@ log = logging.getLogger(__name__)
 EVENT_TYPES = ("started", "step", "llm_call", "tool_call", "checkpoint_saved", "completed",
                "failed", "canceled")
 TERMINAL_EVENTS = frozenset({"completed", "failed", "canceled"})
+# Events persisted at once, with every event before them.
+PERSIST_AT = TERMINAL_EVENTS | {"checkpoint_saved"}
+# How long another event may wait to be persisted: what a watcher on another replica
+# lags behind a watcher on the run's own replica, at most.
+PERSIST_DELAY_S = 0.2
 NDJSON = "application/x-ndjson"
 
 
@@ -77,14 +86,16 @@ class EventLog:
     """The ordered events of one run: thread-safe producer side, asyncio consumers."""
 
     def __init__(self, trace_id: str,
-                 persist: Callable[[dict[str, Any]], Any] | None = None) -> None:
+                 persist: Callable[[list[dict[str, Any]]], Any] | None = None) -> None:
         self.trace_id = trace_id
         self._events: list[dict[str, Any]] = []
         self._mutex = threading.Lock()
-        # Held across append + persist: events reach the store in seq order even when
-        # several threads (crewai's hooks) emit at once.
+        # Held across taking the unpersisted events and persisting them: batches reach
+        # the store in seq order even when several threads (crewai's hooks, the
+        # flusher) persist at once.
         self._persist_mutex = threading.Lock()
         self._persist = persist
+        self._unpersisted: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
 
@@ -98,25 +109,44 @@ class EventLog:
             return list(self._events)
 
     def emit(self, kind: str, data: dict[str, Any]) -> dict[str, Any] | None:
-        """Append an event (ignored once a terminal event was written), and persist it."""
-        with self._persist_mutex:
-            with self._mutex:
-                if self._closed:
-                    return None
-                event = make_event(len(self._events) + 1, kind, self.trace_id, data)
-                self._events.append(event)
-                self._closed = kind in TERMINAL_EVENTS
-                waiters, self._waiters = self._waiters, []
+        """Append an event (ignored once a terminal event was written); it is persisted
+        now (``PERSIST_AT``) or within ``PERSIST_DELAY_S``."""
+        with self._mutex:
+            if self._closed:
+                return None
+            event = make_event(len(self._events) + 1, kind, self.trace_id, data)
+            self._events.append(event)
+            self._closed = kind in TERMINAL_EVENTS
+            waiters, self._waiters = self._waiters, []
             if self._persist is not None:
-                try:
-                    self._persist(event)
-                except StoreUnavailable as exc:
-                    # The live stream goes on; a rejoin sees the gap in seq.
-                    log.warning("could not persist event %d of a run: %s", event["seq"],
-                                exc.message)
+                self._unpersisted.append(event)
         for waiter in waiters:
             self._wake(waiter)
+        if self._persist is not None:
+            if kind in PERSIST_AT:
+                self.flush()
+            else:
+                _flusher().schedule(self)
         return event
+
+    def flush(self) -> None:
+        """Persist the events not persisted yet, in one write."""
+        if self._persist is None:
+            return
+        with self._persist_mutex:
+            with self._mutex:
+                batch, self._unpersisted = self._unpersisted, []
+            if not batch:
+                return
+            try:
+                self._persist(batch)
+            except StoreUnavailable as exc:
+                # The live stream goes on; a rejoin sees the gap in seq.
+                log.warning("could not persist events %d-%d of a run: %s", batch[0]["seq"],
+                            batch[-1]["seq"], exc.message)
+            except Exception:  # a closed client at shutdown: the run's outcome stands
+                log.warning("could not persist events %d-%d of a run", batch[0]["seq"],
+                            batch[-1]["seq"], exc_info=True)
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
         def resolve() -> None:
@@ -151,6 +181,62 @@ class EventLog:
     async def wait_closed(self) -> None:
         async for _ in self.follow():
             pass
+
+
+class _Flusher:
+    """Persists the events of every run of this process that waited ``PERSIST_DELAY_S``
+    (one thread, not one per run)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[EventLog, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, events: EventLog) -> None:
+        with self._cond:
+            if events in self._due:
+                return
+            self._due[events] = time.monotonic() + PERSIST_DELAY_S
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                name="event-flusher")
+                self._thread.start()
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due:
+                    self._cond.wait()
+                now = time.monotonic()
+                ready = [log for log, at in self._due.items() if at <= now]
+                if not ready:
+                    self._cond.wait(min(self._due.values()) - now)
+                    continue
+                for events in ready:
+                    del self._due[events]
+            for events in ready:
+                events.flush()
+
+
+_FLUSHER: _Flusher | None = None
+_FLUSHER_MUTEX = threading.Lock()
+
+
+def _flusher() -> _Flusher:
+    global _FLUSHER
+    with _FLUSHER_MUTEX:
+        if _FLUSHER is None:
+            _FLUSHER = _Flusher()
+        return _FLUSHER
+
+
+def _forget_flusher_after_fork() -> None:
+    global _FLUSHER
+    _FLUSHER = None
+
+
+os.register_at_fork(after_in_child=_forget_flusher_after_fork)
 
 
 # How long a follower waits for a finished run's terminal event to be persisted (it is

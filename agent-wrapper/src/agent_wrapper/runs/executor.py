@@ -145,9 +145,12 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
                 session.save()
                 span.set_attribute("federation.status", "input_required")
             else:
+                # With a run record, its durable outcome follows at once and carries
+                # the history with it where the store orders its writes in one log.
                 session.finish(job.framework, job.agent, job.request_id, job.body.goal,
                                result.output, max_runs=deps.history_max_runs,
-                               max_chars=deps.history_max_chars)
+                               max_chars=deps.history_max_chars,
+                               durable=not (job.owner and deps.store.orders_writes))
             reply = _reply(job, deps, bundle, session, result)
         except Exception as exc:
             error = control.raised or classify_error(exc, session)

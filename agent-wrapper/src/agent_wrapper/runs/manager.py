@@ -91,6 +91,9 @@ class RunSpec:
     # W3C trace headers of the accepting request: a worker that takes the run from the
     # queue continues that trace.
     carrier: dict[str, str] = field(default_factory=dict)
+    # False when nothing is acknowledged before the run's outcome (a blocking request):
+    # its start is bookkeeping, not a durable write (``store/base.py``).
+    durable_start: bool = True
 
     @property
     def key(self) -> Key | None:
@@ -204,7 +207,7 @@ class RunManager:
         claim = await anyio.to_thread.run_sync(lambda: self.records.begin(
             session_id=spec.session_id, request_id=spec.request_id, route=spec.route,
             framework=spec.framework, agent=spec.agent, body_hash=spec.body_hash,
-            trace_id=spec.trace_id))
+            trace_id=spec.trace_id, durable=spec.durable_start))
         if claim.action == "replay":
             return Started("replay", claim.record)
         if claim.action == "attach":
@@ -229,7 +232,8 @@ class RunManager:
             try:
                 await anyio.to_thread.run_sync(functools.partial(
                     self.store.enqueue, spec.session_id, spec.request_id, spec.job(),
-                    claimed=True, max_queued=self.settings.max_queued))
+                    claimed=True, max_queued=self.settings.max_queued,
+                    durable=spec.durable_start))
             except BaseException:
                 lock.release()
                 raise
@@ -247,7 +251,7 @@ class RunManager:
         persist = None
         if owner is not None and spec.request_id is not None:
             # Every event also lands in the run record: any replica can replay it.
-            persist = functools.partial(self.records.append_event, spec.session_id,
+            persist = functools.partial(self.records.append_events, spec.session_id,
                                         spec.request_id, owner)
         events = EventLog(spec.trace_id, persist)
         delay = self.settings.test_step_delay_ms

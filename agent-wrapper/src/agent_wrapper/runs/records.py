@@ -21,6 +21,12 @@ update::
 Every transition is an atomic read-modify-write (``StateStore.update_run``), and
 the updates of a running attempt only apply while it still owns the record, so
 a cancel request or a takeover is never overwritten by a stale writer.
+
+What a caller is answered on is written durably: the outcome (``complete``/``fail``),
+a cancel request, a run handed back to the queue, and the record of a run accepted
+before it ends (202, streams). The rest (a blocking run's start, ``working``, progress,
+the event log, claims) is bookkeeping that the run's next durable write carries to
+disk (``store/base.py``).
 """
 
 import hashlib
@@ -111,16 +117,18 @@ class RunRecords:
         return self.store.load_run(session_id, request_id)
 
     def _update(self, session_id: str, request_id: str,
-                mutate: Callable[[dict[str, Any] | None], dict[str, Any] | None]
-                ) -> dict[str, Any] | None:
-        return self.store.update_run(session_id, request_id, mutate, self.ttl_ms)
+                mutate: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+                durable: bool = True) -> dict[str, Any] | None:
+        return self.store.update_run(session_id, request_id, mutate, self.ttl_ms,
+                                     durable=durable)
 
     def begin(self, *, session_id: str, request_id: str, route: str, framework: str,
-              agent: str, body_hash: str, trace_id: str) -> Claim:
+              agent: str, body_hash: str, trace_id: str, durable: bool = True) -> Claim:
         """Create the record, or decide how to treat an existing one.
 
         Same body: completed -> replay, in progress -> attach, failed/canceled ->
         a new attempt owned by this request. Different body -> ``RequestIdReused``.
+        ``durable=False`` when nothing is acknowledged before the run's outcome.
         """
         owner = uuid.uuid4().hex
 
@@ -148,7 +156,7 @@ class RunRecords:
                         "events": [], "updated_at": now}
             return None
 
-        record = self._update(session_id, request_id, mutate)
+        record = self._update(session_id, request_id, mutate, durable)
         assert record is not None
         if record.get("owner") == owner:
             return Claim("run", record, owner)
@@ -169,7 +177,7 @@ class RunRecords:
                     "attempt": int(current.get("attempt", 1)) + 1, "events": [],
                     "updated_at": now_iso()}
 
-        record = self._update(session_id, request_id, mutate)
+        record = self._update(session_id, request_id, mutate, durable=False)
         if record is not None and record.get("owner") == owner:
             return Claim("run", record, owner)
         return None
@@ -188,7 +196,7 @@ class RunRecords:
             return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
                     "attempt": attempt, "events": [], "updated_at": now_iso()}
 
-        record = self._update(session_id, request_id, mutate)
+        record = self._update(session_id, request_id, mutate, durable=False)
         if record is not None and record.get("owner") == owner:
             return Claim("run", record, owner)
         return None
@@ -200,7 +208,8 @@ class RunRecords:
                            lambda r: {**r, "status": "submitted", "progress": progress})
 
     def _owned(self, session_id: str, request_id: str, owner: str,
-               change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+               change: Callable[[dict[str, Any]], dict[str, Any]],
+               durable: bool = True) -> dict[str, Any] | None:
         """Apply ``change`` only while ``owner`` still owns the record; returns the record."""
 
         def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -208,16 +217,16 @@ class RunRecords:
                 return None
             return {**change(current), "updated_at": now_iso()}
 
-        return self._update(session_id, request_id, mutate)
+        return self._update(session_id, request_id, mutate, durable)
 
     def mark_working(self, session_id: str, request_id: str, owner: str) -> dict | None:
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "status": "working"})
+                           lambda r: {**r, "status": "working"}, durable=False)
 
     def note_progress(self, session_id: str, request_id: str, owner: str,
                       progress: dict[str, Any]) -> dict[str, Any] | None:
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "progress": progress})
+                           lambda r: {**r, "progress": progress}, durable=False)
 
     def complete(self, session_id: str, request_id: str, owner: str, reply: dict[str, Any],
                  progress: dict[str, Any]) -> dict[str, Any] | None:
@@ -234,18 +243,19 @@ class RunRecords:
                                       "result": None,
                                       "progress": progress or r.get("progress")})
 
-    def append_event(self, session_id: str, request_id: str, owner: str,
-                     event: dict[str, Any]) -> dict[str, Any] | None:
-        """Log one event of the attempt ``owner`` runs (seq order is the caller's); past
+    def append_events(self, session_id: str, request_id: str, owner: str,
+                      events: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Log events of the attempt ``owner`` runs (seq order is the caller's); past
         ``MAX_LOGGED_EVENTS`` only the terminal event is still kept."""
 
         def change(record: dict[str, Any]) -> dict[str, Any]:
             logged = list(record.get("events") or [])
-            if len(logged) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
-                logged.append(event)
+            for event in events:
+                if len(logged) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
+                    logged.append(event)
             return {**record, "events": logged}
 
-        return self._owned(session_id, request_id, owner, change)
+        return self._owned(session_id, request_id, owner, change, durable=False)
 
     def request_cancel(self, session_id: str, request_id: str) -> dict[str, Any] | None:
         """Flag an in-progress run canceled-requested; returns the record (None if unknown)."""

@@ -106,14 +106,16 @@ class FileStateStore(StateStore):
             raise StoreUnavailable(f"cannot read state of session {session_id!r}: {exc}") from exc
 
     def save(self, session_id: str, document: dict[str, Any],
-             lock: SessionLock | None = None) -> None:
+             lock: SessionLock | None = None, *, durable: bool = True) -> None:
         path = self._path(session_id, ".json")
         self._ensure_dir()
-        self._write_atomic(path, document, f"state of session {session_id!r}")
+        self._write_atomic(path, document, f"state of session {session_id!r}", durable)
 
     @staticmethod
-    def _write_atomic(path: Path, document: dict[str, Any], what: str) -> None:
-        """Temp file in the same directory, fsync, ``os.replace``, fsync the directory."""
+    def _write_atomic(path: Path, document: dict[str, Any], what: str,
+                      durable: bool = True) -> None:
+        """Temp file in the same directory, fsync, ``os.replace``, fsync the directory.
+        Not ``durable``: no fsync (still atomic; a power cut may keep the old file)."""
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         tmp_name = None
         try:
@@ -122,9 +124,12 @@ class FileStateStore(StateStore):
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(tmp_name, path)
             tmp_name = None
+            if not durable:
+                return
             # Persist the rename itself.
             dir_fd = os.open(path.parent, os.O_RDONLY)
             try:
@@ -282,7 +287,7 @@ class FileStateStore(StateStore):
         return record
 
     def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
-                   ttl_ms: int) -> dict[str, Any] | None:
+                   ttl_ms: int, *, durable: bool = True) -> dict[str, Any] | None:
         path = self._run_path(session_id, request_id)
         with self._runs_locked(session_id):
             current, expired = self._read_run(path)
@@ -292,7 +297,7 @@ class FileStateStore(StateStore):
             if new is None:
                 return current
             self._write_atomic(path, {"expires_at_ms": _now_ms() + ttl_ms, "record": new},
-                               f"run record {session_id!r}/{request_id!r}")
+                               f"run record {session_id!r}/{request_id!r}", durable)
         self._maybe_sweep()
         return new
 

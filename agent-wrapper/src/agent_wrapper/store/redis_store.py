@@ -84,7 +84,7 @@ class RedisStateStore(StateStore):
             raise StoreUnavailable(f"corrupt state for session {session_id!r}: {exc}") from exc
 
     def save(self, session_id: str, document: dict[str, Any],
-             lock: SessionLock | None = None) -> None:
+             lock: SessionLock | None = None, *, durable: bool = True) -> None:
         key = self._key("session", session_id)
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         try:
@@ -142,7 +142,8 @@ class RedisStateStore(StateStore):
         return self._decode_run(raw, key)
 
     def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
-                   ttl_ms: int) -> dict[str, Any] | None:
+                   ttl_ms: int, *, durable: bool = True) -> dict[str, Any] | None:
+        # Redis persists by its own policy (appendfsync): every write is alike here.
         key = self._run_key(session_id, request_id)
 
         def transaction(pipe: Any) -> dict[str, Any] | None:

@@ -17,18 +17,26 @@ successor wrote; it gets ``LeaseLost`` instead. A lease whose holder is a proces
 this host that no longer exists is free at once (a killed worker does not block its
 sessions for a TTL); a holder on another host is trusted until its lease expires.
 
-SQLite runs in WAL mode with ``synchronous=FULL``: a commit is on disk when it
-returns, so ``kill -9`` at any point loses no acknowledged write, and a torn write is
-rolled back by SQLite itself on the next open (nothing to clean by hand).
+SQLite runs in WAL mode. A durable write commits with ``synchronous=FULL`` (the WAL
+is fsynced before the commit returns); bookkeeping (``durable=False``, see
+``store/base.py``) and LangGraph's checkpoint writes commit with ``NORMAL``: appended
+to the same WAL without an fsync, so the next durable commit, a step's session save,
+makes them durable with it. ``kill -9`` at any point loses no committed write, a power
+cut none that a durable write followed, and a torn write is rolled back by SQLite itself
+on the next open (nothing to clean by hand). PostgreSQL does the same with
+``synchronous_commit = off`` for bookkeeping.
+
+Connections are pooled (SQLite: one per concurrent user, reused across runs; run
+threads are short-lived, so per-thread connections were opened once per run).
 """
 
 import contextlib
 import json
 import os
+import queue
 import secrets
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,6 +124,7 @@ class SqlStateStore(StateStore):
     """Sessions, run records, leases and the run queue in SQLite or PostgreSQL."""
 
     supports_queue = True
+    orders_writes = True
 
     def __init__(self, kind: str, *, lock_ttl_ms: int = 30_000) -> None:
         self.kind = kind
@@ -123,8 +132,10 @@ class SqlStateStore(StateStore):
 
     # -- the dialect: a transaction, and "?" placeholders rewritten for psycopg ----------
     @contextlib.contextmanager
-    def transaction(self, lock_key: str | None = None) -> Iterator[Any]:
-        """A cursor inside one write transaction, serialised per ``lock_key``."""
+    def transaction(self, lock_key: str | None = None, *,
+                    durable: bool = True) -> Iterator[Any]:
+        """A cursor inside one transaction, serialised per ``lock_key``; a write that is
+        not ``durable`` is bookkeeping (see ``store/base.py``)."""
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:
@@ -143,9 +154,9 @@ class SqlStateStore(StateStore):
         return None if row is None else json.loads(row[0])
 
     def save(self, session_id: str, document: dict[str, Any],
-             lock: SessionLock | None = None) -> None:
+             lock: SessionLock | None = None, *, durable: bool = True) -> None:
         validate_session_id(session_id)
-        with self.transaction(f"lock:{session_id}") as cur:
+        with self.transaction(f"lock:{session_id}", durable=durable) as cur:
             if isinstance(lock, SqlLock):
                 self._check_lease(cur, lock)
             self._execute(cur, "INSERT INTO federation_sessions (session_id, document, "
@@ -164,7 +175,9 @@ class SqlStateStore(StateStore):
     # -- ownership ----------------------------------------------------------------------
     def claim_session(self, session_id: str, principal: str) -> str:
         validate_session_id(session_id)
-        with self.transaction() as cur:
+        # Bookkeeping: the owner only protects what the session's run stores, and that
+        # run's first durable write carries the claim to disk with it.
+        with self.transaction(durable=False) as cur:
             self._execute(cur, "INSERT INTO federation_owners (session_id, owner, "
                                "claimed_at_ms) VALUES (?, ?, ?) ON CONFLICT (session_id) "
                                "DO NOTHING", (session_id, principal, _now_ms()))
@@ -184,7 +197,8 @@ class SqlStateStore(StateStore):
         validate_session_id(session_id)
         owner = secrets.token_hex(16)
         now = _now_ms()
-        with self.transaction(f"lock:{session_id}") as cur:
+        # Leases are bookkeeping: a lease lost to a power cut had expired by restart.
+        with self.transaction(f"lock:{session_id}", durable=False) as cur:
             row = self._execute(cur, "SELECT owner, fence, holder, expires_at_ms FROM "
                                      "federation_locks WHERE session_id = ?",
                                 (session_id,)).fetchone()
@@ -200,7 +214,7 @@ class SqlStateStore(StateStore):
         return SqlLock(self, session_id, owner, fence)
 
     def renew(self, lock: SqlLock) -> bool:
-        with self.transaction(f"lock:{lock.session_id}") as cur:
+        with self.transaction(f"lock:{lock.session_id}", durable=False) as cur:
             updated = self._execute(cur, "UPDATE federation_locks SET expires_at_ms = ? "
                                          "WHERE session_id = ? AND owner = ? AND fence = ?",
                                     (_now_ms() + self.lock_ttl_ms, lock.session_id,
@@ -208,7 +222,7 @@ class SqlStateStore(StateStore):
         return updated == 1
 
     def release(self, lock: SqlLock) -> None:
-        with self.transaction(f"lock:{lock.session_id}") as cur:
+        with self.transaction(f"lock:{lock.session_id}", durable=False) as cur:
             # The fence stays: the next holder's token is larger than every earlier one.
             self._execute(cur, "UPDATE federation_locks SET owner = '', expires_at_ms = 0 "
                                "WHERE session_id = ? AND owner = ?",
@@ -244,10 +258,10 @@ class SqlStateStore(StateStore):
         return json.loads(row[0])
 
     def update_run(self, session_id: str, request_id: str, mutate: RunMutator,
-                   ttl_ms: int) -> dict[str, Any] | None:
+                   ttl_ms: int, *, durable: bool = True) -> dict[str, Any] | None:
         validate_session_id(session_id)
         validate_request_id(request_id)
-        with self.transaction(f"run:{session_id}/{request_id}") as cur:
+        with self.transaction(f"run:{session_id}/{request_id}", durable=durable) as cur:
             row = self._execute(cur, "SELECT record, expires_at_ms FROM federation_runs "
                                      "WHERE session_id = ? AND request_id = ?",
                                 (session_id, request_id)).fetchone()
@@ -296,11 +310,14 @@ class SqlStateStore(StateStore):
 
     # -- the run queue ----------------------------------------------------------------------
     def enqueue(self, session_id: str, request_id: str, job: dict[str, Any], *,
-                claimed: bool, max_queued: int) -> bool:
+                claimed: bool, max_queued: int, durable: bool = True) -> bool:
         """Add an accepted run, claimed by this worker already (it runs it now) or
-        waiting. False when ``max_queued`` runs already wait (the caller answers 503)."""
+        waiting. False when ``max_queued`` runs already wait (the caller answers 503).
+        A waiting run is always written durably (its queue row is all there is of it);
+        a claimed one is bookkeeping with ``durable=False`` (nothing is acknowledged
+        before its outcome)."""
         now = _now_ms()
-        with self.transaction("queue") as cur:
+        with self.transaction("queue", durable=durable or not claimed) as cur:
             if not claimed:
                 waiting = self._execute(cur, "SELECT COUNT(*) FROM federation_queue WHERE "
                                              "worker = ''").fetchone()[0]
@@ -321,7 +338,7 @@ class SqlStateStore(StateStore):
         ``(session_id, request_id, job)``, or None. Sessions in ``busy_sessions`` (this
         worker runs them already) are skipped."""
         now = _now_ms()
-        with self.transaction("queue") as cur:
+        with self.transaction("queue", durable=False) as cur:
             rows = self._execute(cur, "SELECT session_id, request_id, job, worker, "
                                       "lease_expires_at_ms FROM federation_queue ORDER BY "
                                       "enqueued_at_ms LIMIT 200").fetchall()
@@ -339,7 +356,7 @@ class SqlStateStore(StateStore):
 
     def renew_claims(self) -> None:
         """Extend the leases of every run this worker process has claimed."""
-        with self.transaction() as cur:
+        with self.transaction(durable=False) as cur:
             self._execute(cur, "UPDATE federation_queue SET lease_expires_at_ms = ? WHERE "
                                "worker = ?", (_now_ms() + self.lock_ttl_ms, _holder()))
 
@@ -352,8 +369,9 @@ class SqlStateStore(StateStore):
                           (session_id, request_id, _holder()))
 
     def dequeue(self, session_id: str, request_id: str) -> None:
-        """The run ended (whatever its outcome): it leaves the queue."""
-        with self.transaction("queue") as cur:
+        """The run ended (whatever its outcome): it leaves the queue. Bookkeeping: a row
+        left by a power cut is claimed again, finds its run ended and is dropped."""
+        with self.transaction("queue", durable=False) as cur:
             self._execute(cur, "DELETE FROM federation_queue WHERE session_id = ? AND "
                                "request_id = ?", (session_id, request_id))
 
@@ -378,75 +396,110 @@ class SqlStateStore(StateStore):
             self._execute(cur, "SELECT 1").fetchone()
 
 
+class _SqliteConnection(sqlite3.Connection):
+    """A pooled connection that remembers its ``synchronous`` setting."""
+
+    durable = True
+
+
 class SqliteStateStore(SqlStateStore):
     """The embedded default: one SQLite file, ``<state dir>/federation.db``."""
 
     def __init__(self, path: Path, *, lock_ttl_ms: int = 30_000) -> None:
         super().__init__("sqlite", lock_ttl_ms=lock_ttl_ms)
         self.path = Path(path)
-        self._local = threading.local()
+        self._idle: queue.SimpleQueue[_SqliteConnection] = queue.SimpleQueue()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.transaction() as cur:
                 for statement in _SCHEMA:
                     cur.execute(statement)
+            with self._pooled() as conn:
+                from langgraph.checkpoint.sqlite import SqliteSaver
+
+                SqliteSaver(conn).setup()  # LangGraph's tables, once per store
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"sqlite store {self.path} unusable: {exc}") from exc
         self.sweep_expired_runs()
 
-    def connect(self) -> sqlite3.Connection:
-        """A new connection with the store's settings (also for LangGraph's saver)."""
+    def connect(self) -> _SqliteConnection:
+        """A new connection with the store's settings."""
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, factory=_SqliteConnection)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is fsynced before it returns (acknowledged = durable).
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread: sqlite3 connections are not shared across threads.
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.connect()
-        return conn
+    @contextlib.contextmanager
+    def _pooled(self) -> Iterator[_SqliteConnection]:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self.connect()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:  # a failed rollback: never hand out an open one
+                conn.close()
+            else:
+                self._idle.put(conn)
+
+    @staticmethod
+    def _synchronous(conn: _SqliteConnection, durable: bool) -> None:
+        if conn.durable != durable:
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.durable = durable
 
     @contextlib.contextmanager
-    def transaction(self, lock_key: str | None = None) -> Iterator[Any]:
+    def transaction(self, lock_key: str | None = None, *,
+                    durable: bool = True) -> Iterator[Any]:
         try:
-            conn = self._connection()
-            cur = conn.cursor()
-            # IMMEDIATE takes SQLite's write lock now: read-modify-writes never interleave.
-            cur.execute("BEGIN IMMEDIATE" if lock_key else "BEGIN")
+            pooled = self._pooled()
+            conn = pooled.__enter__()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
         try:
-            yield cur
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                cur.execute("ROLLBACK")
-            raise
-        try:
-            cur.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                cur.execute("ROLLBACK")
-            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+            try:
+                self._synchronous(conn, durable)
+                cur = conn.cursor()
+                # IMMEDIATE takes SQLite's write lock now: read-modify-writes never
+                # interleave.
+                cur.execute("BEGIN IMMEDIATE" if lock_key else "BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+            try:
+                yield cur
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+        finally:
+            pooled.__exit__(None, None, None)
 
     @contextlib.contextmanager
     def langgraph_saver(self, lock: SessionLock | None) -> Iterator[Any]:
-        from langgraph.checkpoint.sqlite import SqliteSaver
-
-        conn = self.connect()
-        try:
-            yield _fenced(SqliteSaver, self, lock)(conn)
-        finally:
-            conn.close()
+        with self._pooled() as conn:
+            # The saver's commits are bookkeeping: the run's session save after each
+            # step (durable) carries them to disk.
+            self._synchronous(conn, False)
+            saver = _sqlite_saver(self, lock)(conn)
+            saver.is_setup = True
+            yield saver
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
 
 class PostgresStateStore(SqlStateStore):
@@ -477,7 +530,8 @@ class PostgresStateStore(SqlStateStore):
         return sql.replace("?", "%s")
 
     @contextlib.contextmanager
-    def transaction(self, lock_key: str | None = None) -> Iterator[Any]:
+    def transaction(self, lock_key: str | None = None, *,
+                    durable: bool = True) -> Iterator[Any]:
         psycopg = self._psycopg
         try:
             conn_cm = self.pool.connection()
@@ -487,6 +541,10 @@ class PostgresStateStore(SqlStateStore):
         failed: BaseException | None = None
         try:
             with conn.transaction(), conn.cursor() as cur:
+                if not durable:
+                    # Committed without waiting for the WAL flush; the next durable
+                    # commit (ordered after it in the WAL) flushes it.
+                    cur.execute("SET LOCAL synchronous_commit = off")
                 if lock_key is not None:
                     # Serialises read-modify-writes of one key across every worker.
                     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -511,7 +569,10 @@ class PostgresStateStore(SqlStateStore):
                                          open=True, timeout=10,
                                          check=ConnectionPool.check_connection,
                                          kwargs={"autocommit": True, "row_factory": dict_row,
-                                                 "prepare_threshold": 0})
+                                                 "prepare_threshold": 0,
+                                                 # Bookkeeping: the run's session save
+                                                 # after each step flushes them.
+                                                 "options": "-c synchronous_commit=off"})
         PostgresSaver(self.saver_pool).setup()
 
     @contextlib.contextmanager
@@ -528,6 +589,37 @@ class PostgresStateStore(SqlStateStore):
 def _safe(exc: BaseException) -> str:
     """An error text without the connection string's password."""
     return str(exc).split("\n")[0]
+
+
+def _sqlite_saver(store: SqliteStateStore, lock: SessionLock | None) -> Callable[..., Any]:
+    """LangGraph's SQLite saver whose every write is one transaction that first checks
+    the run still holds its lease (on the same connection: no gap between the check
+    and the write), instead of one autocommit per row."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    class FencedSqliteSaver(SqliteSaver):
+        @contextlib.contextmanager
+        def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+            with self.lock:
+                self.setup()
+                cur = self.conn.cursor()
+                try:
+                    if transaction:
+                        cur.execute("BEGIN IMMEDIATE")
+                        if isinstance(lock, SqlLock):
+                            store._check_lease(cur, lock)
+                    yield cur
+                    if transaction:
+                        cur.execute("COMMIT")
+                except BaseException:
+                    if transaction and self.conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            cur.execute("ROLLBACK")
+                    raise
+                finally:
+                    cur.close()
+
+    return FencedSqliteSaver
 
 
 def _fenced(saver_class: type, store: SqlStateStore, lock: SessionLock | None
