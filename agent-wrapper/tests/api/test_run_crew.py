@@ -69,3 +69,18 @@ def test_a_long_goal_is_cut_in_the_history_not_in_the_run(make_client) -> None:
     reply = client.post("/v1/run_crew", json={"goal": "g" * 500, "federation_session_id": "cut"})
     entry = reply.json()["history"][-1]
     assert entry["goal"] == "g" * 100 + "… [400 more chars]"
+
+
+def test_concurrent_crews_share_no_kickoff_log(client: TestClient, monkeypatch) -> None:
+    """crewai's process-wide kickoff log (emptied by every kickoff, read whole by every
+    task) is not used: crews of different sessions never touch each other's state."""
+    from crewai.utilities.task_output_storage_handler import TaskOutputStorageHandler
+
+    touched: list[str] = []
+    for name in ("update", "add", "reset", "load"):
+        monkeypatch.setattr(TaskOutputStorageHandler, name,
+                            lambda self, *a, _name=name, **k: touched.append(_name))
+    response = run(client, "Summarise WASM sandboxing", "crew-log-1")
+    assert response.status_code == 200, response.text
+    assert [s["name"] for s in response.json()["steps"]] == ["research", "write"]
+    assert touched == []

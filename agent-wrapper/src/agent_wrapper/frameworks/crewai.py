@@ -19,6 +19,12 @@ so the hook is the reliable per-step seam), ``POST_TOOL_CALL`` after each tool c
 plus the task callback after each task's checkpoint. A stop (cancel, deadline) raised
 there becomes ``HookAborted``, the one exception crewai's hook dispatcher lets through,
 and ends ``kickoff`` before the next LLM call.
+
+crewai's own kickoff log (``latest_kickoff_task_outputs.db``, for ``crewai replay``) is
+off: it is one SQLite file per storage directory that every kickoff empties and every
+task reads whole and appends to, so concurrent crews (and worker processes) overwrite
+each other's entries and queue on its write lock; it cost ~6 ms and three fsyncs per
+two-task crew. The session's checkpoints above are what resumes a crew here.
 """
 
 import json
@@ -109,6 +115,22 @@ def _use_llm(crew: Any, llm: Any) -> None:
     crew.manager_llm = None
 
 
+class _NoKickoffLog:
+    """Stands in for crewai's ``TaskOutputStorageHandler`` (see the module doc)."""
+
+    def update(self, task_index: int, log: dict[str, Any]) -> None:
+        pass
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def load(self) -> None:
+        return None
+
+
 def _step_name(task: Any, index: int) -> str:
     return str(task.name or f"task_{index + 1}")
 
@@ -135,6 +157,7 @@ def run(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory
     llm = None if agent.own_llm else factory.crewai_llm(bundle)
     assert agent.build is not None
     crew = agent.build(request, session, llm)
+    crew._task_output_handler = _NoKickoffLog()
     if llm is not None:
         _use_llm(crew, llm)
     tasks = list(crew.tasks)
