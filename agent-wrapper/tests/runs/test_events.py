@@ -46,8 +46,8 @@ def test_consumers_follow_a_producer_thread() -> None:
 
 
 def test_events_are_persisted_in_batches_at_step_ends_and_the_terminal_event() -> None:
-    """One record write per step, not per event: a step's events wait for its
-    ``checkpoint_saved`` (or the terminal event), each write holds every event before."""
+    """One record write per step, not per event: a step's events go with its progress
+    (``flush_with``) or the terminal event; each write holds every event before it."""
     batches: list[list[int]] = []
     log = EventLog("c" * 32, lambda batch: batches.append([e["seq"] for e in batch]))
     log.emit("started", {})
@@ -55,9 +55,13 @@ def test_events_are_persisted_in_batches_at_step_ends_and_the_terminal_event() -
     log.emit("llm_call", {})
     log.emit("step", {"name": "plan", "phase": "finished"})
     log.emit("checkpoint_saved", {"step": "plan"})
+    progress_writes: list[list[int]] = []
+    assert log.flush_with(lambda batch: progress_writes.append([e["seq"] for e in batch])
+                          or "record") == "record"
     log.emit("step", {"name": "respond", "phase": "started"})
     log.emit("completed", {"reply": {}})
-    assert batches == [[1, 2, 3, 4, 5], [6, 7]]
+    assert progress_writes == [[1, 2, 3, 4, 5]]
+    assert batches == [[6, 7]]
 
 
 def test_an_event_between_step_ends_is_persisted_within_the_delay(monkeypatch) -> None:

@@ -47,6 +47,12 @@ class Boundary:
 
 StepHook = Callable[[Boundary], None]
 
+# A run record read (or written) this recently answers a boundary's cancel check
+# instead of another read: a step's start and its first LLM call, often under a
+# millisecond apart, read the record once. LLM calls take seconds, so a cancel sent to
+# another replica still stops the run at its next LLM call.
+RECORD_FRESH_S = 0.05
+
 
 class RunControl:
     """Per-run events and stop checks; safe to call from any thread."""
@@ -72,6 +78,7 @@ class RunControl:
         self.llm_calls = 0
         self.steps_done: list[str] = []
         self.current_step: str | None = None
+        self._record_seen: tuple[float, dict[str, Any] | None] | None = None
 
     @classmethod
     def detached(cls, session_id: str = "-") -> "RunControl":
@@ -113,8 +120,7 @@ class RunControl:
                    and self.owner is not None)
         record: dict[str, Any] | None = None
         if tracked and record_progress:
-            record = self.records.note_progress(self.session_id, str(self.request_id),
-                                                str(self.owner), self.progress())
+            record = self._note_progress()
         if self.step_hook is not None or self.step_delay_s:
             if self.step_hook is not None:
                 self.step_hook(Boundary(kind, name, self.session_id, self.request_id,
@@ -122,6 +128,7 @@ class RunControl:
             if self.step_delay_s:
                 time.sleep(self.step_delay_s)
             record = None  # re-read: a cancel may have come in meanwhile
+            self._record_seen = None
         if self.raised is not None:
             self._stop(self.raised)
         with self._mutex:
@@ -138,7 +145,7 @@ class RunControl:
         if not tracked:
             return
         if record is None:
-            record = self.records.get(self.session_id, str(self.request_id))
+            record = self._fresh_record()
         if record is None:
             return  # expired record: nothing can be requested through it any more
         if record.get("owner") != self.owner:
@@ -146,6 +153,25 @@ class RunControl:
                 f"run {self.request_id!r} was taken over by another attempt"))
         if record.get("cancel_requested"):
             self._stop(self._canceled(kind, name))
+
+    def _note_progress(self) -> dict[str, Any] | None:
+        """Write the progress and the events not yet in the record, in one write."""
+        assert self.records is not None
+        records, progress = self.records, self.progress()
+        session_id, request_id, owner = self.session_id, str(self.request_id), str(self.owner)
+        record = self.events.flush_with(lambda batch: records.note_progress(
+            session_id, request_id, owner, progress, batch))
+        self._record_seen = (time.monotonic(), record)
+        return record
+
+    def _fresh_record(self) -> dict[str, Any] | None:
+        assert self.records is not None
+        seen = self._record_seen
+        if seen is not None and time.monotonic() - seen[0] < RECORD_FRESH_S:
+            return seen[1]
+        record = self.records.get(self.session_id, str(self.request_id))
+        self._record_seen = (time.monotonic(), record)
+        return record
 
     def _canceled(self, kind: str, name: str) -> RunCanceled:
         return RunCanceled(
@@ -184,8 +210,7 @@ class RunControl:
         if not last:
             self.boundary("checkpoint", name, record_progress=True)
         elif self.records is not None and self.request_id and self.owner:
-            self.records.note_progress(self.session_id, self.request_id, self.owner,
-                                       self.progress())
+            self._note_progress()
 
     def before_llm_call(self, agent: str | None) -> None:
         self.boundary("llm_call", agent or "agent")

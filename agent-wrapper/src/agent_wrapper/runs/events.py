@@ -23,10 +23,11 @@ asyncio consumers (the streaming request, attached duplicates), each from seq 1.
 ``persist`` callback the events are also written, in seq order, to the run record in the
 shared store (``RunRecords.append_events``), so ``GET /v1/sessions/{sid}/runs/{rid}/events
 ?after=N`` on any replica replays the run's events after seq N and follows it live
-(``follow_record``). They are written in batches: at each ``checkpoint_saved`` (the end
-of a step) and the terminal event, and otherwise at most ``PERSIST_DELAY_S`` after they
-happen (one thread per process flushes them). One record write per step instead of one
-per event: a graph run emitted ~10 events, each a read-modify-write of its record.
+(``follow_record``). They are written in batches: with the run's progress at the end of
+each step (``flush_with``), with the terminal event, and otherwise at most
+``PERSIST_DELAY_S`` after they happen (one thread per process flushes them). One record
+write per step instead of one per event: a graph run emitted ~10 events, each a
+read-modify-write of its record.
 """
 
 import asyncio
@@ -53,7 +54,7 @@ EVENT_TYPES = ("started", "step", "llm_call", "tool_call", "checkpoint_saved", "
                "failed", "canceled")
 TERMINAL_EVENTS = frozenset({"completed", "failed", "canceled"})
 # Events persisted at once, with every event before them.
-PERSIST_AT = TERMINAL_EVENTS | {"checkpoint_saved"}
+PERSIST_AT = TERMINAL_EVENTS
 # How long another event may wait to be persisted: what a watcher on another replica
 # lags behind a watcher on the run's own replica, at most.
 PERSIST_DELAY_S = 0.2
@@ -133,13 +134,30 @@ class EventLog:
         """Persist the events not persisted yet, in one write."""
         if self._persist is None:
             return
+        try:
+            self.flush_with(self._persist, skip_empty=True)
+        except StoreUnavailable as exc:
+            # The live stream goes on; a rejoin sees the gap in seq.
+            log.warning("could not persist events of a run: %s", exc.message)
+        except Exception:  # a closed client at shutdown: the run's outcome stands
+            log.warning("could not persist events of a run", exc_info=True)
+
+    def flush_with(self, write: Callable[[list[dict[str, Any]]], Any], *,
+                   skip_empty: bool = False) -> Any:
+        """Hand the events not persisted yet to ``write``, which stores them (with
+        whatever else it writes) in one write, and return what it returns; batches
+        reach the store in seq order. If ``write`` raises, the batch is not retried
+        (a rejoin sees the gap in seq)."""
         with self._persist_mutex:
             with self._mutex:
                 batch, self._unpersisted = self._unpersisted, []
+            if skip_empty and not batch:
+                return None
+            return write(batch)
             if not batch:
-                return
+                return write(batch)
             try:
-                self._persist(batch)
+                return write(batch)
             except StoreUnavailable as exc:
                 # The live stream goes on; a rejoin sees the gap in seq.
                 log.warning("could not persist events %d-%d of a run: %s", batch[0]["seq"],
@@ -147,6 +165,7 @@ class EventLog:
             except Exception:  # a closed client at shutdown: the run's outcome stands
                 log.warning("could not persist events %d-%d of a run", batch[0]["seq"],
                             batch[-1]["seq"], exc_info=True)
+            return None
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
         def resolve() -> None:

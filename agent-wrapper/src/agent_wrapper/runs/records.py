@@ -224,9 +224,13 @@ class RunRecords:
                            lambda r: {**r, "status": "working"}, durable=False)
 
     def note_progress(self, session_id: str, request_id: str, owner: str,
-                      progress: dict[str, Any]) -> dict[str, Any] | None:
+                      progress: dict[str, Any],
+                      events: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """The run's progress, and the events logged since the last write (one write
+        at the end of each step)."""
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "progress": progress}, durable=False)
+                           lambda r: {**_with_events(r, events or []), "progress": progress},
+                           durable=False)
 
     def complete(self, session_id: str, request_id: str, owner: str, reply: dict[str, Any],
                  progress: dict[str, Any]) -> dict[str, Any] | None:
@@ -248,14 +252,8 @@ class RunRecords:
         """Log events of the attempt ``owner`` runs (seq order is the caller's); past
         ``MAX_LOGGED_EVENTS`` only the terminal event is still kept."""
 
-        def change(record: dict[str, Any]) -> dict[str, Any]:
-            logged = list(record.get("events") or [])
-            for event in events:
-                if len(logged) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
-                    logged.append(event)
-            return {**record, "events": logged}
-
-        return self._owned(session_id, request_id, owner, change, durable=False)
+        return self._owned(session_id, request_id, owner,
+                           lambda r: _with_events(r, events), durable=False)
 
     def request_cancel(self, session_id: str, request_id: str) -> dict[str, Any] | None:
         """Flag an in-progress run canceled-requested; returns the record (None if unknown)."""
@@ -268,6 +266,16 @@ class RunRecords:
             return {**current, "cancel_requested": True, "updated_at": now_iso()}
 
         return self._update(session_id, request_id, mutate)
+
+
+def _with_events(record: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    if not events:
+        return record
+    logged = list(record.get("events") or [])
+    for event in events:
+        if len(logged) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
+            logged.append(event)
+    return {**record, "events": logged}
 
 
 def _new_progress() -> dict[str, Any]:
