@@ -236,3 +236,40 @@ def test_idle_sessions_expire_with_their_records_and_checkpoints(make_client, st
     fresh = client.post("/v1/run_graph", json={**body, "request_id": "r-3"}, headers=bob).json()
     assert fresh["resumed"] is False and [h["goal"] for h in fresh["history"]] == ["remember me"]
     assert [m["role"] for m in fresh["messages"]] == ["user", "assistant"], "thread forgotten"
+
+
+def test_one_processs_concurrent_transactions_never_wait_inside_sqlite(tmp_path: Path) -> None:
+    """Threads of one process queue on the store's mutex, not in SQLite's busy handler
+    (which sleeps in 1-100 ms steps): with SQLite's busy wait off, 20 threads writing and
+    reading at once still never meet a locked database."""
+    import threading
+
+    store = SqliteStateStore(tmp_path / "federation.db")
+    connect = store.connect
+
+    def connect_without_busy_wait():  # a busy database now raises instead of sleeping
+        conn = connect()
+        conn.execute("PRAGMA busy_timeout=0")
+        return conn
+
+    store.close()  # the pooled connections were made with the busy wait on
+    store.connect = connect_without_busy_wait  # type: ignore[method-assign]
+    errors: list[Exception] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(25):
+                store.update_run("busy-1", f"r-{n}", lambda cur, i=i: {"i": i}, 60_000,
+                                 durable=i % 2 == 0)
+                assert store.load_run("busy-1", f"r-{n}") == {"i": i}
+                store.save(f"busy-{n}", {"i": i})
+        except Exception as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store.close()
