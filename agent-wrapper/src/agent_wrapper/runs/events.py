@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,6 +46,7 @@ from agent_wrapper.core.errors import (
     error_from_info,
     error_info,
 )
+from agent_wrapper.core.per_process import PerProcess
 
 log = logging.getLogger(__name__)
 
@@ -238,24 +238,7 @@ class _Flusher:
                 events.flush()
 
 
-_FLUSHER: _Flusher | None = None
-_FLUSHER_MUTEX = threading.Lock()
-
-
-def _flusher() -> _Flusher:
-    global _FLUSHER
-    with _FLUSHER_MUTEX:
-        if _FLUSHER is None:
-            _FLUSHER = _Flusher()
-        return _FLUSHER
-
-
-def _forget_flusher_after_fork() -> None:
-    global _FLUSHER
-    _FLUSHER = None
-
-
-os.register_at_fork(after_in_child=_forget_flusher_after_fork)
+_flusher = PerProcess(_Flusher).get
 
 
 # How long a follower waits for a finished run's terminal event to be persisted (it is

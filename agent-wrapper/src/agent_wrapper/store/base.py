@@ -14,7 +14,6 @@ earlier bookkeeping write with it; one fsync per step instead of one per write.
 import heapq
 import itertools
 import logging
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_wrapper.core.errors import SessionBusy
+from agent_wrapper.core.per_process import PerProcess
 
 # Gets the current run record (None if absent or expired) and returns the record
 # to store, or None to leave the stored one as it is.
@@ -114,25 +114,7 @@ class _LeaseRenewer:
                                                next(self._order), lease))
 
 
-_RENEWER: _LeaseRenewer | None = None
-_RENEWER_MUTEX = threading.Lock()
-
-
-def _renewer() -> _LeaseRenewer:
-    global _RENEWER
-    with _RENEWER_MUTEX:
-        if _RENEWER is None:
-            _RENEWER = _LeaseRenewer()
-        return _RENEWER
-
-
-def _forget_renewer_after_fork() -> None:
-    # A forked worker has none of its parent's threads: it starts its own renewer.
-    global _RENEWER
-    _RENEWER = None
-
-
-os.register_at_fork(after_in_child=_forget_renewer_after_fork)
+_renewer = PerProcess(_LeaseRenewer).get
 
 
 class StateStore(ABC):
