@@ -338,6 +338,15 @@ class Clients:
                                    b["request_id"]), timeout=600)
 
 
+# Warm-up tasks sent at once before a burst: several, so that every wrapper worker
+# process (each takes the connections it accepts) has run one.
+WARM_TASKS = 8
+
+
+async def warm(one: Any) -> None:
+    await asyncio.gather(*(one(-1 - k) for k in range(WARM_TASKS)))
+
+
 async def burst_wrapper(port: int, kind: str, n: int) -> float:
     import httpx
 
@@ -349,7 +358,7 @@ async def burst_wrapper(port: int, kind: str, n: int) -> float:
             if reply.status_code != 200:
                 raise RuntimeError(f"wrapper {reply.status_code}: {reply.text[:300]}")
 
-        await one(-1)  # warm
+        await warm(one)
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.perf_counter() - start
@@ -366,7 +375,7 @@ async def burst_host(addr: str, kind: str, n: int) -> float:
             await run(task_request(b["goal"], b["federation_session_id"], BACKENDS[kind],
                                    b["request_id"]), timeout=600)
 
-        await one(-1)
+        await warm(one)
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.perf_counter() - start
