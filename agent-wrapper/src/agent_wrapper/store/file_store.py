@@ -4,9 +4,9 @@ Writes go to a temp file in the same directory, are fsynced and then
 ``os.replace``d over the old document, so a crash leaves either the old or the
 new document, never a torn one. Bookkeeping writes of run records (``durable=False``:
 progress, events, claims) skip the fsyncs; each record write replaces the whole
-record, so the run's durable outcome write makes the record whole on disk again. Locks are ``flock`` locks on ``<session>.lock``,
-which the kernel releases when a process dies, so a crashed run never leaves a
-session stuck.
+record, so the run's durable outcome write makes the record whole on disk again.
+Locks are ``flock`` locks on ``<session>.lock``, which the kernel releases when a
+process dies, so a crashed run never leaves a session stuck.
 
 Run records live in ``runs/<session>/<request_id>.json`` as
 ``{"expires_at_ms": ..., "record": {...}}``; every read-modify-write holds a
