@@ -119,6 +119,34 @@ def test_a_graph_run_writes_durably_once_per_step_and_once_for_its_outcome(
             assert saver.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
+def test_a_run_answered_before_it_ends_is_durable_before_the_answer(
+        make_client, sql_settings: dict, monkeypatch) -> None:
+    """``Prefer: respond-async``: the 202 promises the run, so its record and queue row are
+    written durably before it, not as bookkeeping."""
+    client: TestClient = make_client(**sql_settings)
+    store = client.app.state.wrapper.store
+    original = store.transaction
+    writes: list[tuple[str, bool]] = []
+
+    def recording(lock_key: str | None = None, *, durable: bool = True):
+        if lock_key is not None:
+            writes.append((lock_key.split(":")[0], durable))
+        return original(lock_key, durable=durable)
+
+    monkeypatch.setattr(store, "transaction", recording)
+    reply = client.post("/v1/run_graph", headers={"Prefer": "respond-async"},
+                        json={"goal": "g", "federation_session_id": "dur-2",
+                              "request_id": "r-1"})
+    assert reply.status_code == 202, reply.text
+    # The first write of each (the record's start, the queue row) is durable.
+    assert next(d for key, d in writes if key == "run") is True
+    assert next(d for key, d in writes if key == "queue") is True
+    deadline = time.monotonic() + 30
+    while store.load_run("dur-2", "r-1")["status"] != "completed":
+        assert time.monotonic() < deadline, "the accepted run never completed"
+        time.sleep(0.05)
+
+
 def test_a_killed_holder_frees_its_sessions_at_once(sql_settings: dict) -> None:
     """A worker process SIGKILLed while holding a lease (30 s TTL) does not block the
     session: its lease names a pid of this host that no longer exists."""
