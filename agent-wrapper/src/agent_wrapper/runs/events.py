@@ -154,18 +154,6 @@ class EventLog:
             if skip_empty and not batch:
                 return None
             return write(batch)
-            if not batch:
-                return write(batch)
-            try:
-                return write(batch)
-            except StoreUnavailable as exc:
-                # The live stream goes on; a rejoin sees the gap in seq.
-                log.warning("could not persist events %d-%d of a run: %s", batch[0]["seq"],
-                            batch[-1]["seq"], exc.message)
-            except Exception:  # a closed client at shutdown: the run's outcome stands
-                log.warning("could not persist events %d-%d of a run", batch[0]["seq"],
-                            batch[-1]["seq"], exc_info=True)
-            return None
 
     def _wake(self, waiter: asyncio.Future[None]) -> None:
         def resolve() -> None:
