@@ -464,15 +464,10 @@ class SqliteStateStore(SqlStateStore):
     @contextlib.contextmanager
     def transaction(self, lock_key: str | None = None, *,
                     durable: bool = True) -> Iterator[Any]:
-        self.serial.acquire()
-        try:
-            pooled = self._pooled()
-            conn = pooled.__enter__()
-        except sqlite3.Error as exc:
-            self.serial.release()
-            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
-        try:
+        with contextlib.ExitStack() as held:
+            held.enter_context(self.serial)
             try:
+                conn = held.enter_context(self._pooled())
                 self._synchronous(conn, durable)
                 cur = conn.cursor()
                 # IMMEDIATE takes SQLite's write lock now: read-modify-writes never
@@ -492,9 +487,6 @@ class SqliteStateStore(SqlStateStore):
                 with contextlib.suppress(sqlite3.Error):
                     cur.execute("ROLLBACK")
                 raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
-        finally:
-            pooled.__exit__(None, None, None)
-            self.serial.release()
 
     @contextlib.contextmanager
     def langgraph_saver(self, lock: SessionLock | None) -> Iterator[Any]:
