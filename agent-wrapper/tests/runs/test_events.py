@@ -45,9 +45,13 @@ def test_consumers_follow_a_producer_thread() -> None:
     assert asyncio.run(main()) == [[1, 2, 3, 4, 5, 6]] * 3
 
 
-def test_events_are_persisted_in_batches_at_step_ends_and_the_terminal_event() -> None:
+def test_events_are_persisted_in_batches_at_step_ends_and_the_terminal_event(
+        monkeypatch) -> None:
     """One record write per step, not per event: a step's events go with its progress
     (``flush_with``) or the terminal event; each write holds every event before it."""
+    import agent_wrapper.runs.events as events
+
+    monkeypatch.setattr(events, "PERSIST_DELAY_S", 60.0)  # no timed flush meanwhile
     batches: list[list[int]] = []
     log = EventLog("c" * 32, lambda batch: batches.append([e["seq"] for e in batch]))
     log.emit("started", {})
@@ -85,3 +89,32 @@ def test_an_event_between_step_ends_is_persisted_within_the_delay(monkeypatch) -
     assert batches == [["started", "step"], ["completed"]]
     flushers = [t for t in threading.enumerate() if t.name == "event-flusher"]
     assert len(flushers) == 1, "one flusher thread per process, not one per run"
+
+
+def test_a_store_that_fails_to_log_events_costs_the_run_and_its_stream_nothing(
+        caplog, monkeypatch) -> None:
+    """The record's event log is best effort: a failed write is logged, the live events
+    all reach their followers, and a later batch is still written."""
+    import agent_wrapper.runs.events as events
+    from agent_wrapper.core.errors import StoreUnavailable
+
+    monkeypatch.setattr(events, "PERSIST_DELAY_S", 60.0)  # no timed flush meanwhile
+
+    written: list[list[int]] = []
+    failures = iter([True, False])
+
+    def persist(batch: list[dict]) -> None:
+        if next(failures):
+            raise StoreUnavailable("store down (injected)")
+        written.append([e["seq"] for e in batch])
+
+    log = EventLog("e" * 32, persist)
+    log.emit("started", {})
+    log.emit("step", {"name": "x", "phase": "started"})
+    log.flush()  # fails: logged, not raised
+    log.emit("step", {"name": "x", "phase": "finished"})
+    log.emit("completed", {"reply": {}})
+    assert [e["seq"] for e in log.events()] == [1, 2, 3, 4]
+    assert log.closed
+    assert written == [[3, 4]], "the later batch is written; the failed one is a gap"
+    assert "could not persist events of a run: store down (injected)" in caplog.text
