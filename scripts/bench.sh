@@ -13,7 +13,9 @@
 # FEDERATION_BENCH_SKIP_E2E=1 skips the end-to-end part of a full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-federation/target-bench}"
+. scripts/common.sh
+# Release builds of their own, beside the debug builds the tests use.
+export CARGO_TARGET_DIR="$AGENT_FEDERATION_CACHE/target-bench"
 export CARGO_TERM_COLOR=never
 
 e2e() {

@@ -3,10 +3,11 @@
 # tests look: dist/adapters (shipped adapters), dist/test-adapters (test-only ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 cargo build --target wasm32-wasip2 --release \
     -p crewai-adapter -p langgraph-adapter -p test-faults-adapter
-out="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
+out="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 mkdir -p dist/adapters dist/test-adapters
 install -m 0644 "$out/crewai_adapter.wasm" dist/adapters/crewai.wasm
 install -m 0644 "$out/langgraph_adapter.wasm" dist/adapters/langgraph.wasm

@@ -15,6 +15,7 @@
 #                              there and prints each trace's URL instead of its text tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 root=$(pwd)
 keep=false
 trace_ui=false
@@ -37,7 +38,7 @@ cargo build -p federation-cli -p otlp-sink 2>&1 | awk '
     /^ *Finished/ { print "    " $0 }
     /^error/ { print; failed = 1 }
     END { exit failed }'
-bin="${CARGO_TARGET_DIR:-target}/debug"
+bin="$CARGO_TARGET_DIR/debug"
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/agent-federation-demo.XXXXXX")
 pids=()

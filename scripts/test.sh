@@ -5,6 +5,7 @@
 # suite (host + adapters + real wrapper + OTLP receiver, one trace across all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/common.sh
 
 venv_line=$(scripts/setup.sh | tail -n 1)
 export AGENT_WRAPPER_VENV="${venv_line#AGENT_WRAPPER_VENV=}"
@@ -36,16 +37,15 @@ cargo test -p federation-proto -p federation-wire -p federation-runtime -p feder
     -p federation-cli -p federation-testkit -p otlp-sink
 
 echo "==> adapter check on the template's build (as an author would run it)"
-"${CARGO_TARGET_DIR:-target}/debug/agent-federation" adapter check \
-    "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/my_adapter.wasm"
+"$CARGO_TARGET_DIR/debug/agent-federation" adapter check \
+    "$CARGO_TARGET_DIR/wasm32-wasip2/release/my_adapter.wasm"
 
 echo "==> adapter new: a scaffolded crate builds and passes adapter check"
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 scaffold="$(mktemp -d)/scaffold-agent"
-"$target_dir/debug/agent-federation" adapter new scaffold-agent --dir "$scaffold" --sdk adapters/sdk
-(cd "$scaffold" && CARGO_TARGET_DIR="$target_dir" cargo build --release --target wasm32-wasip2)
-"$target_dir/debug/agent-federation" adapter check \
-    "$target_dir/wasm32-wasip2/release/scaffold_agent.wasm"
+"$CARGO_TARGET_DIR/debug/agent-federation" adapter new scaffold-agent --dir "$scaffold" --sdk adapters/sdk
+(cd "$scaffold" && cargo build --release --target wasm32-wasip2)
+"$CARGO_TARGET_DIR/debug/agent-federation" adapter check \
+    "$CARGO_TARGET_DIR/wasm32-wasip2/release/scaffold_agent.wasm"
 rm -rf "$(dirname "$scaffold")"
 
 echo "==> agent wrapper tests"
@@ -54,7 +54,7 @@ agent-wrapper/scripts/test.sh
 if [ -d tests/e2e ]; then
     echo "==> end-to-end tests"
     cargo build -p federation-cli
-    FEDERATION_E2E_HOST_BIN="${CARGO_TARGET_DIR:-target}/debug/agent-federation" \
+    FEDERATION_E2E_HOST_BIN="$CARGO_TARGET_DIR/debug/agent-federation" \
         cargo test -p federation-e2e -- --test-threads 1
 fi
 

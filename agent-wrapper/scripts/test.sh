@@ -9,7 +9,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # PostgreSQL's server binaries: on PATH, or where Debian's postgresql package puts them.
 command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
     || missing+=(postgresql)
-if [ "${#missing[@]}" -gt 0 ] && [ "${CI:-}" = "true" ]; then
+if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
