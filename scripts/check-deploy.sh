@@ -19,6 +19,6 @@ check_copies() {
     done
     echo "$dockerfile: COPY sources present"
 }
-check_copies crates/federation-cli/Dockerfile .
+check_copies host/federation-cli/Dockerfile .
 check_copies agent-wrapper/Dockerfile agent-wrapper
 [ -f deploy/otel-collector.yaml ] || { echo "deploy/otel-collector.yaml missing" >&2; exit 1; }

@@ -32,9 +32,15 @@ echo "==> adapter template (as a user copies it)"
     && cargo clippy --target wasm32-wasip2 -- -D warnings \
     && cargo build --release --target wasm32-wasip2)
 
-echo "==> host and otlp-sink tests"
+echo "==> host: each crate's unit tests"
+cargo build -p federation-cli
 cargo test -p federation-proto -p federation-wire -p federation-runtime -p federation-host \
     -p federation-cli -p federation-testkit -p otlp-sink
+
+echo "==> host integration tests (tests/host: the real binary on port 0)"
+host_suites=()
+for suite in tests/host/*.rs; do host_suites+=(--test "$(basename "$suite" .rs)"); done
+cargo test -p federation-tests "${host_suites[@]}"
 
 echo "==> adapter check on the template's build (as an author would run it)"
 "$CARGO_TARGET_DIR/debug/agent-federation" adapter check \
@@ -51,12 +57,8 @@ rm -rf "$(dirname "$scaffold")"
 echo "==> agent wrapper tests"
 agent-wrapper/scripts/test.sh
 
-if [ -d tests/e2e ]; then
-    echo "==> end-to-end tests"
-    cargo build -p federation-cli
-    FEDERATION_E2E_HOST_BIN="$CARGO_TARGET_DIR/debug/agent-federation" \
-        cargo test -p federation-e2e -- --test-threads 1
-fi
+echo "==> end-to-end tests (tests/e2e)"
+cargo test -p federation-tests --test e2e -- --test-threads 1
 
 echo "==> trace UI (Phoenix in its own cached venv, headless Chromium; ~1 min warm)"
 scripts/check-trace-ui.sh

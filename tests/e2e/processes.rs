@@ -54,7 +54,7 @@ impl Stack {
         wrapper.wait_http_ok(wrapper_port, "/healthz", Duration::from_secs(90));
 
         let host = Host::new(
-            required_env("FEDERATION_E2E_HOST_BIN"),
+            federation_testkit::process::host_bin(),
             &format!("http://127.0.0.1:{wrapper_port}"),
             &repo_root().join("dist/adapters"),
         )
@@ -168,7 +168,7 @@ impl Fleet {
             workers.push(worker);
             hosts.push(
                 Host::new(
-                    required_env("FEDERATION_E2E_HOST_BIN"),
+                    federation_testkit::process::host_bin(),
                     &format!("http://127.0.0.1:{port}"),
                     &repo_root().join("dist/adapters"),
                 )

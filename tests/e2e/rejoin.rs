@@ -93,7 +93,7 @@ async fn a_stream_cut_on_one_host_is_rejoined_on_the_other_without_gap_or_duplic
     }
 
     // The command line rejoins the same way.
-    let output = Command::new(required_env("FEDERATION_E2E_HOST_BIN"))
+    let output = Command::new(federation_testkit::process::host_bin())
         .args([
             "watch",
             task_id,

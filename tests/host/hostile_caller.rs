@@ -505,7 +505,7 @@ async fn mtls_requires_a_client_certificate_that_names_the_principal() {
 
 #[test]
 fn a_non_loopback_address_without_auth_refuses_to_start() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let output = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["serve", "--listen", "0.0.0.0:0", "--adapters-dir"])
         .arg(tmpdir())
         .env("OTEL_TRACES_EXPORTER", "none")
@@ -521,7 +521,7 @@ fn a_non_loopback_address_without_auth_refuses_to_start() {
 #[test]
 fn dev_certs_writes_a_working_set() {
     let dir = tmpdir().join("certs");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let output = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["dev-certs"])
         .arg(&dir)
         .output()
@@ -544,7 +544,7 @@ fn dev_certs_writes_a_working_set() {
     let auth = std::fs::read_to_string(dir.join("auth.toml")).unwrap();
     assert!(auth.contains(&hex::encode(Sha256::digest(token.trim().as_bytes()))));
     // Never overwrites.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let again = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["dev-certs"])
         .arg(&dir)
         .output()
@@ -556,7 +556,7 @@ fn dev_certs_writes_a_working_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_calls_over_tls_with_a_token() {
     let dir = tmpdir().join("certs");
-    let made = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let made = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["dev-certs"])
         .arg(&dir)
         .output()
@@ -578,7 +578,7 @@ async fn the_cli_calls_over_tls_with_a_token() {
     );
     let addr = format!("https://{}", host.addr());
     let call = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        std::process::Command::new(federation_testkit::process::host_bin())
             .args([
                 "call",
                 "--addr",

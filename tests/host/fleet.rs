@@ -51,7 +51,7 @@ fn push(file: &Path, reference: &str, registry: &OciRegistry) -> String {
 
 /// [`push`] with more flags.
 fn push_with(file: &Path, reference: &str, registry: &OciRegistry, extra: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let output = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["adapters", "push", "--json"])
         .arg(file)
         .arg(reference)
@@ -403,7 +403,7 @@ async fn registry_credentials_come_from_a_file_or_the_environment_and_are_never_
     let tag = format!("oci://{}/adapters/test-faults:stable", registry.addr());
     let v1 = build("1.0.0");
     let push_with = |envs: &[(&str, &str)]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        std::process::Command::new(federation_testkit::process::host_bin())
             .args(["adapters", "push"])
             .arg(&v1)
             .arg(&tag)
@@ -488,7 +488,7 @@ async fn an_https_registry_is_trusted_through_the_hosts_ca_setting_and_not_witho
     let tag = format!("oci://{}/adapters/test-faults:stable", registry.addr());
     let v1 = build("1.0.0");
     let push = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        std::process::Command::new(federation_testkit::process::host_bin())
             .args(["adapters", "push"])
             .arg(&v1)
             .arg(&tag)

@@ -118,7 +118,7 @@ async fn the_host_serves_when_no_collector_is_listening() {
 async fn call_and_health_subcommands_talk_to_a_running_host() {
     let (stub, stub_url, sink) = start_stub_and_sink().await;
     let host = HostProcess::start(&stub_url, &sink.grpc_endpoint(), &[]);
-    let bin = env!("CARGO_BIN_EXE_agent-federation");
+    let bin = federation_testkit::process::host_bin();
     let endpoint = host.endpoint();
     let output = tokio::task::spawn_blocking(move || {
         let health = std::process::Command::new(bin)

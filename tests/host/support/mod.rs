@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 
 /// Directory holding the built adapters (see `scripts/build-adapters.sh`).
 pub fn dist_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")
 }
 
 /// A directory with the shipped adapters plus the test-only ones.
@@ -52,7 +52,7 @@ pub fn adapters_dir() -> PathBuf {
 /// Runs `agent-federation adapter check FILE` with `extra` flags; its exit code and
 /// report (stdout).
 pub fn adapter_check(file: &Path, extra: &[&str]) -> (i32, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let output = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["adapter", "check"])
         .arg(file)
         .args(extra)
@@ -132,7 +132,7 @@ impl HostProcess {
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let host = Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper_url, dir)
+        let host = Host::new(federation_testkit::process::host_bin(), wrapper_url, dir)
             .arg("--compile-cache-dir")
             .arg(compile_cache_dir());
         let host = configure(host)

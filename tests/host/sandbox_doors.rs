@@ -280,7 +280,7 @@ async fn the_wrapper_credential_goes_to_the_wrapper_only_and_adapters_cannot_for
 /// `agent-federation serve` with `args`, expected to refuse to start: its stderr.
 fn refused_start(args: &[&str]) -> String {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+    let mut child = std::process::Command::new(federation_testkit::process::host_bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(std::process::Stdio::piped())
@@ -408,7 +408,7 @@ async fn manifest_secrets_come_only_from_the_secrets_dir_and_prefixed_variables(
 
 /// A host with its own compile cache (not the suite's shared one).
 fn host_with_cache(dir: &Path, cache: &Path, wrapper: &str, log: &str) -> Process {
-    Host::new(env!("CARGO_BIN_EXE_agent-federation"), wrapper, dir)
+    Host::new(federation_testkit::process::host_bin(), wrapper, dir)
         .args(["--admin-token", TOKEN, "--compile-cache-dir"])
         .arg(cache)
         .start(

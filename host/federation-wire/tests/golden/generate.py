@@ -4,7 +4,7 @@ dumped by the model itself; for the progress stream its event types and one even
 each. Only reads the wrapper's package.
 
     V=$(agent-wrapper/scripts/venv.sh | tail -1)
-    "$V/bin/python" crates/federation-wire/tests/golden/generate.py
+    "$V/bin/python" host/federation-wire/tests/golden/generate.py
 
 Run it when the wrapper's contract changes; `cargo test -p federation-wire` then says
 which Rust type no longer matches.

@@ -113,7 +113,7 @@ fn an_unknown_protocol_stops_start_up_with_a_clear_error() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grcp"),
     ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        let output = std::process::Command::new(federation_testkit::process::host_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--adapters-dir"])
             .arg(adapters_dir())
             .args(["--wrapper-url", "http://127.0.0.1:9"])

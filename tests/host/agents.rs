@@ -394,7 +394,7 @@ async fn the_cli_calls_an_agent_resumes_and_lists_agents() {
     let answer = dir.path().join("answer.json");
     std::fs::write(&answer, r#"{"city": "Porto"}"#).unwrap();
     let resume_arg = format!("@{}", answer.display());
-    let bin = env!("CARGO_BIN_EXE_agent-federation");
+    let bin = federation_testkit::process::host_bin();
     let (asked, resumed, listed) = tokio::task::spawn_blocking(move || {
         let call = |extra: &[&str]| {
             std::process::Command::new(bin)

@@ -309,6 +309,30 @@ pub fn unused_url() -> String {
     format!("http://{}", listener.local_addr().expect("its address"))
 }
 
+/// The `agent-federation` binary the cross-process suites run: `FEDERATION_HOST_BIN`,
+/// or the one cargo built into the same target directory as the running test
+/// (`target/debug/deps/<test>` → `target/debug/agent-federation`). The suites live in
+/// another package than the binary, so cargo's `CARGO_BIN_EXE_*` does not reach them;
+/// `cargo build -p federation-cli` must run first (scripts/test.sh does).
+pub fn host_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = std::env::var("FEDERATION_HOST_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+            let exe = std::env::current_exe().expect("the test's own path");
+            // deps/ → the profile directory (debug/ or release/).
+            let profile = exe.parent().and_then(Path::parent).expect("a cargo target layout");
+            profile.join("agent-federation")
+        });
+        assert!(
+            bin.is_file(),
+            "no host binary at {}: run `cargo build -p federation-cli` first, or set \
+             FEDERATION_HOST_BIN",
+            bin.display()
+        );
+        bin.to_string_lossy().into_owned()
+    })
+}
+
 /// A free loopback port (free when asked; another process may take it after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -538,7 +538,7 @@ async fn the_adapters_subcommand_drives_admin_service() {
     let v2_path = dist_dir().join("test-adapters/test-faults-2.0.0.wasm");
     let endpoint = setup.host.endpoint();
     let cli = move |args: &[&str], token: &str| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        let output = std::process::Command::new(federation_testkit::process::host_bin())
             .args(["adapters", "--addr", &endpoint])
             .args(args)
             .env("FEDERATION_ADMIN_TOKEN", token)

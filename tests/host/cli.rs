@@ -18,7 +18,7 @@ async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let stdin = stdin.map(str::to_string);
     tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agent-federation"));
+        let mut command = Command::new(federation_testkit::process::host_bin());
         command.arg(&args[0]).args(["--addr", &endpoint]);
         let mut child = command
             .args(&args[1..])
@@ -149,7 +149,7 @@ async fn usage_errors_exit_2_and_an_unreachable_host_6() {
     assert_eq!(code(&two_stdins), 2, "{}", stderr(&two_stdins));
     let url = unused_url();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-federation"))
+        Command::new(federation_testkit::process::host_bin())
             .args(["call", "--addr", &url, "--backend", "crewai", "--goal", "x"])
             .output()
             .unwrap()
