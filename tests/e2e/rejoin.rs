@@ -19,7 +19,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::RpcStatusExt;
 
-use crate::processes::{Fleet, required_env};
+use crate::processes::Fleet;
 use crate::request;
 
 fn with_ids(goal: &str, session: &str, request_id: &str) -> TaskRequest {
