@@ -22,7 +22,9 @@ stack_uid=10001
 scripts/docker-base.sh
 
 echo "==> binaries and adapters (reused when up to date)"
-cargo build -q -p federation-cli -p otlp-sink
+# FEDERATION_IMAGES_PREBUILT=1: take the binaries as they are (the caller just built
+# them; skips waiting on a target directory another build holds).
+[ "${FEDERATION_IMAGES_PREBUILT:-0}" = 1 ] || cargo build -q -p federation-cli -p otlp-sink
 compgen -G 'dist/adapters/*.wasm' >/dev/null || scripts/build-adapters.sh
 
 stage=$(mktemp -d)

@@ -14,9 +14,9 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 started_at=$SECONDS
-phase_at=$SECONDS
+phase_at=
 phase() {
-    echo "    ($((SECONDS - phase_at)) s)"
+    [ -z "$phase_at" ] || echo "    ($((SECONDS - phase_at)) s)"
     phase_at=$SECONDS
     echo "==> stack: $*"
 }
@@ -34,6 +34,19 @@ compose() { docker-compose -f compose.yaml -f deploy/compose.ci.yaml "$@"; }
 cli="$CARGO_TARGET_DIR/debug/agent-federation"
 host="http://127.0.0.1:$FEDERATION_PORT"
 fed() { "$cli" "$@" --addr "$host"; }
+# As a caller does: the same request again while the host says UNAVAILABLE (exit 6:
+# e.g. no worker in the balancer for a moment), at most 30 times.
+fed_retrying() {
+    local attempt code
+    for attempt in $(seq 30); do
+        code=0
+        fed "$@" || code=$?
+        [ "$code" -eq 6 ] || return "$code"
+        echo "    (UNAVAILABLE, attempt $attempt: retrying)" >&2
+        sleep 1
+    done
+    return 6
+}
 work=$(mktemp -d)
 
 teardown() {
@@ -69,6 +82,11 @@ wait_healthy() {
         sleep 1
     done
 }
+# A command to HAProxy's runtime API, which listens inside its container only.
+lb_admin() {
+    compose exec -T wrapper-lb bash -c \
+        'exec 3<>/dev/tcp/127.0.0.1/9999 && echo "$1" >&3 && timeout 5 cat <&3' _ "$1"
+}
 all_services=(postgres otel-collector worker-1 worker-2 wrapper-lb host)
 
 phase "images"
@@ -99,8 +117,10 @@ done
 echo "    trace $trace: spans of $services"
 
 phase "a worker killed mid-run: the other finishes it, once"
-# Only worker-1 runs while worker-2 is stopped, so the run's worker is known.
-compose stop worker-2 >/dev/null
+# worker-2 is taken out of the balancer (maintenance, still running), so the run is
+# worker-1's; it comes back once worker-1 is dead.
+lb_admin "set server workers/worker-2 state maint"
+worker1=$(compose ps -q worker-1)
 goal="Outlive a worker"
 fed call --stream --json --backend crewai --goal "$goal" --session ci-kill \
     --request-id r-kill >"$work/stream.jsonl" 2>"$work/stream.err" &
@@ -110,14 +130,13 @@ until grep -q '"type":"checkpoint"' "$work/stream.jsonl"; do
     kill -0 "$stream" 2>/dev/null || fail "the stream ended before a checkpoint: $(cat "$work/stream.jsonl" "$work/stream.err")"
     sleep 0.2
 done
-compose start worker-2 >/dev/null
-wait_healthy worker-2
-grep -q '"type":"completed"' "$work/stream.jsonl" && fail "the run completed before its worker could be killed"
-compose kill -s SIGKILL worker-1 >/dev/null
+docker kill -s SIGKILL "$worker1" >/dev/null
+grep -q '"type":"completed"' "$work/stream.jsonl" && fail "the run completed before its worker was killed"
+lb_admin "set server workers/worker-2 state ready"
 wait "$stream" && fail "the stream of the killed worker's run ended well: $(tail -n 2 "$work/stream.jsonl")"
 # The caller retries with the same request id (as on any UNAVAILABLE): it is answered
 # with the run worker-2 took over from the queue once worker-1's claim lapsed.
-retry=$(fed call --json --backend crewai --goal "$goal" --session ci-kill --request-id r-kill)
+retry=$(fed_retrying call --json --backend crewai --goal "$goal" --session ci-kill --request-id r-kill)
 jq -e '.result.steps[0].resumed_from_checkpoint == true' <<<"$retry" >/dev/null \
     || fail "the first task was run again instead of resumed: $(jq -c .result.steps <<<"$retry")"
 jq -e '.result.state.run_count == 1 and ([.result.history[] | select(.request_id == "r-kill")] | length) == 1' \
@@ -138,12 +157,13 @@ for attempt in $(seq 30); do
 done
 jq -e --arg out "$(jq -r .output <<<"$first")" '.state == "COMPLETED" and .response.output == $out' \
     <<<"$got" >/dev/null || fail "r-first after the restart: $got"
-replay=$(fed call --json --backend crewai --goal "$goal" --session ci-kill --request-id r-kill)
+replay=$(fed_retrying call --json --backend crewai --goal "$goal" --session ci-kill --request-id r-kill)
 [ "$(jq -r .output <<<"$replay")" == "$(jq -r .output <<<"$retry")" ] \
     || fail "r-kill after the restart: $replay"
-after=$(fed call --json --backend crewai --goal "After the restart" --session ci-first --request-id r-after)
+after=$(fed_retrying call --json --backend crewai --goal "After the restart" --session ci-first --request-id r-after)
 jq -e '.result.state.run_count == 2' <<<"$after" >/dev/null \
     || fail "a new run in an old session after the restart: $(jq -c .result.state <<<"$after")"
 echo "    r-first and r-kill read back; r-after is the session's run 2"
+wait_healthy "${all_services[@]}"
 
 phase "down"
