@@ -60,5 +60,8 @@ agent-wrapper/scripts/test.sh
 echo "==> end-to-end tests (tests/e2e)"
 cargo test -p federation-tests --test e2e -- --test-threads 1
 
+echo "==> containers (images from the build above; a worker killed, PostgreSQL restarted)"
+scripts/check-stack.sh
+
 echo "==> trace UI (Phoenix in its own cached venv, headless Chromium; ~1 min warm)"
 scripts/check-trace-ui.sh
