@@ -7,14 +7,20 @@ The executors call ``RunControl`` at every step boundary:
 * ``before_llm_call`` before each LLM call (CrewAI ``PRE_MODEL_CALL`` hook, i.e.
   before every agent step),
 * ``step_finished`` after a step's checkpoint is stored (CrewAI task callback;
-  LangGraph: between nodes).
+  LangGraph: between nodes),
+* ``before_finish`` once the framework returned, before the run's outcome is saved
+  (a cancel only: the work is done, a deadline or a shutdown no longer stops it).
 
 At each boundary the control (after the TEST-ONLY hook / delay) raises
 ``DeadlineExceeded`` once the caller's deadline passed, and ``RunCanceled`` once
 the run record says canceled-requested (checked in the store, so a cancel sent
 to any replica stops the run) or a local stop was requested. The exception ends
 the framework run there: the checkpoints stored so far stay, no further LLM call
-is made.
+is made. A cancel that comes after the last check still wins: the outcome write
+(``RunRecords.complete``/``fail``) turns into ``canceled`` when it finds the cancel
+in the record, so a cancel answered 202 never ends ``completed``.
+
+Step and LLM call durations are recorded here (``metrics.py``).
 """
 
 import copy
@@ -153,6 +159,30 @@ class RunControl:
                 f"run {self.request_id!r} was taken over by another attempt"))
         if record.get("cancel_requested"):
             self._stop(self._canceled(kind, name))
+
+    def before_finish(self) -> None:
+        """The last check, before the run's outcome is saved: a cancel requested by now
+        stops the run (its checkpoints are kept; the session's history does not record
+        it). Deadlines and shutdowns are not checked: there is no work left to spare."""
+        tracked = (self.records is not None and self.request_id is not None
+                   and self.owner is not None)
+        if self.step_hook is not None:
+            self.step_hook(Boundary("finish", "run", self.session_id, self.request_id,
+                                    self.remaining_s()))
+            self._record_seen = None  # re-read: a cancel may have come in meanwhile
+        with self._mutex:
+            canceled = self._cancel_requested
+        if not canceled and tracked:
+            record = self._fresh_record()
+            if record is not None and record.get("owner") != self.owner:
+                self._stop(RunSuperseded(
+                    f"run {self.request_id!r} was taken over by another attempt"))
+            canceled = record is not None and bool(record.get("cancel_requested"))
+        if canceled:
+            self._stop(RunCanceled(
+                f"run {self.request_id!r} of session {self.session_id!r} was canceled; it "
+                "stopped after its last step, before its outcome was saved; the state "
+                "saved so far is kept"))
 
     def _note_progress(self) -> dict[str, Any] | None:
         """Write the progress and the events not yet in the record, in one write."""
