@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent_wrapper import metrics
 from agent_wrapper.core.errors import (
     DeadlineExceeded,
     RunCanceled,
@@ -75,6 +76,8 @@ class RunControl:
         self.events = events or EventLog("0" * 32)
         self.deadline = deadline  # time.monotonic() value, or None
         self.model = model
+        self.framework = ""  # the executor names them (metrics' attributes)
+        self.provider = ""
         self.step_hook = step_hook
         self.step_delay_s = step_delay_s
         self._mutex = threading.Lock()
@@ -85,6 +88,9 @@ class RunControl:
         self.steps_done: list[str] = []
         self.current_step: str | None = None
         self._record_seen: tuple[float, dict[str, Any] | None] | None = None
+        # When the current step and each agent's LLM calls started (durations).
+        self._step_started_at: float | None = None
+        self._llm_started_at: dict[str, list[float]] = {}
 
     @classmethod
     def detached(cls, session_id: str = "-") -> "RunControl":
@@ -218,6 +224,7 @@ class RunControl:
         with self._mutex:
             self.current_step = name
         self.boundary("step", name)
+        self._step_started_at = time.monotonic()
         self.emit("step", {"name": name, "agent": agent, "phase": "started"})
 
     def step_resumed(self, name: str, agent: str | None, output: str) -> None:
@@ -234,6 +241,9 @@ class RunControl:
         with self._mutex:
             self.steps_done.append(name)
             self.current_step = None
+            started, self._step_started_at = self._step_started_at, None
+        if started is not None:
+            metrics.record_step(self.framework, agent, name, time.monotonic() - started)
         self.emit("step", {"name": name, "agent": agent, "phase": "finished",
                            "output": output})
         self.emit("checkpoint_saved", {"step": name, "checkpoint": checkpoint})
@@ -244,12 +254,18 @@ class RunControl:
 
     def before_llm_call(self, agent: str | None) -> None:
         self.boundary("llm_call", agent or "agent")
+        with self._mutex:
+            self._llm_started_at.setdefault(agent or "", []).append(time.monotonic())
 
     def llm_finished(self, agent: str | None, prompt_chars: int, completion_chars: int,
                      usage: dict[str, Any] | None = None) -> None:
         with self._mutex:
             self.llm_calls += 1
             step = self.current_step
+            started = self._llm_started_at.get(agent or "")
+            began = started.pop(0) if started else None
+        if began is not None:
+            metrics.record_llm_call(self.provider, self.model, time.monotonic() - began)
         data: dict[str, Any] = {"model": self.model, "agent": agent, "step": step,
                                 "prompt_chars": prompt_chars,
                                 "completion_chars": completion_chars}

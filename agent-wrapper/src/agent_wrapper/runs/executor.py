@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
 
-from agent_wrapper import telemetry
+from agent_wrapper import metrics, telemetry
 from agent_wrapper.core.errors import (
     LLMFailure,
     RunCanceled,
@@ -102,16 +102,31 @@ def classify_error(exc: BaseException, session: SessionRun | None) -> WrapperErr
 
 def execute(job: RunJob, deps: RunDeps) -> Outcome:
     """Run ``job`` (blocking); releases the session lock before returning."""
+    timer = metrics.RunTimer(job.framework, job.agent)
+    outcome: Outcome | None = None
     try:
-        return _execute(job, deps)
+        outcome = _execute(job, deps)
+        return outcome
     finally:
         job.lock.release()
+        timer.end(_status(outcome))
+
+
+def _status(outcome: Outcome | None) -> str:
+    """How a run ended, for the metrics: the reply's status or the error's code."""
+    if outcome is None:
+        return "internal"
+    if outcome.reply is not None:
+        return str(outcome.reply.get("status") or "completed")
+    return outcome.error.code if outcome.error is not None else "internal"
 
 
 def _execute(job: RunJob, deps: RunDeps) -> Outcome:
     control = job.control
     bundle = deps.llm_factory.bundle()
     control.model = bundle.model
+    control.framework = job.framework
+    control.provider = "openai" if bundle.provider == "openai-compatible" else bundle.provider
     control.emit("started", {"framework": job.framework, "federation_session_id": job.session_id,
                              "request_id": job.request_id, "attempt": job.attempt})
     attributes = {
