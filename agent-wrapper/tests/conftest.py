@@ -18,10 +18,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agent_wrapper.core.config import Settings
 from agent_wrapper.main import create_app
+from agent_wrapper.metrics import setup_metrics
 from agent_wrapper.runs import Boundary, StepHook
 
 # The fixture projects of the "own agents" tests: a classic and a JSON crew, a graph
@@ -29,8 +31,10 @@ from agent_wrapper.runs import Boundary, StepHook
 FIXTURE_AGENTS = Path(__file__).parent / "fixtures" / "agents" / "agents.toml"
 
 # One exporter per process: the tracer provider (and the framework instrumentors)
-# are process-wide, so every app built by the tests shares it.
+# are process-wide, so every app built by the tests shares it. The same for metrics.
 SPANS = InMemorySpanExporter()
+METRICS = InMemoryMetricReader()
+setup_metrics(METRICS)  # before any app: whichever test builds the first one
 
 
 def free_port() -> int:
@@ -53,7 +57,8 @@ def make_app(tmp_path: Path) -> Callable[..., FastAPI]:
         values = {"state_dir": "state", **overrides}
         # Relative state dirs live in the test's own tmp directory.
         values["state_dir"] = tmp_path / str(values["state_dir"])
-        return create_app(Settings(**values), span_exporter=SPANS, step_hook=step_hook)
+        return create_app(Settings(**values), span_exporter=SPANS, step_hook=step_hook,
+                          metric_reader=METRICS)
 
     return make
 
@@ -253,7 +258,8 @@ class WrapperProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.log = log
-        full_env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", **env}
+        full_env = {**os.environ, "OTEL_TRACES_EXPORTER": "none",
+                    "OTEL_METRICS_EXPORTER": "none", **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent_wrapper", "--host", "127.0.0.1", "--port",
              str(self.port)],

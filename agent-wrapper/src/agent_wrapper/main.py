@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import anyio
 from fastapi import FastAPI
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from agent_wrapper import __version__, telemetry
+from agent_wrapper import __version__, metrics, telemetry
 from agent_wrapper.agents import AgentRegistry, load_registry
 from agent_wrapper.api.body_limit import BodyLimitMiddleware
 from agent_wrapper.api.errors import install_error_handlers
@@ -37,12 +38,15 @@ class WrapperState:
 def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None,
                llm_factory: LLMFactory | None = None, store: StateStore | None = None,
                step_hook: StepHook | None = None,
-               agents: AgentRegistry | None = None) -> FastAPI:
+               agents: AgentRegistry | None = None,
+               metric_reader: MetricReader | None = None) -> FastAPI:
     """Build the wrapper app; the keyword arguments exist for tests (``step_hook`` is
-    called at every step boundary of every run, before the cancel/deadline checks)."""
+    called at every step boundary of every run, before the cancel/deadline checks;
+    ``metric_reader`` replaces the OTLP metric exporter)."""
     settings = settings or Settings()
     host_secret = settings.host_secret()  # ValueError (unreadable, too short): no start
     provider = telemetry.setup_telemetry(span_exporter)
+    metrics.setup_metrics(metric_reader)
     store = store or build_store(settings)
     llm_factory = llm_factory or LLMFactory(settings)
     records = RunRecords(store, settings.run_record_ttl_s)
@@ -72,11 +76,14 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     async def lifespan(_: FastAPI):
         # Take queued runs (this worker's share, and those of workers that died).
         state.runs.start()
+        metrics.watch_store(state.store, settings.max_runs)
         yield
+        metrics.forget_store(state.store)
         # Running runs stop at their next step boundary (state kept, record failed).
         await anyio.to_thread.run_sync(state.runs.shutdown)
         state.store.close()
         telemetry.shutdown()
+        metrics.shutdown()
 
     docs = settings.api_docs
     app = FastAPI(title="agent-federation agent wrapper", version=__version__,

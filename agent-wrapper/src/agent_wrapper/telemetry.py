@@ -4,8 +4,9 @@ GenAI conventions added (``semconv.py``).
 The standard ``OTEL_*`` variables configure the exporter: endpoint, headers,
 ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_EXPORTER=none`` to export nothing, and
 ``OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL``: ``http/protobuf`` (the default) or ``grpc``,
-so the wrapper and the host can share one collector endpoint. HTTP server spans use the
-stable HTTP conventions (``http.request.method``, ``url.path``, ...), as the host does.
+so the wrapper and the host can share one collector endpoint (metrics: ``metrics.py``).
+HTTP server spans use the stable HTTP conventions (``http.request.method``,
+``url.path``, ...), as the host does.
 Tests inject an exporter (e.g. ``InMemorySpanExporter``) instead. The framework
 instrumentors patch process-wide state, so they are installed once per process.
 """
@@ -61,22 +62,22 @@ def setup_telemetry(span_exporter: SpanExporter | None = None) -> TracerProvider
 
 
 def check_configuration() -> None:
-    """Raise ``ValueError`` for OTEL_* settings the provider would refuse (so a
+    """Raise ``ValueError`` for OTEL_* settings the providers would refuse (so a
     supervisor can refuse them once, before starting workers)."""
-    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "none":
-        otlp_protocol()
+    for signal in ("TRACES", "METRICS"):
+        if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() != "none":
+            otlp_protocol(signal)
 
 
-def otlp_protocol() -> str:
-    """``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else
-    ``http/protobuf``. Anything else is refused at start (a silent fallback would send
-    spans where no one listens)."""
-    value = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-             or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
-    value = value.strip().lower()
+def otlp_protocol(signal: str = "TRACES") -> str:
+    """``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``,
+    else ``http/protobuf``. Anything else is refused at start (a silent fallback would
+    send spans or metrics where no one listens)."""
+    specific = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
+    name = specific if os.environ.get(specific) else "OTEL_EXPORTER_OTLP_PROTOCOL"
+    value = (os.environ.get(name) or "http/protobuf").strip().lower()
     if value not in ("grpc", "http/protobuf"):
-        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={value!r} is not supported: use "
-                         "'grpc' or 'http/protobuf'")
+        raise ValueError(f"{name}={value!r} is not supported: use 'grpc' or 'http/protobuf'")
     return value
 
 

@@ -79,3 +79,27 @@ def test_take_over_needs_the_stale_owner(records: RunRecords) -> None:
     took = records.take_over("s", "r-1", claim.owner, "u" * 32)
     assert took is not None and took.owner != claim.owner
     assert took.record["attempt"] == 2 and took.record["trace_id"] == "u" * 32
+
+
+def test_an_outcome_written_after_a_cancel_request_records_the_cancel(
+        records: RunRecords) -> None:
+    """The cancel was answered 202 before the run's outcome write: the write keeps it."""
+    from agent_wrapper.core.errors import LLMFailure
+
+    progress = {"current_step": None, "steps": ["research", "write"], "llm_calls": 2}
+    for request_id, finish in (
+            ("done", lambda owner: records.complete("s", "done", owner, {"output": "x"},
+                                                    progress)),
+            ("broke", lambda owner: records.fail("s", "broke", owner, LLMFailure("down"),
+                                                 progress))):
+        claim = begin(records, request_id=request_id)
+        records.mark_working("s", request_id, claim.owner)
+        assert records.request_cancel("s", request_id)["cancel_requested"] is True
+        record = finish(claim.owner)
+        assert (record["status"], record["result"]) == ("canceled", None)
+        assert record["error"]["code"] == "canceled" and "canceled" in record["error"]["message"]
+        assert record["progress"] == progress
+    # Without a cancel request the outcome is what the run says.
+    claim = begin(records, request_id="plain")
+    assert records.complete("s", "plain", claim.owner, {"output": "x"}, progress)[
+        "status"] == "completed"

@@ -7,14 +7,20 @@ The executors call ``RunControl`` at every step boundary:
 * ``before_llm_call`` before each LLM call (CrewAI ``PRE_MODEL_CALL`` hook, i.e.
   before every agent step),
 * ``step_finished`` after a step's checkpoint is stored (CrewAI task callback;
-  LangGraph: between nodes).
+  LangGraph: between nodes),
+* ``before_finish`` once the framework returned, before the run's outcome is saved
+  (a cancel only: the work is done, a deadline or a shutdown no longer stops it).
 
 At each boundary the control (after the TEST-ONLY hook / delay) raises
 ``DeadlineExceeded`` once the caller's deadline passed, and ``RunCanceled`` once
 the run record says canceled-requested (checked in the store, so a cancel sent
 to any replica stops the run) or a local stop was requested. The exception ends
 the framework run there: the checkpoints stored so far stay, no further LLM call
-is made.
+is made. A cancel that comes after the last check still wins: the outcome write
+(``RunRecords.complete``/``fail``) turns into ``canceled`` when it finds the cancel
+in the record, so a cancel answered 202 never ends ``completed``.
+
+Step and LLM call durations are recorded here (``metrics.py``).
 """
 
 import copy
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent_wrapper import metrics
 from agent_wrapper.core.errors import (
     DeadlineExceeded,
     RunCanceled,
@@ -69,6 +76,8 @@ class RunControl:
         self.events = events or EventLog("0" * 32)
         self.deadline = deadline  # time.monotonic() value, or None
         self.model = model
+        self.framework = ""  # the executor names them (metrics' attributes)
+        self.provider = ""
         self.step_hook = step_hook
         self.step_delay_s = step_delay_s
         self._mutex = threading.Lock()
@@ -79,6 +88,9 @@ class RunControl:
         self.steps_done: list[str] = []
         self.current_step: str | None = None
         self._record_seen: tuple[float, dict[str, Any] | None] | None = None
+        # When the current step and each agent's LLM calls started (durations).
+        self._step_started_at: float | None = None
+        self._llm_started_at: dict[str, list[float]] = {}
 
     @classmethod
     def detached(cls, session_id: str = "-") -> "RunControl":
@@ -154,6 +166,30 @@ class RunControl:
         if record.get("cancel_requested"):
             self._stop(self._canceled(kind, name))
 
+    def before_finish(self) -> None:
+        """The last check, before the run's outcome is saved: a cancel requested by now
+        stops the run (its checkpoints are kept; the session's history does not record
+        it). Deadlines and shutdowns are not checked: there is no work left to spare."""
+        tracked = (self.records is not None and self.request_id is not None
+                   and self.owner is not None)
+        if self.step_hook is not None:
+            self.step_hook(Boundary("finish", "run", self.session_id, self.request_id,
+                                    self.remaining_s()))
+            self._record_seen = None  # re-read: a cancel may have come in meanwhile
+        with self._mutex:
+            canceled = self._cancel_requested
+        if not canceled and tracked:
+            record = self._fresh_record()
+            if record is not None and record.get("owner") != self.owner:
+                self._stop(RunSuperseded(
+                    f"run {self.request_id!r} was taken over by another attempt"))
+            canceled = record is not None and bool(record.get("cancel_requested"))
+        if canceled:
+            self._stop(RunCanceled(
+                f"run {self.request_id!r} of session {self.session_id!r} was canceled; it "
+                "stopped after its last step, before its outcome was saved; the state "
+                "saved so far is kept"))
+
     def _note_progress(self) -> dict[str, Any] | None:
         """Write the progress and the events not yet in the record, in one write."""
         assert self.records is not None
@@ -188,6 +224,7 @@ class RunControl:
         with self._mutex:
             self.current_step = name
         self.boundary("step", name)
+        self._step_started_at = time.monotonic()
         self.emit("step", {"name": name, "agent": agent, "phase": "started"})
 
     def step_resumed(self, name: str, agent: str | None, output: str) -> None:
@@ -204,6 +241,9 @@ class RunControl:
         with self._mutex:
             self.steps_done.append(name)
             self.current_step = None
+            started, self._step_started_at = self._step_started_at, None
+        if started is not None:
+            metrics.record_step(self.framework, agent, name, time.monotonic() - started)
         self.emit("step", {"name": name, "agent": agent, "phase": "finished",
                            "output": output})
         self.emit("checkpoint_saved", {"step": name, "checkpoint": checkpoint})
@@ -214,12 +254,18 @@ class RunControl:
 
     def before_llm_call(self, agent: str | None) -> None:
         self.boundary("llm_call", agent or "agent")
+        with self._mutex:
+            self._llm_started_at.setdefault(agent or "", []).append(time.monotonic())
 
     def llm_finished(self, agent: str | None, prompt_chars: int, completion_chars: int,
                      usage: dict[str, Any] | None = None) -> None:
         with self._mutex:
             self.llm_calls += 1
             step = self.current_step
+            started = self._llm_started_at.get(agent or "")
+            began = started.pop(0) if started else None
+        if began is not None:
+            metrics.record_llm_call(self.provider, self.model, time.monotonic() - began)
         data: dict[str, Any] = {"model": self.model, "agent": agent, "step": step,
                                 "prompt_chars": prompt_chars,
                                 "completion_chars": completion_chars}

@@ -1,6 +1,10 @@
 """The blocking part of a run, on its worker thread: session lock held, load the
 session, run the crew/graph, record the finished run, build the reply.
 
+A cancel requested before the outcome is saved ends the run ``canceled``: checked once
+more when the framework returns (``RunControl.before_finish``), and by the outcome write
+itself (``RunRecords.complete``/``fail``), whose verdict the caller then gets too.
+
 The execution span (``CrewAI_Execution`` / ``LangGraph_Execution``) is opened
 here, inside a copy of the request's context, so it is a child of the request's
 server span and the framework's spans are its children, even when the run
@@ -14,9 +18,10 @@ from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
 
-from agent_wrapper import telemetry
+from agent_wrapper import metrics, telemetry
 from agent_wrapper.core.errors import (
     LLMFailure,
+    RunCanceled,
     RunSuperseded,
     StoreUnavailable,
     WrapperError,
@@ -97,16 +102,31 @@ def classify_error(exc: BaseException, session: SessionRun | None) -> WrapperErr
 
 def execute(job: RunJob, deps: RunDeps) -> Outcome:
     """Run ``job`` (blocking); releases the session lock before returning."""
+    timer = metrics.RunTimer(job.framework, job.agent)
+    outcome: Outcome | None = None
     try:
-        return _execute(job, deps)
+        outcome = _execute(job, deps)
+        return outcome
     finally:
         job.lock.release()
+        timer.end(_status(outcome))
+
+
+def _status(outcome: Outcome | None) -> str:
+    """How a run ended, for the metrics: the reply's status or the error's code."""
+    if outcome is None:
+        return "internal"
+    if outcome.reply is not None:
+        return str(outcome.reply.get("status") or "completed")
+    return outcome.error.code if outcome.error is not None else "internal"
 
 
 def _execute(job: RunJob, deps: RunDeps) -> Outcome:
     control = job.control
     bundle = deps.llm_factory.bundle()
     control.model = bundle.model
+    control.framework = job.framework
+    control.provider = "openai" if bundle.provider == "openai-compatible" else bundle.provider
     control.emit("started", {"framework": job.framework, "federation_session_id": job.session_id,
                              "request_id": job.request_id, "attempt": job.attempt})
     attributes = {
@@ -139,6 +159,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
                                       lock=job.lock)
             span.set_attribute("federation.resumed", session.resumed)
             result = job.runner(job.body, session, deps.llm_factory, bundle, control)
+            control.before_finish()
             if result.status == "input_required":
                 # Not finished: the run waits for the caller's answer (its checkpoint
                 # holds the interrupt); history records it once it completes.
@@ -165,7 +186,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
             span.set_attribute("output.value", result.output)
             outcome = Outcome(reply=reply, llm_calls=bundle.counter.value)
     if job.owner:
-        _record(job, deps, outcome)
+        outcome = _record(job, deps, outcome)
     return outcome
 
 
@@ -192,19 +213,29 @@ def _reply(job: RunJob, deps: RunDeps, bundle: LLMBundle, session: SessionRun,
     return reply
 
 
-def _record(job: RunJob, deps: RunDeps, outcome: Outcome) -> None:
+def _record(job: RunJob, deps: RunDeps, outcome: Outcome) -> Outcome:
     """Store the final status (still under the session lock, so waiters that see the
-    lock free also see the final record)."""
+    lock free also see the final record) and return the outcome the caller gets: the
+    stored one, ``canceled`` when the write found a cancel requested meanwhile."""
     session_id, request_id, owner = job.session_id, str(job.request_id), str(job.owner)
     progress = job.control.progress()
     progress["current_step"] = None
+    record = None
     try:
         if outcome.reply is not None:
-            deps.records.complete(session_id, request_id, owner, outcome.reply, progress)
+            record = deps.records.complete(session_id, request_id, owner, outcome.reply,
+                                           progress)
         elif outcome.error is not None:
-            deps.records.fail(session_id, request_id, owner, outcome.error, progress)
+            record = deps.records.fail(session_id, request_id, owner, outcome.error,
+                                       progress)
     except StoreUnavailable as exc:
         # The caller still gets the outcome; a retry finds the record unfinished,
         # sees its owner gone and runs it again (resuming the saved state).
         log.warning("cannot record the outcome of run %s/%s: %s", session_id, request_id,
                     exc.message)
+    if (record is not None and record.get("owner") == owner
+            and record.get("status") == "canceled"
+            and not isinstance(outcome.error, RunCanceled)):
+        message = (record.get("error") or {}).get("message") or "the run was canceled"
+        return Outcome(error=RunCanceled(message), llm_calls=outcome.llm_calls)
+    return outcome

@@ -316,6 +316,8 @@ class RunManager:
         self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
                                             name="run-queue")
         self._dispatcher.start()
+        # A run another worker makes wait wakes this one at once (PostgreSQL NOTIFY).
+        self.store.watch_queue(self._slot_freed.set)
 
     def _expire_loop(self) -> None:
         idle = self.settings.session_idle_ttl_s

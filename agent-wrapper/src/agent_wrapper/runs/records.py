@@ -20,7 +20,8 @@ update::
 
 Every transition is an atomic read-modify-write (``StateStore.update_run``), and
 the updates of a running attempt only apply while it still owns the record, so
-a cancel request or a takeover is never overwritten by a stale writer.
+a cancel request or a takeover is never overwritten by a stale writer. The run's
+outcome write finds a cancel requested before it and records ``canceled`` instead.
 
 What a caller is answered on is written durably: the outcome (``complete``/``fail``),
 a cancel request, a run handed back to the queue, and the record of a run accepted
@@ -234,18 +235,20 @@ class RunRecords:
 
     def complete(self, session_id: str, request_id: str, owner: str, reply: dict[str, Any],
                  progress: dict[str, Any]) -> dict[str, Any] | None:
+        """The run's outcome: its reply, unless a cancel was requested before this write
+        (then ``canceled``: the cancel was answered 202 and wins)."""
         status = "input_required" if reply.get("status") == "input_required" else "completed"
-        return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "status": status, "result": reply,
-                                      "error": None, "progress": progress})
+        return self._owned(session_id, request_id, owner, lambda r: _unless_canceled(
+            r, {**r, "status": status, "result": reply, "error": None, "progress": progress},
+            progress))
 
     def fail(self, session_id: str, request_id: str, owner: str, error: WrapperError,
              progress: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The run's failure, or ``canceled`` when a cancel was requested before it."""
         status = "canceled" if isinstance(error, RunCanceled) else "failed"
-        return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "status": status, "error": error_info(error),
-                                      "result": None,
-                                      "progress": progress or r.get("progress")})
+        return self._owned(session_id, request_id, owner, lambda r: _unless_canceled(
+            r, {**r, "status": status, "error": error_info(error), "result": None,
+                "progress": progress or r.get("progress")}, progress or r.get("progress")))
 
     def append_events(self, session_id: str, request_id: str, owner: str,
                       events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -266,6 +269,20 @@ class RunRecords:
             return {**current, "cancel_requested": True, "updated_at": now_iso()}
 
         return self._update(session_id, request_id, mutate)
+
+
+def _unless_canceled(current: dict[str, Any], outcome: dict[str, Any],
+                     progress: dict[str, Any] | None) -> dict[str, Any]:
+    """``outcome``, or ``canceled`` when the record asks for a cancel: an outcome write
+    never overwrites a requested cancel (it may have come after the run's last check)."""
+    if not current.get("cancel_requested") or outcome.get("status") == "canceled":
+        return outcome
+    session_id, request_id = current.get("federation_session_id"), current.get("request_id")
+    canceled = RunCanceled(
+        f"run {request_id!r} of session {session_id!r} was canceled as it ended; its "
+        "outcome was not kept, the state it saved is")
+    return {**current, "status": "canceled", "error": error_info(canceled), "result": None,
+            "progress": progress}
 
 
 def _with_events(record: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 Writes go to a temp file in the same directory, are fsynced and then
 ``os.replace``d over the old document, so a crash leaves either the old or the
-new document, never a torn one. Bookkeeping writes of run records (``durable=False``:
-progress, events, claims) skip the fsyncs; each record write replaces the whole
-record, so the run's durable outcome write makes the record whole on disk again.
+new document, never a torn one. A temp file's name carries its writer (pid, the
+process's start time, the boot), and a store removes at start only the temp files
+whose writer is gone: never one a live worker process is writing right now.
+Bookkeeping writes of run records (``durable=False``: progress, events, claims) skip
+the fsyncs; each record write replaces the whole record, so the run's durable outcome
+write makes the record whole on disk again.
 Locks are ``flock`` locks on ``<session>.lock``, which the kernel releases when a
 process dies, so a crashed run never leaves a session stuck.
 
@@ -20,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -28,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agent_wrapper import metrics
 from agent_wrapper.core.errors import StoreUnavailable
 from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
@@ -36,10 +41,71 @@ log = logging.getLogger(__name__)
 
 # Expired run records of sessions nobody touches again are swept this often.
 SWEEP_INTERVAL_S = 60.0
+# A temp file of a release that did not name its writer is left over once it is this old
+# (a write takes milliseconds).
+UNNAMED_TEMP_MAX_AGE_S = 3600.0
+# ``.<name>.<writer>.<random>.tmp``: the writer is "w<pid>-<start ticks>-<boot id>".
+_WRITER = re.compile(r"w(\d+)-(\d+)-([0-9a-f]*)")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _unavailable(message: str, cause: BaseException | None = None) -> StoreUnavailable:
+    """The error a failed file operation raises, counted in the store-error metric."""
+    metrics.store_error("file", cause)
+    return StoreUnavailable(message)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[19]  # field 22, starttime
+
+
+_BOOT = _boot_id()
+_tag: tuple[int, str] | None = None
+
+
+def _writer_tag() -> str:
+    """This process as a temp file's writer (recomputed in a forked child)."""
+    global _tag
+    pid = os.getpid()
+    if _tag is None or _tag[0] != pid:
+        _tag = (pid, f"w{pid}-{_start_ticks(pid) or 0}-{_BOOT}")
+    return _tag[1]
+
+
+def _writer_alive(temp: Path) -> bool:
+    """Whether the process that writes ``temp`` may still be writing it: a live process
+    of this boot with its pid and start time. A name without a writer (an earlier
+    release's) counts as alive until it is ``UNNAMED_TEMP_MAX_AGE_S`` old."""
+    parts = temp.name[:-len(".tmp")].rsplit(".", 2)
+    match = _WRITER.fullmatch(parts[1]) if len(parts) == 3 else None
+    if match is None:
+        return time.time() - temp.stat().st_mtime < UNNAMED_TEMP_MAX_AGE_S
+    pid, ticks, boot = int(match[1]), match[2], match[3]
+    if boot != _BOOT:
+        return False  # written before this machine's last boot
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    now_ticks = _start_ticks(pid)
+    return now_ticks is None or ticks == "0" or now_ticks == ticks  # else a reused pid
 
 
 class _FileLock(SessionLock):
@@ -71,11 +137,14 @@ class FileStateStore(StateStore):
 
     def remove_leftover_temp_files(self) -> int:
         """Delete temp files a process killed mid-write left behind (``.<name>.*.tmp``:
-        never a document, which is only replaced by a complete file)."""
+        never a document, which is only replaced by a complete file). A temp file whose
+        writer still runs (another worker saving right now) is kept."""
         removed = 0
         for directory in (self.directory, *self.runs_directory.glob("*")):
             for leftover in directory.glob(".*.tmp") if directory.is_dir() else ():
                 with contextlib.suppress(OSError):
+                    if _writer_alive(leftover):
+                        continue
                     leftover.unlink()
                     removed += 1
         if removed:
@@ -95,7 +164,7 @@ class FileStateStore(StateStore):
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(f"state directory {self.directory} unusable: {exc}") from exc
+            raise _unavailable(f"state directory {self.directory} unusable: {exc}", exc) from exc
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         path = self._path(session_id, ".json")
@@ -105,7 +174,7 @@ class FileStateStore(StateStore):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise StoreUnavailable(f"cannot read state of session {session_id!r}: {exc}") from exc
+            raise _unavailable(f"cannot read state of session {session_id!r}: {exc}", exc) from exc
 
     def save(self, session_id: str, document: dict[str, Any],
              lock: SessionLock | None = None, *, durable: bool = True) -> None:
@@ -121,8 +190,8 @@ class FileStateStore(StateStore):
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         tmp_name = None
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp",
-                                            dir=path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.{_writer_tag()}.",
+                                            suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -139,7 +208,7 @@ class FileStateStore(StateStore):
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot write {what}: {exc}") from exc
+            raise _unavailable(f"cannot write {what}: {exc}", exc) from exc
         finally:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
@@ -155,9 +224,9 @@ class FileStateStore(StateStore):
             owner = self.session_owner(session_id)
             if owner is not None:
                 return owner
-            raise StoreUnavailable(f"owner of session {session_id!r} unreadable") from None
+            raise _unavailable(f"owner of session {session_id!r} unreadable") from None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot claim session {session_id!r}: {exc}") from exc
+            raise _unavailable(f"cannot claim session {session_id!r}: {exc}", exc) from exc
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(principal)
             handle.flush()
@@ -174,8 +243,8 @@ class FileStateStore(StateStore):
             except FileNotFoundError:
                 return None
             except OSError as exc:
-                raise StoreUnavailable(f"cannot read owner of session {session_id!r}: "
-                                       f"{exc}") from exc
+                raise _unavailable(f"cannot read owner of session {session_id!r}: "
+                                       f"{exc}", exc) from exc
             if owner:
                 return owner
             time.sleep(0.002)
@@ -187,7 +256,7 @@ class FileStateStore(StateStore):
             self._path(session_id, ".owner").unlink(missing_ok=True)
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot delete session {session_id!r}: {exc}") from exc
+            raise _unavailable(f"cannot delete session {session_id!r}: {exc}", exc) from exc
 
     def expire_idle_sessions(self, idle_s: float) -> int:
         cutoff = time.time() - idle_s
@@ -221,7 +290,7 @@ class FileStateStore(StateStore):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot open lock of session {session_id!r}: {exc}") from exc
+            raise _unavailable(f"cannot open lock of session {session_id!r}: {exc}", exc) from exc
         try:
             # Each os.open is its own open file description, so flock also
             # excludes other threads of this process, not just other processes.
@@ -231,7 +300,7 @@ class FileStateStore(StateStore):
             return None
         except OSError as exc:
             os.close(fd)
-            raise StoreUnavailable(f"cannot lock session {session_id!r}: {exc}") from exc
+            raise _unavailable(f"cannot lock session {session_id!r}: {exc}", exc) from exc
         return _FileLock(fd)
 
     # -- run records --------------------------------------------------------
@@ -252,12 +321,12 @@ class FileStateStore(StateStore):
             directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreUnavailable(f"run records of {session_id!r} unusable: {exc}") from exc
+            raise _unavailable(f"run records of {session_id!r} unusable: {exc}", exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as exc:
             os.close(fd)
-            raise StoreUnavailable(f"cannot lock run records of {session_id!r}: {exc}") from exc
+            raise _unavailable(f"cannot lock run records of {session_id!r}: {exc}", exc) from exc
         try:
             yield directory
         finally:
@@ -272,7 +341,7 @@ class FileStateStore(StateStore):
         except FileNotFoundError:
             return None, False
         except (OSError, ValueError) as exc:
-            raise StoreUnavailable(f"cannot read run record {path.name}: {exc}") from exc
+            raise _unavailable(f"cannot read run record {path.name}: {exc}", exc) from exc
         if int(stored.get("expires_at_ms", 0)) <= _now_ms():
             return None, True
         return stored.get("record"), False
@@ -332,4 +401,4 @@ class FileStateStore(StateStore):
     def ping(self) -> None:
         self._ensure_dir()
         if not os.access(self.directory, os.W_OK):
-            raise StoreUnavailable(f"state directory {self.directory} is not writable")
+            raise _unavailable(f"state directory {self.directory} is not writable")

@@ -28,10 +28,24 @@ on the next open (nothing to clean by hand). PostgreSQL does the same with
 
 Connections are pooled (SQLite: one per concurrent user, reused across runs; run
 threads are short-lived, so per-thread connections were opened once per run).
+
+**The run queue** (``federation_queue``). A claim reads waiting rows only, oldest
+first, through an index of waiting rows (``worker = ''``), skipping sessions that run
+elsewhere (a held lease): runs in flight are never scanned, however many there are.
+On PostgreSQL a claim is one ``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)``
+without any cluster-wide lock: concurrent claimers take different rows and never wait
+for each other; a waiting run or a run handed back sends ``NOTIFY federation_queue``,
+which wakes idle workers at once (the poll stays as the fallback). SQLite has one
+writer at a time anyway: a claim is a select and an update under ``BEGIN IMMEDIATE``.
+Claims whose lease lapsed, or whose worker is a dead process of this host, are handed
+back to waiting by any worker (``reap_claims``, at most once a second each).
+
+The schema is versioned and migrated at start (``store/migrations.py``).
 """
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import secrets
@@ -43,30 +57,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from agent_wrapper import metrics
 from agent_wrapper.core.errors import RunSuperseded, StoreUnavailable
+from agent_wrapper.store import migrations
 from agent_wrapper.store.base import RenewedLock, RunMutator, SessionLock, StateStore
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS federation_sessions (
-        session_id TEXT PRIMARY KEY, document TEXT NOT NULL, updated_at_ms BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS federation_runs (
-        session_id TEXT NOT NULL, request_id TEXT NOT NULL, record TEXT NOT NULL,
-        expires_at_ms BIGINT NOT NULL, PRIMARY KEY (session_id, request_id))""",
-    """CREATE TABLE IF NOT EXISTS federation_locks (
-        session_id TEXT PRIMARY KEY, owner TEXT NOT NULL, fence BIGINT NOT NULL,
-        holder TEXT NOT NULL, expires_at_ms BIGINT NOT NULL)""",
-    # Who owns each session (the principal of its first request): written once.
-    """CREATE TABLE IF NOT EXISTS federation_owners (
-        session_id TEXT PRIMARY KEY, owner TEXT NOT NULL, claimed_at_ms BIGINT NOT NULL)""",
-    # The run queue: one row per accepted run until it ends. ``worker`` is empty while
-    # the run waits; a worker's claim is a lease it renews (see ``renew_claims``).
-    """CREATE TABLE IF NOT EXISTS federation_queue (
-        session_id TEXT NOT NULL, request_id TEXT NOT NULL, job TEXT NOT NULL,
-        enqueued_at_ms BIGINT NOT NULL, worker TEXT NOT NULL,
-        lease_expires_at_ms BIGINT NOT NULL, PRIMARY KEY (session_id, request_id))""",
-)
+log = logging.getLogger(__name__)
 HOST = socket.gethostname()
+# How often one store hands back lapsed or dead claims (``reap_claims``).
+REAP_INTERVAL_S = 1.0
+# The PostgreSQL channel that tells workers a run waits.
+QUEUE_CHANNEL = "federation_queue"
+# The PostgreSQL advisory lock every starting process takes to migrate the schema.
+MIGRATION_LOCK = "federation:schema-migrations"
+MIGRATION_POLL_S = 0.05
 
 
 def _now_ms() -> int:
@@ -130,6 +135,9 @@ class SqlStateStore(StateStore):
     def __init__(self, kind: str, *, lock_ttl_ms: int = 30_000) -> None:
         self.kind = kind
         self.lock_ttl_ms = lock_ttl_ms
+        self._reap_mutex = threading.Lock()
+        self._last_reap = float("-inf")
+        self.migrated: list[int] = []  # the migrations this store applied at its start
 
     # -- the dialect: a transaction, and "?" placeholders rewritten for psycopg ----------
     @contextlib.contextmanager
@@ -310,50 +318,110 @@ class SqlStateStore(StateStore):
         return expired
 
     # -- the run queue ----------------------------------------------------------------------
+    # The transaction key of a claim and of reaping: SQLite needs its write lock taken up
+    # front (``BEGIN IMMEDIATE``); PostgreSQL none (row locks, see the module doc).
+    claim_lock_key: str | None = "claim"
+
     def enqueue(self, session_id: str, request_id: str, job: dict[str, Any], *,
                 claimed: bool, max_queued: int, durable: bool = True) -> bool:
         """Add an accepted run, claimed by this worker already (it runs it now) or
         waiting. False when ``max_queued`` runs already wait (the caller answers 503).
         A waiting run is always written durably (its queue row is all there is of it);
         a claimed one is bookkeeping with ``durable=False`` (nothing is acknowledged
-        before its outcome)."""
+        before its outcome). Only waiting runs serialise (on one key: the count of
+        waiting runs stays exact); a claimed run locks its own row only."""
         now = _now_ms()
-        with self.transaction("queue", durable=durable or not claimed) as cur:
+        key = "queue" if not claimed else f"queue:{session_id}/{request_id}"
+        with self.transaction(key, durable=durable or not claimed) as cur:
             if not claimed:
                 waiting = self._execute(cur, "SELECT COUNT(*) FROM federation_queue WHERE "
                                              "worker = ''").fetchone()[0]
                 if waiting >= max_queued:
                     return False
             self._execute(cur, "INSERT INTO federation_queue (session_id, request_id, job, "
-                               "enqueued_at_ms, worker, lease_expires_at_ms) VALUES "
-                               "(?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, request_id) DO "
-                               "UPDATE SET job = excluded.job, worker = excluded.worker, "
-                               "lease_expires_at_ms = excluded.lease_expires_at_ms",
+                               "enqueued_at_ms, worker, lease_expires_at_ms, "
+                               "waiting_since_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                               "(session_id, request_id) DO UPDATE SET job = excluded.job, "
+                               "worker = excluded.worker, lease_expires_at_ms = "
+                               "excluded.lease_expires_at_ms, waiting_since_ms = "
+                               "excluded.waiting_since_ms",
                           (session_id, request_id, _dumps(job), now,
                            _holder() if claimed else "",
-                           now + self.lock_ttl_ms if claimed else 0))
+                           now + self.lock_ttl_ms if claimed else 0, now))
+            if not claimed:
+                self._notify_queue(cur)
         return True
 
     def claim_next(self, busy_sessions: set[str]) -> tuple[str, str, dict[str, Any]] | None:
-        """Claim the oldest run that waits, or whose worker's lease passed (it died):
-        ``(session_id, request_id, job)``, or None. Sessions in ``busy_sessions`` (this
-        worker runs them already) are skipped."""
+        """Claim the oldest waiting run: ``(session_id, request_id, job)``, or None.
+        Sessions in ``busy_sessions`` (this worker runs them already) and sessions whose
+        lease another run holds are skipped. Lapsed and dead claims are handed back to
+        waiting first (at most once a second), so their runs are claimed in turn."""
+        started = time.monotonic()
+        self._reap_if_due()
         now = _now_ms()
-        with self.transaction("queue", durable=False) as cur:
-            rows = self._execute(cur, "SELECT session_id, request_id, job, worker, "
-                                      "lease_expires_at_ms FROM federation_queue ORDER BY "
-                                      "enqueued_at_ms LIMIT 200").fetchall()
-            for session_id, request_id, job, worker, expires in rows:
-                if session_id in busy_sessions:
-                    continue
-                if worker and expires > now and not _holder_gone(worker):
-                    continue
+        row = self._claim_row(sorted(busy_sessions), now)
+        metrics.record_claim(self.kind, time.monotonic() - started,
+                             None if row is None else max(0, now - max(row[3], row[4])))
+        if row is None:
+            return None
+        return row[0], row[1], json.loads(row[2])
+
+    def _claim_row(self, busy: list[str], now: int) -> tuple | None:
+        """Claim one waiting row: (session_id, request_id, job, enqueued_at_ms,
+        waiting_since_ms), or None. SQLite: select and update under its write lock."""
+        skip = f"AND session_id NOT IN ({', '.join('?' * len(busy))}) " if busy else ""
+        with self.transaction(self.claim_lock_key, durable=False) as cur:
+            row = self._execute(cur, "SELECT session_id, request_id, job, enqueued_at_ms, "  # noqa: S608 (placeholders only)
+                                     "waiting_since_ms FROM federation_queue q WHERE "
+                                     f"worker = '' {skip}AND NOT EXISTS (SELECT 1 FROM "
+                                     "federation_locks l WHERE l.session_id = q.session_id "
+                                     "AND l.owner <> '' AND l.expires_at_ms > ?) ORDER BY "
+                                     "enqueued_at_ms LIMIT 1", (*busy, now)).fetchone()
+            if row is not None:
                 self._execute(cur, "UPDATE federation_queue SET worker = ?, "
                                    "lease_expires_at_ms = ? WHERE session_id = ? AND "
                                    "request_id = ?",
-                              (_holder(), now + self.lock_ttl_ms, session_id, request_id))
-                return session_id, request_id, json.loads(job)
-        return None
+                              (_holder(), now + self.lock_ttl_ms, row[0], row[1]))
+        return row
+
+    def _reap_if_due(self) -> None:
+        with self._reap_mutex:
+            if time.monotonic() - self._last_reap < REAP_INTERVAL_S:
+                return
+            self._last_reap = time.monotonic()
+        self.reap_claims()
+
+    def reap_claims(self) -> int:
+        """Hand back to waiting the claims whose lease lapsed or whose worker is a dead
+        process of this host, and free the session leases of dead processes of this host
+        (``try_lock`` would take them anyway); returns how many claims went back."""
+        now = _now_ms()
+        with self.transaction() as cur:
+            workers = self._execute(cur, "SELECT DISTINCT worker FROM federation_queue "
+                                         "WHERE worker <> ''").fetchall()
+            holders = self._execute(cur, "SELECT DISTINCT holder FROM federation_locks "
+                                         "WHERE owner <> ''").fetchall()
+        dead_workers = [w for (w,) in workers if _holder_gone(w)]
+        dead_holders = [h for (h,) in holders if _holder_gone(h)]
+        with self.transaction(self.claim_lock_key, durable=False) as cur:
+            freed = self._free_claims(cur, now, dead_workers, dead_holders)
+            if freed or dead_holders:
+                self._notify_queue(cur)
+        return freed
+
+    def _free_claims(self, cur: Any, now: int, dead_workers: list[str],
+                     dead_holders: list[str]) -> int:
+        dead = f" OR worker IN ({', '.join('?' * len(dead_workers))})" if dead_workers else ""
+        freed = self._execute(cur, "UPDATE federation_queue SET worker = '', "  # noqa: S608
+                                   "lease_expires_at_ms = 0, waiting_since_ms = ? WHERE "
+                                   f"worker <> '' AND (lease_expires_at_ms <= ?{dead})",
+                              (now, now, *dead_workers)).rowcount
+        if dead_holders:  # the fence stays, as in ``release``
+            self._execute(cur, "UPDATE federation_locks SET owner = '', expires_at_ms = 0 "  # noqa: S608
+                               "WHERE owner <> '' AND holder IN "
+                               f"({', '.join('?' * len(dead_holders))})", tuple(dead_holders))
+        return freed
 
     def renew_claims(self) -> None:
         """Extend the leases of every run this worker process has claimed."""
@@ -363,16 +431,17 @@ class SqlStateStore(StateStore):
 
     def requeue(self, session_id: str, request_id: str) -> None:
         """Hand a claimed run back (this worker stops): another worker continues it."""
-        with self.transaction("queue") as cur:
+        with self.transaction(f"queue:{session_id}/{request_id}") as cur:
             self._execute(cur, "UPDATE federation_queue SET worker = '', "
-                               "lease_expires_at_ms = 0 WHERE session_id = ? AND "
-                               "request_id = ? AND worker = ?",
-                          (session_id, request_id, _holder()))
+                               "lease_expires_at_ms = 0, waiting_since_ms = ? WHERE "
+                               "session_id = ? AND request_id = ? AND worker = ?",
+                          (_now_ms(), session_id, request_id, _holder()))
+            self._notify_queue(cur)
 
     def dequeue(self, session_id: str, request_id: str) -> None:
         """The run ended (whatever its outcome): it leaves the queue. Bookkeeping: a row
         left by a power cut is claimed again, finds its run ended and is dropped."""
-        with self.transaction("queue", durable=False) as cur:
+        with self.transaction(f"queue:{session_id}/{request_id}", durable=False) as cur:
             self._execute(cur, "DELETE FROM federation_queue WHERE session_id = ? AND "
                                "request_id = ?", (session_id, request_id))
 
@@ -383,9 +452,29 @@ class SqlStateStore(StateStore):
                                  (session_id, request_id)).fetchone() is not None
 
     def queued(self) -> int:
+        return self.queue_stats()[0]
+
+    def queue_stats(self) -> tuple[int, int | None]:
+        """How many runs wait, and since when the oldest waits (epoch ms, None when none
+        does): one read of the waiting-rows index, for the queue metrics."""
         with self.transaction() as cur:
-            return self._execute(cur, "SELECT COUNT(*) FROM federation_queue WHERE "
-                                      "worker = ''").fetchone()[0]
+            count, oldest = self._execute(
+                cur, "SELECT COUNT(*), MIN(CASE WHEN waiting_since_ms > 0 THEN "
+                     "waiting_since_ms ELSE enqueued_at_ms END) FROM federation_queue WHERE "
+                     "worker = ''").fetchone()
+        return (int(count), int(oldest)) if count else (0, None)
+
+    def _notify_queue(self, cur: Any) -> None:
+        """Tell idle workers that a run waits (PostgreSQL; SQLite workers poll)."""
+
+    def watch_queue(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever another worker makes a run wait (PostgreSQL's
+        ``LISTEN``); SQLite workers have only their poll."""
+
+    def schema_versions(self) -> list[int]:
+        """The schema migrations the database has recorded."""
+        with self.transaction() as cur:
+            return migrations.recorded_versions(cur, self._execute)
 
     def sweep_expired_runs(self) -> int:
         with self.transaction() as cur:
@@ -420,14 +509,16 @@ class SqliteStateStore(SqlStateStore):
         self.serial = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.transaction() as cur:
-                for statement in _SCHEMA:
-                    cur.execute(statement)
+            # BEGIN IMMEDIATE: the database's write lock; a second process starting at
+            # once waits for it, then finds the migrations recorded.
+            with self.transaction("migrate") as cur:
+                self.migrated = migrations.apply(cur, self._execute)
             with self._pooled() as conn:
                 from langgraph.checkpoint.sqlite import SqliteSaver
 
                 SqliteSaver(conn).setup()  # LangGraph's tables, once per store
         except (OSError, sqlite3.Error) as exc:
+            metrics.store_error(self.kind, exc)
             raise StoreUnavailable(f"sqlite store {self.path} unusable: {exc}") from exc
         self.sweep_expired_runs()
 
@@ -474,7 +565,7 @@ class SqliteStateStore(SqlStateStore):
                 # interleave.
                 cur.execute("BEGIN IMMEDIATE" if lock_key else "BEGIN")
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+                raise self._unavailable(exc) from exc
             try:
                 yield cur
             except BaseException:
@@ -486,7 +577,11 @@ class SqliteStateStore(SqlStateStore):
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     cur.execute("ROLLBACK")
-                raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+                raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        metrics.store_error(self.kind, exc)
+        return StoreUnavailable(f"sqlite store {self.path}: {exc}")
 
     @contextlib.contextmanager
     def langgraph_saver(self, lock: SessionLock | None) -> Iterator[Any]:
@@ -523,12 +618,31 @@ class PostgresStateStore(SqlStateStore):
                                        timeout=10, kwargs={"autocommit": True},
                                        check=ConnectionPool.check_connection)
             self.pool.wait(timeout=10)
-            with self.transaction() as cur:
-                for statement in _SCHEMA:
-                    cur.execute(statement)
-            self._saver_setup()
+            self._migrate()
         except Exception as exc:
+            metrics.store_error(self.kind, exc)
             raise StoreUnavailable(f"postgres store unusable: {_safe(exc)}") from exc
+        self._closed = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    def _migrate(self) -> None:
+        """Our migrations and LangGraph's ``setup()`` (its own versioned tables), under
+        one session advisory lock: of several processes starting at once, one migrates
+        and the others wait, then find everything recorded."""
+        with self.pool.connection() as conn:
+            # Polled, not waited for in one statement: a waiting statement holds a
+            # snapshot, and LangGraph's setup (CREATE INDEX CONCURRENTLY) waits for every
+            # snapshot of the database, on another connection: an unseen deadlock.
+            while not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                                   (MIGRATION_LOCK,)).fetchone()[0]:
+                time.sleep(MIGRATION_POLL_S)
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    self.migrated = migrations.apply(cur, self._execute)
+                self._saver_setup()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
+                             (MIGRATION_LOCK,))
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -541,6 +655,7 @@ class PostgresStateStore(SqlStateStore):
             conn_cm = self.pool.connection()
             conn = conn_cm.__enter__()
         except Exception as exc:
+            metrics.store_error(self.kind, exc)
             raise StoreUnavailable(f"postgres unavailable: {_safe(exc)}") from exc
         failed: BaseException | None = None
         try:
@@ -556,12 +671,77 @@ class PostgresStateStore(SqlStateStore):
                 yield cur
         except psycopg.Error as exc:
             failed = exc
+            metrics.store_error(self.kind, exc)
             raise StoreUnavailable(f"postgres unavailable: {_safe(exc)}") from exc
         except BaseException as exc:
             failed = exc
             raise
         finally:
             conn_cm.__exit__(type(failed) if failed else None, failed, None)
+
+    # -- the run queue: row locks instead of a queue lock, and LISTEN/NOTIFY ---------------
+    claim_lock_key = None
+
+    def _claim_row(self, busy: list[str], now: int) -> tuple | None:
+        """One statement: lock the oldest waiting row nobody else is claiming (``SKIP
+        LOCKED``: concurrent claimers take the next rows, none waits) and claim it."""
+        with self.transaction(durable=False) as cur:
+            return self._execute(
+                cur, "UPDATE federation_queue q SET worker = ?, lease_expires_at_ms = ? "
+                     "FROM (SELECT session_id, request_id FROM federation_queue c WHERE "
+                     "c.worker = '' AND c.session_id <> ALL(?::text[]) AND NOT EXISTS "
+                     "(SELECT 1 FROM federation_locks l WHERE l.session_id = c.session_id "
+                     "AND l.owner <> '' AND l.expires_at_ms > ?) ORDER BY c.enqueued_at_ms "
+                     "LIMIT 1 FOR UPDATE OF c SKIP LOCKED) pick WHERE q.session_id = "
+                     "pick.session_id AND q.request_id = pick.request_id RETURNING "
+                     "q.session_id, q.request_id, q.job, q.enqueued_at_ms, q.waiting_since_ms",
+                (_holder(), now + self.lock_ttl_ms, busy, now)).fetchone()
+
+    def _free_claims(self, cur: Any, now: int, dead_workers: list[str],
+                     dead_holders: list[str]) -> int:
+        # SKIP LOCKED: reapers of several workers never wait for (or deadlock on) rows
+        # another one is handing back or claiming.
+        freed = self._execute(cur, "UPDATE federation_queue q SET worker = '', "
+                                   "lease_expires_at_ms = 0, waiting_since_ms = ? FROM "
+                                   "(SELECT session_id, request_id FROM federation_queue WHERE "
+                                   "worker <> '' AND (lease_expires_at_ms <= ? OR worker = "
+                                   "ANY(?::text[])) FOR UPDATE SKIP LOCKED) lapsed WHERE "
+                                   "q.session_id = lapsed.session_id AND q.request_id = "
+                                   "lapsed.request_id", (now, now, dead_workers)).rowcount
+        if dead_holders:
+            self._execute(cur, "UPDATE federation_locks l SET owner = '', expires_at_ms = 0 "
+                               "FROM (SELECT session_id FROM federation_locks WHERE owner <> '' "
+                               "AND holder = ANY(?::text[]) FOR UPDATE SKIP LOCKED) dead WHERE "
+                               "l.session_id = dead.session_id", (dead_holders,))
+        return freed
+
+    def _notify_queue(self, cur: Any) -> None:
+        # Delivered at commit, to every worker listening (``watch_queue``).
+        cur.execute("SELECT pg_notify(%s, '')", (QUEUE_CHANNEL,))
+
+    def watch_queue(self, wake: Callable[[], None]) -> None:
+        if self._listener is None:
+            self._listener = threading.Thread(target=self._listen, args=(wake,), daemon=True,
+                                              name="queue-listener")
+            self._listener.start()
+
+    def _listen(self, wake: Callable[[], None]) -> None:
+        """``LISTEN`` on a connection of its own; reconnects after an error and wakes the
+        worker then (a notification sent meanwhile was missed)."""
+        psycopg = self._psycopg
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    wake()
+                    while not self._closed.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            wake()
+            except psycopg.Error as exc:
+                metrics.store_error(self.kind, exc)
+                log.warning("run queue: LISTEN connection lost (%s); polling until it is back",
+                            _safe(exc))
+                self._closed.wait(1.0)
 
     def _saver_setup(self) -> None:
         from langgraph.checkpoint.postgres import PostgresSaver
@@ -586,6 +766,9 @@ class PostgresStateStore(SqlStateStore):
         yield _fenced(PostgresSaver, self, lock)(self.saver_pool)
 
     def close(self) -> None:
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.join(5)
         self.saver_pool.close()
         self.pool.close()
 
