@@ -13,7 +13,7 @@ use federation_proto::{
 
 use std::collections::BTreeMap;
 
-use crate::lifecycle::oci::{RegistrySources, SourceStatus};
+use crate::lifecycle::registry_sources::{RegistrySources, SourceStatus};
 use crate::lifecycle::{AdapterLifecycle, Rejection, UPLOAD_SOURCE};
 use crate::status::AdminError;
 use federation_runtime::{Adapter, Slot};

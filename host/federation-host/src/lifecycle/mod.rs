@@ -12,9 +12,10 @@
 //! check is still refused). What starts and stops serving is told to a
 //! [`LifecycleEvents`] listener (the server keeps gRPC health from it). The directory
 //! watcher that triggers reconciles lives in [`watcher`]; adapters that follow an OCI
-//! registry are pulled by [`oci`] and go through the same [`AdapterLifecycle`] path.
+//! registry are polled and pulled by [`registry_sources`] and go through the same
+//! [`AdapterLifecycle`] path.
 
-pub mod oci;
+pub mod registry_sources;
 pub mod watcher;
 
 use std::{
@@ -482,7 +483,7 @@ impl AdapterLifecycle {
                 && current.source != source
                 && current.source != UPLOAD_SOURCE
                 && (Path::new(&current.source).exists()
-                    || current.source.starts_with(crate::oci::SCHEME))
+                    || current.source.starts_with(crate::oci_registry::SCHEME))
             {
                 let reason = format!(
                     "adapter name {name:?} is already served from {}; rename or remove one",
