@@ -570,3 +570,89 @@ async fn the_adapters_subcommand_drives_admin_service() {
     assert!(printed.contains("reason: UNAUTHENTICATED"), "{printed}");
     assert_eq!(setup.echo().await.unwrap().adapter_version, V1);
 }
+
+/// The test-faults build under a manifest that makes its validation spin at `stage`
+/// (`describe` or `run-task`: the self-test) until the host's budget stops it.
+fn spinning_policy(stage: &str) -> String {
+    format!("[wasi]\nenv = {{ TEST_FAULTS_SPIN = \"{stage}\" }}\n")
+}
+
+/// Waits until the host logged that it started validating `digest` from `source`.
+async fn validation_started(setup: &Setup, source: &str, digest: &str) {
+    eventually(
+        "the hostile build's validation starts",
+        SWAP_LIMIT,
+        || async {
+            setup.host.log().lines().any(|line| {
+                line.contains("validating adapter")
+                    && line.contains(source)
+                    && line.contains(digest)
+            })
+        },
+    )
+    .await;
+}
+
+/// Whether `listing` reports a rejection of `digest` from `source`.
+fn rejected(listing: &ListAdaptersResponse, source: &str, digest: &str) -> bool {
+    listing
+        .rejections
+        .iter()
+        .any(|r| r.source.contains(source) && r.digest == digest)
+}
+
+/// A build whose describe() or self-test spins holds the lifecycle for its whole
+/// validation budget; ListAdapters answers meanwhile. Ordering, not timing: the
+/// listing taken after validation started does not yet hold the rejection that ends
+/// that validation (a listing that waited for it would).
+#[tokio::test]
+async fn list_adapters_answers_while_a_spinning_build_is_validated() {
+    let v1 = build(V1);
+    let setup = Setup::start(&[("test-faults.wasm", &v1)], &[]).await;
+    let hostile = std::fs::read(dist_dir().join("test-adapters/test-faults.wasm")).unwrap();
+    let hostile_digest = digest(&hostile);
+
+    // An upload whose describe() spins.
+    let mut admin = setup.admin().await;
+    let upload = LoadAdapterRequest {
+        component: hostile.clone(),
+        policy: spinning_policy("describe"),
+    };
+    let load = tokio::spawn(async move { admin.load_adapter(authed(upload, Some(TOKEN))).await });
+    validation_started(&setup, "upload", &hostile_digest).await;
+    let during = setup.list().await;
+    assert!(
+        !rejected(&during, "upload", &hostile_digest),
+        "ListAdapters waited for the spinning describe() to be rejected"
+    );
+    let serving = during.adapters.iter().find(|a| a.name == "test-faults");
+    assert_eq!(
+        serving.unwrap().current.as_ref().unwrap().digest,
+        digest(&v1)
+    );
+    let status = load.await.unwrap().unwrap_err();
+    assert!(status.message().contains("describe"), "{status:?}");
+    assert!(rejected(&setup.list().await, "upload", &hostile_digest));
+
+    // A file dropped into the directory whose self-test spins.
+    std::fs::write(setup.path("spinning.toml"), spinning_policy("run-task")).unwrap();
+    install_atomically(setup.dir.path(), "spinning.wasm", &hostile);
+    let file = setup.path("spinning.wasm").display().to_string();
+    validation_started(&setup, &file, &hostile_digest).await;
+    let during = setup.list().await;
+    assert!(
+        !rejected(&during, &file, &hostile_digest),
+        "ListAdapters waited for the spinning self-test to be rejected"
+    );
+    eventually("the spinning self-test is rejected", SWAP_LIMIT, || async {
+        rejected(&setup.list().await, &file, &hostile_digest)
+    })
+    .await;
+    let listing = setup.list().await;
+    let rejection = listing.rejections.iter().find(|r| r.source == file);
+    assert!(
+        rejection.unwrap().reason.contains("self-test"),
+        "{listing:?}"
+    );
+    assert_eq!(setup.echo().await.unwrap().adapter_version, V1);
+}

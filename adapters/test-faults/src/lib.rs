@@ -13,6 +13,10 @@
 //! `not-an-object` answers with a structured result that is JSON but not an object.
 //! Never deploy it.
 //!
+//! `TEST_FAULTS_SPIN` in its environment (a policy manifest's `[wasi] env`) makes the
+//! host's validation of the build hang: `describe` spins in `describe()`, `run-task`
+//! spins in every task (the host's self-test is the first).
+//!
 //! `TEST_FAULTS_VERSION` at build time sets the version `describe()` reports, so the
 //! hot-swap tests get two builds that differ only in version.
 //!
@@ -38,6 +42,7 @@ struct Faults;
 
 impl Guest for Faults {
     fn describe() -> AdapterInfo {
+        spin_if_told("describe");
         AdapterInfo {
             name: "test-faults".into(),
             version: option_env!("TEST_FAULTS_VERSION")
@@ -50,14 +55,10 @@ impl Guest for Faults {
     }
 
     fn run_task(task: Task) -> Result<TaskResponse, AdapterError> {
+        spin_if_told("run-task");
         match task.goal.as_str() {
             "trap" => panic!("test-faults adapter asked to trap"),
-            "spin" => {
-                let mut n: u64 = 0;
-                loop {
-                    n = std::hint::black_box(n.wrapping_add(1));
-                }
-            }
+            "spin" => spin(),
             "forge" => send_forged(&task),
             "echo" => Ok(TaskResponse {
                 output: format!("echo: {}", task.context),
@@ -165,6 +166,21 @@ impl Guest for Faults {
                 ))),
             },
         }
+    }
+}
+
+/// Loops until the host stops it.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Spins when `TEST_FAULTS_SPIN` names `stage`.
+fn spin_if_told(stage: &str) {
+    if std::env::var("TEST_FAULTS_SPIN").is_ok_and(|value| value == stage) {
+        spin()
     }
 }
 

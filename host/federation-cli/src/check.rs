@@ -103,18 +103,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
     );
 
     let stub = StubWrapper::start().await;
-    let defaults = PolicyDefaults {
-        wrapper: Origin::of(&url::Url::parse(&stub.url())?).expect("stub URL is http"),
-        outbound_timeout: Duration::from_secs(30),
-        max_response_bytes: 8 << 20,
-        max_requests_per_task: 64,
-        max_concurrent_requests: 256,
-        max_memory_bytes: 64 << 20,
-        cpu_budget: Duration::from_secs(30),
-        max_concurrent_tasks: 64,
-        // No secrets directory: a manifest's value_file is reported, not read.
-        secrets: Default::default(),
-    };
+    let defaults = policy_defaults(&stub)?;
     let policy = match load_policy(&args, &defaults) {
         Ok(policy) => {
             report.record("policy manifest", Ok(policy.source.clone()));
@@ -125,7 +114,40 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
             Arc::new(SandboxPolicy::defaults(&defaults))
         }
     };
+    let runtime = check_runtime(&defaults)?;
+    let Some(adapter) = load_adapter(&mut report, &runtime, bytes, &args, policy).await else {
+        return Ok(report.exit_code());
+    };
 
+    golden_success(&mut report, &runtime, &adapter, &stub).await;
+    if adapter.reports_progress {
+        golden_watched(&mut report, &runtime, &adapter, &stub).await;
+    }
+    if adapter.supports_interaction {
+        golden_interaction(&mut report, &runtime, &adapter, &stub).await;
+    }
+    golden_errors(&mut report, &runtime, &adapter, &stub).await;
+    Ok(report.exit_code())
+}
+
+/// The host's default limits, with the stub as the wrapper.
+fn policy_defaults(stub: &StubWrapper) -> anyhow::Result<PolicyDefaults> {
+    Ok(PolicyDefaults {
+        wrapper: Origin::of(&url::Url::parse(&stub.url())?).expect("stub URL is http"),
+        outbound_timeout: Duration::from_secs(30),
+        max_response_bytes: 8 << 20,
+        max_requests_per_task: 64,
+        max_concurrent_requests: 256,
+        max_memory_bytes: 64 << 20,
+        cpu_budget: Duration::from_secs(30),
+        max_concurrent_tasks: 64,
+        // No secrets directory: a manifest's value_file is reported, not read.
+        secrets: Default::default(),
+    })
+}
+
+/// An adapter runtime set up as the host's (engine, outbound client, self-test on).
+fn check_runtime(defaults: &PolicyDefaults) -> anyhow::Result<AdapterRuntime> {
     let engine = build_engine(&EngineLimits {
         max_instances: 16,
         max_memory_bytes: defaults.max_memory_bytes,
@@ -135,8 +157,18 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         default_timeout: defaults.outbound_timeout,
         connect_timeout: Duration::from_secs(5),
     })?;
-    let runtime = AdapterRuntime::new(engine, Arc::new(outbound), None, true)?;
+    AdapterRuntime::new(engine, Arc::new(outbound), None, true)
+}
 
+/// Compiles the component (printing its imports and exports), then links, describes
+/// and self-tests it as the host does; None when a step failed (reported).
+async fn load_adapter(
+    report: &mut Report,
+    runtime: &AdapterRuntime,
+    bytes: Vec<u8>,
+    args: &CheckArgs,
+    policy: Arc<SandboxPolicy>,
+) -> Option<Adapter> {
     let started = Instant::now();
     let digest = digest_of(&bytes);
     let component = match runtime.compile(bytes, &digest).await {
@@ -149,7 +181,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         }
         Err(error) => {
             report.record("compiles as a component", Err(error.to_string()));
-            return Ok(report.exit_code());
+            return None;
         }
     };
     let ty = component.component_type();
@@ -161,63 +193,44 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         names(imports),
         names(exports)
     );
-
-    let adapter = match runtime
-        .load_compiled(
-            component,
-            digest,
-            args.file.display().to_string(),
-            policy,
-            started,
-            false,
+    let source = args.file.display().to_string();
+    let loaded = runtime
+        .load_compiled(component, digest, source, policy, started, false)
+        .await;
+    let described = loaded.as_ref().map_err(ToString::to_string).map(|adapter| {
+        let info = &adapter.info;
+        format!(
+            "{} {} (framework {}, route {})",
+            info.name, info.version, info.framework, info.route
         )
-        .await
-    {
-        Ok(adapter) => {
-            report.record(
-                "fits agent-backend, describe(), self-test",
-                Ok(format!(
-                    "{} {} (framework {}, route {})",
-                    adapter.info.name,
-                    adapter.info.version,
-                    adapter.info.framework,
-                    adapter.info.route
-                )),
-            );
-            adapter
-        }
-        Err(error) => {
-            report.record(
-                "fits agent-backend, describe(), self-test",
-                Err(error.to_string()),
-            );
-            return Ok(report.exit_code());
-        }
-    };
+    });
+    report.record("fits agent-backend, describe(), self-test", described);
+    loaded.ok()
+}
 
-    golden_success(&mut report, &runtime, &adapter, &stub).await;
-    if adapter.reports_progress {
-        golden_watched(&mut report, &runtime, &adapter, &stub).await;
-    }
-    if adapter.supports_interaction {
-        golden_interaction(&mut report, &runtime, &adapter, &stub).await;
-    }
+/// Wrapper errors, a non-JSON reply and a slow wrapper map to their gRPC codes.
+async fn golden_errors(
+    report: &mut Report,
+    runtime: &AdapterRuntime,
+    adapter: &Adapter,
+    stub: &StubWrapper,
+) {
     for (goal, code) in [
         ("status:422", Code::InvalidArgument),
         ("status:503", Code::Unavailable),
         ("status:500", Code::Internal),
         ("notjson", Code::Internal),
     ] {
-        let outcome = run(&runtime, &adapter, &stub, goal, Duration::from_secs(10)).await;
+        let outcome = run(runtime, adapter, stub, goal, Duration::from_secs(10)).await;
         report.record(
             format!("maps {goal} to {code:?}"),
             expect_code(outcome, code),
         );
     }
     let outcome = run(
-        &runtime,
-        &adapter,
-        &stub,
+        runtime,
+        adapter,
+        stub,
         "slow:5000",
         Duration::from_millis(500),
     )
@@ -226,7 +239,6 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<i32> {
         "a slow wrapper ends at the deadline",
         expect_code(outcome, Code::DeadlineExceeded),
     );
-    Ok(report.exit_code())
 }
 
 fn load_policy(args: &CheckArgs, defaults: &PolicyDefaults) -> Result<SandboxPolicy, String> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use federation_host::AdminToken;
 use federation_host::ServeArgs;
-use federation_host::oci::RegistryArgs;
+use federation_host::oci_registry::RegistryArgs;
 use federation_host::parse_admin_token;
 
 #[derive(Parser, Debug)]

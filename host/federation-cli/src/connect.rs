@@ -15,6 +15,13 @@ use crate::cli::HostAddress;
 #[derive(Clone)]
 pub struct Bearer(Option<AsciiMetadataValue>);
 
+impl Bearer {
+    /// Adds `value` (`Bearer <token>`) to every call.
+    pub fn new(value: AsciiMetadataValue) -> Bearer {
+        Bearer(Some(value))
+    }
+}
+
 impl Interceptor for Bearer {
     fn call(
         &mut self,

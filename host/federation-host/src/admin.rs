@@ -13,7 +13,7 @@ use federation_proto::{
 
 use std::collections::BTreeMap;
 
-use crate::lifecycle::oci::{RegistrySources, SourceStatus};
+use crate::lifecycle::registry_sources::{RegistrySources, SourceStatus};
 use crate::lifecycle::{AdapterLifecycle, Rejection, UPLOAD_SOURCE};
 use crate::status::AdminError;
 use federation_runtime::{Adapter, Slot};
@@ -122,7 +122,8 @@ impl AdminService for Admin {
         _request: Request<ListAdaptersRequest>,
     ) -> Result<Response<ListAdaptersResponse>, Status> {
         let sources = self.source_statuses();
-        let files = self.lifecycle.desired_digests().await;
+        // Snapshots only: a listing never waits behind a load being validated.
+        let files = self.lifecycle.desired_digests();
         let snapshot = self.lifecycle.registry().snapshot();
         let serving: BTreeMap<&str, &str> = snapshot
             .iter()

@@ -7,8 +7,8 @@ use clap::Args;
 use url::Url;
 
 use crate::admin::AdminToken;
-use crate::lifecycle::oci::SourceSpec;
-use crate::oci::RegistryArgs;
+use crate::lifecycle::registry_sources::SourceSpec;
+use crate::oci_registry::RegistryArgs;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {

@@ -17,7 +17,7 @@ use opentelemetry::metrics::ObservableGauge;
 
 use federation_runtime::AdapterRegistry;
 
-use crate::lifecycle::oci::RegistrySources;
+use crate::lifecycle::registry_sources::RegistrySources;
 
 /// The registered gauges; they report for as long as this is kept.
 pub struct FleetMetrics {

@@ -9,9 +9,10 @@
 //! outbound HTTP is the adapter's only way out) → the agent wrapper. Every failure
 //! becomes its gRPC status in `status`. Beside it: `admin` (`AdminService`),
 //! `lifecycle` (the adapters directory and registry sources, swaps and rollbacks),
-//! `oci` (adapters as OCI artifacts: push and pull), `fleet` (per-replica gauges),
-//! `wrapper_runs` (the wrapper's run API), `auth` (who calls: tokens, client
-//! certificates, principals and their limits), `telemetry` and the serve `config`.
+//! `oci_registry` (the OCI registry client: adapters as artifacts, push and pull),
+//! `fleet` (per-replica gauges), `wrapper_runs` (the wrapper's run API), `auth` (who
+//! calls: tokens, client certificates, principals and their limits), `telemetry` and
+//! the serve `config`.
 
 mod admin;
 mod auth;
@@ -19,7 +20,7 @@ mod config;
 mod deadline;
 mod fleet;
 mod lifecycle;
-pub mod oci;
+pub mod oci_registry;
 mod server;
 mod service;
 mod status;

@@ -15,7 +15,7 @@ use std::{
 };
 
 use clap::Parser;
-use federation_host::oci::{AdapterRef, Registry, RegistryArgs};
+use federation_host::oci_registry::{AdapterRef, Registry, RegistryArgs};
 use federation_proto::ListAdaptersRequest;
 use federation_proto::admin_service_client::AdminServiceClient;
 use federation_testkit::process::{HOST_READY, Launch, Process};

@@ -12,16 +12,21 @@
 //! check is still refused). What starts and stops serving is told to a
 //! [`LifecycleEvents`] listener (the server keeps gRPC health from it). The directory
 //! watcher that triggers reconciles lives in [`watcher`]; adapters that follow an OCI
-//! registry are pulled by [`oci`] and go through the same [`AdapterLifecycle`] path.
+//! registry are polled and pulled by [`registry_sources`] and go through the same
+//! [`AdapterLifecycle`] path.
+//!
+//! Status reads (the admin listing) never take the lock that serializes changes: they
+//! read snapshots published after each change, so a build whose describe or self-test
+//! spins for its whole budget delays no listing.
 
-pub mod oci;
+pub mod registry_sources;
 pub mod watcher;
 
 use std::{
     collections::{BTreeMap, VecDeque},
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::SystemTime,
@@ -134,8 +139,12 @@ pub struct AdapterLifecycle {
     events: Arc<dyn LifecycleEvents>,
     /// Largest adapter file (and manifest) read, bytes: the upload limit.
     max_file_bytes: u64,
-    /// Held for the whole of every change, so changes apply one at a time.
+    /// Held for the whole of every change (validation included), so changes apply one
+    /// at a time. Status calls never take it: they read `desired`.
     state: tokio::sync::Mutex<DirState>,
+    /// What `state` says the directory wants served (name → digest), republished after
+    /// every change to `state`.
+    desired: RwLock<Arc<BTreeMap<String, String>>>,
     rejections: Mutex<VecDeque<Rejection>>,
     rejected_total: AtomicU64,
 }
@@ -157,6 +166,7 @@ impl AdapterLifecycle {
             events,
             max_file_bytes,
             state: tokio::sync::Mutex::default(),
+            desired: RwLock::default(),
             rejections: Mutex::default(),
             rejected_total: AtomicU64::new(0),
         }
@@ -171,14 +181,13 @@ impl AdapterLifecycle {
     }
 
     /// The digest of the bytes the directory holds for each adapter name it serves,
-    /// accepted or not (what the directory wants served).
-    pub async fn desired_digests(&self) -> BTreeMap<String, String> {
-        let state = self.state.lock().await;
-        state
-            .files
-            .values()
-            .filter_map(|file| Some((file.serves.clone()?, file.digest.clone())))
-            .collect()
+    /// accepted or not (what the directory wants served), as of the last change the
+    /// lifecycle finished: never waits on a change (a validation) in progress.
+    pub fn desired_digests(&self) -> Arc<BTreeMap<String, String>> {
+        self.desired
+            .read()
+            .expect("desired digests lock poisoned")
+            .clone()
     }
 
     /// Tells the listener (e.g. gRPC health) about `event`.
@@ -205,7 +214,31 @@ impl AdapterLifecycle {
             source,
         })?;
         let mut report = ReloadReport::default();
+        self.forget_gone_files(&mut state, &listing, &mut report)
+            .await;
+        for (path, stamp) in listing {
+            let known = state.files.get(&path);
+            if !force && known.is_some_and(|file| file.stamp == stamp) {
+                continue;
+            }
+            if let Some(file) = self
+                .reconcile_file(known, &path, stamp, force, &mut report)
+                .await
+            {
+                state.files.insert(path, file);
+                self.publish_desired(&state);
+            }
+        }
+        Ok(report)
+    }
 
+    /// Forgets the files no longer listed and unloads what they served.
+    async fn forget_gone_files(
+        &self,
+        state: &mut DirState,
+        listing: &BTreeMap<PathBuf, FileStamp>,
+        report: &mut ReloadReport,
+    ) {
         let gone: Vec<PathBuf> = state
             .files
             .keys()
@@ -214,116 +247,141 @@ impl AdapterLifecycle {
             .collect();
         for path in gone {
             let file = state.files.remove(&path).expect("listed above");
+            self.publish_desired(state);
             if let Some(name) = file.serves
                 && self.unload_if_from(&name, &path).await
             {
                 report.unloaded.push(name);
             }
         }
+    }
 
-        for (path, stamp) in listing {
-            let known = state.files.get(&path);
-            if !force && known.is_some_and(|file| file.stamp == stamp) {
-                continue;
+    /// Reads one listed file and loads it if its bytes or manifest changed (or `force`
+    /// retries its rejection). What to remember of it, or None when it could not be
+    /// read (the next reconcile tries again).
+    async fn reconcile_file(
+        &self,
+        known: Option<&FileState>,
+        path: &Path,
+        stamp: FileStamp,
+        force: bool,
+        report: &mut ReloadReport,
+    ) -> Option<FileState> {
+        let serves = known.and_then(|file| file.serves.clone());
+        let source = path.display().to_string();
+        let bytes = match self.read_confined(path).await {
+            Ok(bytes) => bytes,
+            Err(FileRefused::Gone(error)) => {
+                // Gone between listing and reading: the next reconcile unloads it.
+                report
+                    .rejected
+                    .push(self.reject(source, String::new(), error, &serves));
+                return None;
             }
-            let serves = known.and_then(|file| file.serves.clone());
-            let source = path.display().to_string();
-            let bytes = match self.read_confined(&path).await {
-                Ok(bytes) => bytes,
-                Err(FileRefused::Gone(error)) => {
-                    // Gone between listing and reading: the next reconcile unloads it.
-                    let rejection = self.reject(source, String::new(), error, &serves);
-                    report.rejected.push(rejection);
-                    continue;
-                }
-                Err(FileRefused::Refused(reason)) => {
-                    let rejection = self.reject(source, String::new(), reason, &serves);
-                    report.rejected.push(rejection);
-                    // Remembered, so the rescan does not refuse (and log) it again until
-                    // it changes.
-                    state.files.insert(
-                        path,
-                        FileState {
-                            stamp,
-                            digest: String::new(),
-                            policy_digest: String::new(),
-                            serves,
-                            accepted: false,
-                        },
-                    );
-                    continue;
-                }
-            };
-            let digest = digest_of(&bytes);
-            let policy = self.policy_for(&path);
-            let policy_digest = policy
-                .as_ref()
-                .map(|p| p.digest.clone())
-                .unwrap_or_default();
-            // Same bytes and manifest as last time (e.g. touched): nothing to do, except
-            // that a forced reload retries a rejected file (its rejection may have been
-            // transient, such as a name conflict since resolved).
-            let unchanged = known
-                .filter(|file| {
-                    file.digest == digest
-                        && file.policy_digest == policy_digest
-                        && policy.is_ok()
-                        && (file.accepted || !force)
-                })
-                .map(|file| file.accepted);
-            let (serves, accepted) = match unchanged {
-                Some(accepted) => (serves, accepted),
-                None => {
-                    let outcome = match policy {
-                        Ok(policy) => {
-                            self.apply(
-                                bytes,
-                                digest.clone(),
-                                source,
-                                Arc::new(policy),
-                                Some(&path),
-                                &serves,
-                                None,
-                            )
-                            .await
-                        }
-                        Err(error) => Err(self.reject(source, digest.clone(), error, &serves)),
-                    };
-                    let accepted = outcome.is_ok();
-                    let serves = match outcome {
-                        Ok((adapter, installed)) => {
-                            let name = adapter.info.name.clone();
-                            if !matches!(installed, Installed::Unchanged) {
-                                report.loaded.push(adapter);
-                            }
-                            // The file now describes another name: the old name's build goes.
-                            if let Some(old) = serves.filter(|old| *old != name)
-                                && self.unload_if_from(&old, &path).await
-                            {
-                                report.unloaded.push(old);
-                            }
-                            Some(name)
-                        }
-                        Err(rejection) => {
-                            report.rejected.push(rejection);
-                            serves
-                        }
-                    };
-                    (serves, accepted)
-                }
-            };
-            state.files.insert(
-                path,
-                FileState {
+            Err(FileRefused::Refused(reason)) => {
+                report
+                    .rejected
+                    .push(self.reject(source, String::new(), reason, &serves));
+                // Remembered, so the rescan does not refuse (and log) it again until it
+                // changes.
+                return Some(FileState {
                     stamp,
-                    digest,
-                    policy_digest,
+                    digest: String::new(),
+                    policy_digest: String::new(),
                     serves,
-                    accepted,
-                },
-            );
+                    accepted: false,
+                });
+            }
+        };
+        let digest = digest_of(&bytes);
+        let policy = self.policy_for(path);
+        let policy_digest = policy
+            .as_ref()
+            .map(|p| p.digest.clone())
+            .unwrap_or_default();
+        // Same bytes and manifest as last time (e.g. touched): nothing to do, except
+        // that a forced reload retries a rejected file (its rejection may have been
+        // transient, such as a name conflict since resolved).
+        let unchanged = known
+            .filter(|file| {
+                file.digest == digest
+                    && file.policy_digest == policy_digest
+                    && policy.is_ok()
+                    && (file.accepted || !force)
+            })
+            .map(|file| file.accepted);
+        let (serves, accepted) = match unchanged {
+            Some(accepted) => (serves, accepted),
+            None => {
+                self.load_file(bytes, digest.clone(), path, policy, serves, report)
+                    .await
+            }
+        };
+        Some(FileState {
+            stamp,
+            digest,
+            policy_digest,
+            serves,
+            accepted,
+        })
+    }
+
+    /// Loads the changed file `path` under its `policy` (or rejects it for a broken
+    /// manifest). The name it serves afterwards and whether it was accepted.
+    async fn load_file(
+        &self,
+        bytes: Vec<u8>,
+        digest: String,
+        path: &Path,
+        policy: Result<SandboxPolicy, String>,
+        serves: Option<String>,
+        report: &mut ReloadReport,
+    ) -> (Option<String>, bool) {
+        let source = path.display().to_string();
+        let outcome = match policy {
+            Ok(policy) => {
+                self.apply(
+                    bytes,
+                    digest,
+                    source,
+                    Arc::new(policy),
+                    Some(path),
+                    &serves,
+                    None,
+                )
+                .await
+            }
+            Err(error) => Err(self.reject(source, digest, error, &serves)),
+        };
+        match outcome {
+            Ok((adapter, installed)) => {
+                let name = adapter.info.name.clone();
+                if !matches!(installed, Installed::Unchanged) {
+                    report.loaded.push(adapter);
+                }
+                // The file now describes another name: the old name's build goes.
+                if let Some(old) = serves.filter(|old| *old != name)
+                    && self.unload_if_from(&old, path).await
+                {
+                    report.unloaded.push(old);
+                }
+                (Some(name), true)
+            }
+            Err(rejection) => {
+                report.rejected.push(rejection);
+                (serves, false)
+            }
         }
-        Ok(report)
+    }
+
+    /// Publishes what the directory wants served (from `state`) for status calls.
+    fn publish_desired(&self, state: &DirState) {
+        let desired = state
+            .files
+            .values()
+            .filter_map(|file| Some((file.serves.clone()?, file.digest.clone())))
+            .collect();
+        *self.desired.write().expect("desired digests lock poisoned") = Arc::new(desired);
     }
 
     /// The bytes of the adapter file `path`, read only if it lies in the directory and
@@ -462,12 +520,17 @@ impl AdapterLifecycle {
                 Some(known) if known.is_build(&digest, &policy) => known,
                 // Same component, new manifest: rewrap, no compile.
                 Some(known) => Arc::new(known.with_policy(policy)),
-                None => match self.runtime.load_bytes(bytes, source.clone(), policy).await {
-                    Ok(adapter) => Arc::new(adapter),
-                    Err(error) => {
-                        return Err(self.reject(source, digest, error.to_string(), serves));
+                None => {
+                    // Marks the start of what can take seconds (compile, describe,
+                    // self-test); status calls meanwhile answer from snapshots.
+                    tracing::info!(source = %source, digest = %digest, "validating adapter");
+                    match self.runtime.load_bytes(bytes, source.clone(), policy).await {
+                        Ok(adapter) => Arc::new(adapter),
+                        Err(error) => {
+                            return Err(self.reject(source, digest, error.to_string(), serves));
+                        }
                     }
-                },
+                }
             };
             let name = adapter.info.name.clone();
             if let Some(expected) = expected.filter(|expected| *expected != name) {
@@ -482,7 +545,7 @@ impl AdapterLifecycle {
                 && current.source != source
                 && current.source != UPLOAD_SOURCE
                 && (Path::new(&current.source).exists()
-                    || current.source.starts_with(crate::oci::SCHEME))
+                    || current.source.starts_with(crate::oci_registry::SCHEME))
             {
                 let reason = format!(
                     "adapter name {name:?} is already served from {}; rename or remove one",
@@ -491,32 +554,7 @@ impl AdapterLifecycle {
                 return Err(self.reject(source, digest, reason, serves));
             }
             let installed = self.registry.install(adapter.clone());
-            match &installed {
-                Installed::Added => tracing::info!(
-                    adapter = %name,
-                    version = %adapter.info.version,
-                    framework = %adapter.info.framework,
-                    digest = %adapter.digest,
-                    source = %source,
-                    load_ms = adapter.load_time.as_secs_f64() * 1e3,
-                    from_cache = adapter.from_cache,
-                    "adapter loaded"
-                ),
-                Installed::Swapped { old } => tracing::info!(
-                    adapter = %name,
-                    version = %adapter.info.version,
-                    digest = %adapter.digest,
-                    old_version = %old.info.version,
-                    old_digest = %old.digest,
-                    source = %source,
-                    load_ms = adapter.load_time.as_secs_f64() * 1e3,
-                    from_cache = adapter.from_cache,
-                    "adapter swapped"
-                ),
-                Installed::Unchanged => {
-                    tracing::debug!(adapter = %name, digest = %adapter.digest, "adapter unchanged");
-                }
-            }
+            log_installed(&adapter, &installed, &source);
             self.events.changed(LifecycleEvent::Serving(name)).await;
             Ok((adapter, installed))
         };
@@ -569,6 +607,37 @@ impl AdapterLifecycle {
         let span = lifecycle_span("unload", &path.display().to_string());
         span.in_scope(|| tracing::info!(adapter = %name, "adapter unloaded: its file is gone"));
         true
+    }
+}
+
+/// Logs what installing `adapter` (from `source`) did.
+fn log_installed(adapter: &Adapter, installed: &Installed, source: &str) {
+    let name = &adapter.info.name;
+    match installed {
+        Installed::Added => tracing::info!(
+            adapter = %name,
+            version = %adapter.info.version,
+            framework = %adapter.info.framework,
+            digest = %adapter.digest,
+            source = %source,
+            load_ms = adapter.load_time.as_secs_f64() * 1e3,
+            from_cache = adapter.from_cache,
+            "adapter loaded"
+        ),
+        Installed::Swapped { old } => tracing::info!(
+            adapter = %name,
+            version = %adapter.info.version,
+            digest = %adapter.digest,
+            old_version = %old.info.version,
+            old_digest = %old.digest,
+            source = %source,
+            load_ms = adapter.load_time.as_secs_f64() * 1e3,
+            from_cache = adapter.from_cache,
+            "adapter swapped"
+        ),
+        Installed::Unchanged => {
+            tracing::debug!(adapter = %name, digest = %adapter.digest, "adapter unchanged");
+        }
     }
 }
 

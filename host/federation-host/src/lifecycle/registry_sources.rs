@@ -19,7 +19,7 @@ use std::{
 use federation_runtime::digest_of;
 
 use crate::lifecycle::{AdapterLifecycle, LifecycleError, LifecycleEvent};
-use crate::oci::{AdapterRef, OciError, Registry};
+use crate::oci_registry::{AdapterRef, OciError, Registry};
 
 /// `NAME=oci://...`: the adapter name a registry reference serves.
 #[derive(Clone, Debug)]

@@ -1,12 +1,12 @@
-//! Adapters as OCI artifacts, in the layout `wkg` and wasmCloud use: a manifest whose
+//! The OCI registry client: adapters as OCI artifacts, in the layout `wkg` and wasmCloud use: a manifest whose
 //! config has media type [`WASM_CONFIG`] and whose first layer is the component
 //! ([`WASM_LAYER`]), so the layer digest is the component's sha256 — the host's
 //! `adapter_digest`. An adapter's policy manifest travels as a second, typed layer
 //! ([`POLICY_LAYER`]); tools that only know the wasm layout ignore it.
 //!
 //! Used by `agent-federation adapters push` and by the host's registry adapter
-//! sources (`lifecycle::oci`). Registries are reached over https with the system's
-//! roots plus `--registry-ca-file`; plain http only for registries listed in
+//! sources (`lifecycle::registry_sources`). Registries are reached over https with the
+//! system's roots plus `--registry-ca-file`; plain http only for registries listed in
 //! `--insecure-registry` (e.g. a loopback test registry). Credentials come from a file
 //! or the environment and never appear in logs or `Debug` output.
 
