@@ -13,6 +13,7 @@
 //! `wrapper_runs` (the wrapper's run API), `auth` (who calls: tokens, client
 //! certificates, principals and their limits), `telemetry` and the serve `config`.
 
+mod a2a;
 mod admin;
 mod auth;
 mod config;

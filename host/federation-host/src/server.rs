@@ -5,7 +5,7 @@
 //! mTLS) when configured, within the HTTP/2 limits of the serve flags. Without caller
 //! authentication it serves on loopback only, unless told otherwise.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -59,6 +59,8 @@ pub async fn serve_with<E: Executor>(
     let auth = authentication(&args)?;
     check_listen_address(addr, &auth, args.allow_unauthenticated)?;
     let tls = tls_config(&args)?;
+    // A2A door (crate::a2a): bound up front so a bad address fails the start.
+    let a2a_listener = crate::a2a::bind(&args, &auth).await?;
     let engine = build_engine(&EngineLimits {
         max_instances: args.max_concurrent_tasks + 8,
         max_memory_bytes: args.max_memory_mib << 20,
@@ -229,6 +231,13 @@ pub async fn serve_with<E: Executor>(
     tracing::info!(%addr, adapters = ?registry.names(), wrapper = %args.wrapper_url, tls = tls.is_some(), authentication = auth_name(&auth), "serving");
     // One machine-readable line, so scripts and tests learn the port.
     println!("agent-federation listening on {addr}");
+    // A2A door (crate::a2a): the same service in-process; its line follows the first.
+    let (a2a_stop, a2a_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = a2a_listener {
+        let a2a_addr = crate::a2a::spawn(listener, federation.clone(), auth.clone(), &args, a2a_stopped)?;
+        tracing::info!(%a2a_addr, "serving A2A");
+        let _ = writeln!(std::io::stdout(), "agent-federation a2a listening on {a2a_addr}");
+    }
 
     let grace = Duration::from_millis(args.shutdown_grace_ms);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -277,6 +286,7 @@ pub async fn serve_with<E: Executor>(
     }
     tracing::info!(?grace, "shutting down: letting in-flight tasks finish");
     let _ = watch_stop.send(());
+    let _ = a2a_stop.send(());
     let _ = sources_stop.send(());
     let _ = stop_tx.send(());
     match tokio::time::timeout(grace, server).await {
@@ -308,7 +318,7 @@ fn auth_name(auth: &Authentication) -> &'static str {
 
 /// Without caller authentication, only loopback callers can reach the host, unless the
 /// operator said otherwise.
-fn check_listen_address(
+pub(crate) fn check_listen_address(
     addr: std::net::SocketAddr,
     auth: &Authentication,
     allow_unauthenticated: bool,
