@@ -13,7 +13,7 @@ import sys
 import uuid
 
 import httpx
-from a2a.client import ClientConfig, ClientFactory
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.client.errors import A2AClientError
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
@@ -97,8 +97,7 @@ async def card_checks(http: httpx.AsyncClient) -> None:
     listing = (await http.get(f"{BASE}/agents")).json()
     names = sorted(card["name"] for card in listing["agents"])
     assert names == ["crew", "graph", "trip_planner"], names  # "team": no adapter
-    client = await client_for("trip_planner", http, streaming=True)
-    card = await client.get_card()
+    card = await A2ACardResolver(http, f"{BASE}/agents/trip_planner").get_agent_card()
     assert card.name == "trip_planner" and card.capabilities.streaming, card
     assert not card.capabilities.push_notifications, card
     interface = card.supported_interfaces[0]

@@ -281,6 +281,9 @@ impl Door {
         if let Some((_, task)) = self.tasks.get(&call.principal, id) {
             return Ok(trim_history(task, history));
         }
+        if self.tasks.foreign(&call.principal, id) {
+            return Err(A2aError::task_not_found(id));
+        }
         let reply = self
             .service
             .get_agent_task(call.request(GetAgentTaskRequest {
@@ -297,6 +300,9 @@ impl Door {
         if self.tasks.get(&call.principal, id).is_some() {
             let (_, task) = self.tasks.cancel(&call.principal, id)?;
             return Ok(task);
+        }
+        if self.tasks.foreign(&call.principal, id) {
+            return Err(A2aError::task_not_found(id));
         }
         let reply = self
             .service

@@ -119,6 +119,15 @@ impl TaskTable {
         Some((entry.agent.clone(), entry.task.clone()))
     }
 
+    /// Whether `id` is a task here of another principal than `principal` (then not
+    /// found for it, and not asked of the host either).
+    pub fn foreign(&self, principal: &str, id: &str) -> bool {
+        self.lock()
+            .tasks
+            .get(id)
+            .is_some_and(|e| e.principal != principal)
+    }
+
     /// Claims an `input-required` task for its next turn (message `message_id`, which
     /// runs as federation task `turn`): its status becomes working. A repeated message
     /// answers `Seen`; a task in another state is refused.
