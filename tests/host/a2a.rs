@@ -18,14 +18,23 @@ const BOB: &str = "bob-a2a-token-0123456789";
 /// The a2a-sdk venv (`A2A_CLIENT_VENV`, else made by scripts/a2a-client-venv.sh).
 fn client_python() -> PathBuf {
     let venv = std::env::var("A2A_CLIENT_VENV").unwrap_or_else(|_| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/a2a-client-venv.sh");
-        let output = Command::new("bash").arg(script).output().expect("running a2a-client-venv.sh");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/a2a-client-venv.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("running a2a-client-venv.sh");
         assert!(
             output.status.success(),
             "installing a2a-sdk failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8_lossy(&output.stdout).trim().lines().last().unwrap_or_default().to_string()
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
     });
     PathBuf::from(venv).join("bin/python")
 }
@@ -49,7 +58,12 @@ async fn the_official_a2a_client_runs_federated_agents() {
     let mut host = HostProcess::start(
         &stub_url,
         &sink.grpc_endpoint(),
-        &["--auth-file", auth.to_str().unwrap(), "--a2a-listen", "127.0.0.1:0"],
+        &[
+            "--auth-file",
+            auth.to_str().unwrap(),
+            "--a2a-listen",
+            "127.0.0.1:0",
+        ],
     );
     let line = host.stdout_line();
     let a2a = line
@@ -88,16 +102,23 @@ async fn the_official_a2a_client_runs_federated_agents() {
     // The answer to input-required resumed the session in the wrapper.
     let answer = stub.requests_for(summary["answer_request_id"].as_str().unwrap());
     assert_eq!(answer.len(), 1);
-    assert_eq!(answer[0].body["resume"], serde_json::json!({"city": "Porto"}));
+    assert_eq!(
+        answer[0].body["resume"],
+        serde_json::json!({"city": "Porto"})
+    );
     assert_eq!(answer[0].header("x-federation-principal"), Some("alice"));
 
     // One trace: the caller's traceparent, through the host, to the wrapper.
     assert_eq!(summary["trace_id"], trace_id);
-    let sent = runs[0].header("traceparent").expect("a traceparent to the wrapper");
+    let sent = runs[0]
+        .header("traceparent")
+        .expect("a traceparent to the wrapper");
     assert_eq!(sent.split('-').nth(1), Some(trace_id), "{sent}");
     let spans = sink
         .wait_for(Duration::from_secs(30), |spans| {
-            spans.iter().any(|s| s.trace_id == trace_id && s.name.starts_with("a2a "))
+            spans
+                .iter()
+                .any(|s| s.trace_id == trace_id && s.name.starts_with("a2a "))
                 && spans
                     .iter()
                     .any(|s| s.trace_id == trace_id && s.name.starts_with("adapter "))

@@ -68,9 +68,8 @@ fn skill(agent: &AgentInfo, description: String) -> AgentSkill {
         .as_ref()
         .and_then(|s| struct_to_json(s).ok())
         .filter(|s| !s.is_empty());
-    let mut text = format!(
-        "{description}. Send the goal as a text part (more text parts are context)"
-    );
+    let mut text =
+        format!("{description}. Send the goal as a text part (more text parts are context)");
     if let Some(schema) = &schema {
         text.push_str(&format!(
             "; structured input as one data part matching this JSON Schema: {}",

@@ -38,7 +38,10 @@ pub(crate) struct Shared {
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/agents", get(list_cards))
-        .route("/agents/{agent}/.well-known/agent-card.json", get(agent_card))
+        .route(
+            "/agents/{agent}/.well-known/agent-card.json",
+            get(agent_card),
+        )
         .route("/agents/{agent}", post(json_rpc))
         .with_state(shared)
 }
@@ -52,7 +55,10 @@ fn base_url(shared: &Shared, headers: &HeaderMap) -> String {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    format!("{}://{host}", if shared.config.tls { "https" } else { "http" })
+    format!(
+        "{}://{host}",
+        if shared.config.tls { "https" } else { "http" }
+    )
 }
 
 fn plain_error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -152,11 +158,17 @@ fn check_version(headers: &HeaderMap, uri: &Uri) -> Result<(), A2aError> {
     if major_minor == PROTOCOL_VERSION {
         return Ok(());
     }
-    let asked = if version.is_empty() { "none (0.3)" } else { version };
+    let asked = if version.is_empty() {
+        "none (0.3)"
+    } else {
+        version
+    };
     Err(A2aError::with_reason(
         code::VERSION_NOT_SUPPORTED,
         "VERSION_NOT_SUPPORTED",
-        format!("A2A version {asked} is not supported: send the header A2A-Version: {PROTOCOL_VERSION}"),
+        format!(
+            "A2A version {asked} is not supported: send the header A2A-Version: {PROTOCOL_VERSION}"
+        ),
     ))
 }
 
@@ -236,9 +248,10 @@ async fn json_rpc(
         Err(status) => {
             let error = A2aError::new(code::UNAUTHENTICATED, status.message());
             let mut response = rpc_error(StatusCode::UNAUTHORIZED, &id, error);
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("a header"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer".parse().expect("a header"),
+            );
             return response;
         }
     };
@@ -264,10 +277,21 @@ async fn dispatch(
                 Ok(request) => request,
                 Err(error) => return rpc_error(StatusCode::OK, id, error),
             };
-            return send(shared, call, agent, id, method == "SendStreamingMessage", request).await;
+            return send(
+                shared,
+                call,
+                agent,
+                id,
+                method == "SendStreamingMessage",
+                request,
+            )
+            .await;
         }
         "GetTask" => match params::<GetTaskRequest>(raw) {
-            Ok(request) => door.get(call, &request.id, request.history_length).await.map(to_json),
+            Ok(request) => door
+                .get(call, &request.id, request.history_length)
+                .await
+                .map(to_json),
             Err(error) => Err(error),
         },
         "CancelTask" => match params::<TaskIdRequest>(raw) {

@@ -294,7 +294,10 @@ pub fn output_artifact(response: &TaskResponse) -> Artifact {
         artifact_id: "output".into(),
         name: "output".into(),
         description: "the agent's answer (text) and its structured result (data)".into(),
-        parts: vec![Part::text(response.output.clone()), Part::data(Value::Object(result))],
+        parts: vec![
+            Part::text(response.output.clone()),
+            Part::data(Value::Object(result)),
+        ],
         metadata: Some(response_metadata(response)),
     }
 }
@@ -427,7 +430,10 @@ mod tests {
             Part::text("for two"),
         ]);
         let request = new_task_request(&m, "trip", "langgraph", "s".into(), "r".into()).unwrap();
-        assert_eq!((request.goal.as_str(), request.context.as_str()), ("plan", "for two"));
+        assert_eq!(
+            (request.goal.as_str(), request.context.as_str()),
+            ("plan", "for two")
+        );
         assert!(request.input_data.unwrap().fields.contains_key("city"));
         let bad = message(vec![Part::text("x"), Part::data(json!([1]))]);
         let error = new_task_request(&bad, "a", "b", "s".into(), "r".into()).unwrap_err();
@@ -444,7 +450,10 @@ mod tests {
         assert_eq!(resume, json!({"city": "Porto"}));
         let text = message(vec![Part::text("Porto")]);
         let request = resume_task_request(&text, "a", "b", "s".into(), "r".into()).unwrap();
-        assert_eq!(value_to_json(request.resume.as_ref().unwrap()).unwrap(), json!("Porto"));
+        assert_eq!(
+            value_to_json(request.resume.as_ref().unwrap()).unwrap(),
+            json!("Porto")
+        );
     }
 
     #[test]

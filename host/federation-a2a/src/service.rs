@@ -138,10 +138,7 @@ impl Door {
         let backend = self.backend_of(&agent).await?;
         let federation =
             mapping::resume_task_request(message, &agent, &backend, session.clone(), request_id)?;
-        match self
-            .tasks
-            .next_turn(&call.principal, id, message, &turn)?
-        {
+        match self.tasks.next_turn(&call.principal, id, message, &turn)? {
             Begun::Seen(seen) => Ok(seen),
             Begun::New => {
                 self.start_turn(call, id, &session, federation).await?;
@@ -245,9 +242,8 @@ impl Door {
         let done = first.status.state.ends_turn();
         let tasks = self.tasks.clone();
         let (principal, id) = (principal.to_string(), id.to_string());
-        let updates = futures::stream::unfold(
-            (subscription.updates, done),
-            move |(mut updates, done)| {
+        let updates =
+            futures::stream::unfold((subscription.updates, done), move |(mut updates, done)| {
                 let tasks = tasks.clone();
                 let (principal, id) = (principal.clone(), id.clone());
                 async move {
@@ -269,10 +265,9 @@ impl Door {
                     };
                     Some((Ok(event), (updates, ends)))
                 }
-            },
-        );
-        let events = futures::stream::once(async move { Ok(StreamResponse::Task(first)) })
-            .chain(updates);
+            });
+        let events =
+            futures::stream::once(async move { Ok(StreamResponse::Task(first)) }).chain(updates);
         Some(Box::pin(events))
     }
 
@@ -353,7 +348,11 @@ impl Door {
     }
 
     /// `ListTasks`: the caller's tasks this door started, most recently changed first.
-    pub fn list(&self, call: &Call, request: &ListTasksRequest) -> Result<ListTasksResponse, A2aError> {
+    pub fn list(
+        &self,
+        call: &Call,
+        request: &ListTasksRequest,
+    ) -> Result<ListTasksResponse, A2aError> {
         let page_size = request.page_size.unwrap_or(50);
         if !(1..=100).contains(&page_size) {
             return Err(A2aError::invalid_params("pageSize must be 1 to 100"));
@@ -398,7 +397,11 @@ impl Door {
             .collect();
         Ok(ListTasksResponse {
             tasks: page,
-            next_page_token: if end < total { end.to_string() } else { String::new() },
+            next_page_token: if end < total {
+                end.to_string()
+            } else {
+                String::new()
+            },
             page_size,
             total_size: total as i32,
         })
@@ -407,7 +410,12 @@ impl Door {
 
 /// Drives a task from its turn's federation events until the turn ends; a stream that
 /// breaks off first fails the task (its run was stopped with it).
-async fn drive(tasks: Arc<TaskTable>, id: String, context_id: String, mut events: BoxStream<TaskEvent>) {
+async fn drive(
+    tasks: Arc<TaskTable>,
+    id: String,
+    context_id: String,
+    mut events: BoxStream<TaskEvent>,
+) {
     let ids = (id.as_str(), context_id.as_str());
     while let Some(event) = events.next().await {
         let updates = match event {

@@ -153,7 +153,10 @@ impl TaskTable {
             return Err(A2aError::unsupported(format!(
                 "task {id:?} is {}: only a task that waits for input (TASK_STATE_INPUT_REQUIRED) \
                  takes another message",
-                serde_json::to_value(state).unwrap_or_default().as_str().unwrap_or("?")
+                serde_json::to_value(state)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("?")
             )));
         }
         entry.turn = turn.to_string();
@@ -271,7 +274,7 @@ impl TaskTable {
             .filter(|e| e.principal == principal && keep(&e.task))
             .map(|e| (e, e.version))
             .collect();
-        found.sort_by(|a, b| b.1.cmp(&a.1));
+        found.sort_by_key(|(_, version)| std::cmp::Reverse(*version));
         found.into_iter().map(|(e, _)| e.task.clone()).collect()
     }
 }

@@ -91,7 +91,11 @@ pub struct Part {
     pub metadata: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub filename: String,
-    #[serde(default, alias = "media_type", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        alias = "media_type",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub media_type: String,
 }
 
@@ -124,7 +128,11 @@ impl Part {
 pub struct Message {
     #[serde(default, alias = "message_id")]
     pub message_id: String,
-    #[serde(default, alias = "context_id", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        alias = "context_id",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub context_id: String,
     #[serde(default, alias = "task_id", skip_serializing_if = "String::is_empty")]
     pub task_id: String,

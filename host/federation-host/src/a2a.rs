@@ -59,7 +59,10 @@ pub fn spawn<E: Executor>(
     let addr = listener.local_addr()?;
     let security = match &auth {
         Authentication::None => Security::default(),
-        Authentication::CertificateOnly => Security { bearer: false, mtls: true },
+        Authentication::CertificateOnly => Security {
+            bearer: false,
+            mtls: true,
+        },
         Authentication::Principals(principals) => Security {
             bearer: principals.has_tokens(),
             mtls: args.tls_client_ca.is_some(),

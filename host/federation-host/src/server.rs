@@ -234,9 +234,18 @@ pub async fn serve_with<E: Executor>(
     // A2A door (crate::a2a): the same service in-process; its line follows the first.
     let (a2a_stop, a2a_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(listener) = a2a_listener {
-        let a2a_addr = crate::a2a::spawn(listener, federation.clone(), auth.clone(), &args, a2a_stopped)?;
+        let a2a_addr = crate::a2a::spawn(
+            listener,
+            federation.clone(),
+            auth.clone(),
+            &args,
+            a2a_stopped,
+        )?;
         tracing::info!(%a2a_addr, "serving A2A");
-        let _ = writeln!(std::io::stdout(), "agent-federation a2a listening on {a2a_addr}");
+        let _ = writeln!(
+            std::io::stdout(),
+            "agent-federation a2a listening on {a2a_addr}"
+        );
     }
 
     let grace = Duration::from_millis(args.shutdown_grace_ms);
