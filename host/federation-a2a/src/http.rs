@@ -228,7 +228,7 @@ async fn json_rpc(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let limit = shared.config.max_body_bytes;
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+    let Some(body) = read_bounded(body, limit).await else {
         let error = A2aError::new(
             code::INVALID_REQUEST,
             format!("the request body is over {limit} bytes"),
@@ -256,6 +256,25 @@ async fn json_rpc(
         }
     };
     dispatch(&shared, &call, &agent, &id, &method, params).await
+}
+
+/// The body if it holds at most `limit` bytes. A larger one is read on (and thrown
+/// away) up to a few times the limit, so that the client, still sending, gets the 413
+/// instead of a connection closed under it; past that the connection is dropped.
+async fn read_bounded(body: axum::body::Body, limit: usize) -> Option<axum::body::Bytes> {
+    let mut chunks = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.ok()?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(4) {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| kept.into())
 }
 
 fn params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, A2aError> {
