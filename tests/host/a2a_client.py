@@ -276,7 +276,8 @@ async def main() -> None:
         listed = await (await client_for("crew", alice, streaming=False)).list_tasks(
             ListTasksRequest(include_artifacts=True))
         ids = [t.id for t in listed.tasks]
-        mine = [summary[k] for k in ("blocking_task", "input_task", "canceled_task", "subscribed_task")]
+        keys = ("blocking_task", "input_task", "canceled_task", "subscribed_task")
+        mine = [summary[k] for k in keys]
         assert set(mine) <= set(ids), (mine, ids)
         assert ids[0] == summary["subscribed_task"], ids  # most recently changed first
     await principal_checks(mine, summary["input_task"])
