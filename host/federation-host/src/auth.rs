@@ -231,6 +231,11 @@ impl Principals {
         found
     }
 
+    /// Whether any principal is known by a bearer token.
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
     fn by_identity(&self, identities: &[String]) -> Option<Caller> {
         self.identities
             .iter()

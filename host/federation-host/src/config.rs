@@ -21,6 +21,16 @@ pub struct ServeArgs {
     /// reach the port may run tasks and read sessions).
     #[arg(long, env = "FEDERATION_ALLOW_UNAUTHENTICATED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_unauthenticated: bool,
+    /// Also serve A2A 1.0 (JSON-RPC over HTTP with SSE; docs/a2a-and-mcp.md) on this
+    /// address, e.g. 127.0.0.1:50076 (port 0 picks a free port): every agent of
+    /// ListAgents as an A2A agent, callers authenticated as on gRPC, the same loopback
+    /// rule without authentication. Unset: no A2A listener.
+    #[arg(long, env = "FEDERATION_A2A_LISTEN")]
+    pub a2a_listen: Option<SocketAddr>,
+    /// Scheme and authority the A2A agent cards name (e.g. https://agents.example.com
+    /// behind a proxy). Unset: each card request's Host.
+    #[arg(long, env = "FEDERATION_A2A_PUBLIC_URL")]
+    pub a2a_public_url: Option<String>,
     /// TLS certificate chain (PEM) of the gRPC server; with --tls-key, the host
     /// serves TLS only.
     #[arg(long, env = "FEDERATION_TLS_CERT", requires = "tls_key")]

@@ -14,6 +14,7 @@
 //! calls: tokens, client certificates, principals and their limits), `telemetry` and
 //! the serve `config`.
 
+mod a2a;
 mod admin;
 mod auth;
 mod config;

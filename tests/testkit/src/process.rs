@@ -94,11 +94,14 @@ impl Launch {
             child: Some(child),
             log,
             addr: None,
+            stdout: None,
         };
         if let Some(prefix) = ready {
             let stdout = process.child.as_mut().and_then(|c| c.stdout.take());
+            let mut reader = BufReader::new(stdout.context("no stdout")?);
             let mut line = String::new();
-            BufReader::new(stdout.context("no stdout")?).read_line(&mut line)?;
+            reader.read_line(&mut line)?;
+            process.stdout = Some(reader);
             let Some(addr) = line.trim().strip_prefix(prefix.trim_end()) else {
                 bail!(
                     "{} did not start (first line {line:?}); its log:\n{}",
@@ -118,9 +121,21 @@ pub struct Process {
     child: Option<Child>,
     log: PathBuf,
     addr: Option<SocketAddr>,
+    /// Its stdout after the ready line, kept open for [`Process::stdout_line`].
+    stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Process {
+    /// The next line it prints on stdout after its ready line (e.g. a second
+    /// listener's address), without the line end; empty at end of file.
+    pub fn stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        if let Some(reader) = self.stdout.as_mut() {
+            let _ = reader.read_line(&mut line);
+        }
+        line.trim_end().to_string()
+    }
+
     /// The address its ready line gave.
     pub fn addr(&self) -> SocketAddr {
         self.addr.expect("started with a ready line")

@@ -31,7 +31,7 @@ pub(super) fn auth_name(auth: &Authentication) -> &'static str {
 
 /// Without caller authentication, only loopback callers can reach the host, unless the
 /// operator said otherwise.
-pub(super) fn check_listen_address(
+pub(crate) fn check_listen_address(
     addr: std::net::SocketAddr,
     auth: &Authentication,
     allow_unauthenticated: bool,

@@ -29,7 +29,8 @@ use crate::fleet::FleetMetrics;
 use crate::lifecycle::watcher;
 use crate::service::{Executor, Federation};
 use host::Host;
-use listen::{auth_name, authentication, check_listen_address, incoming, tls_config};
+pub(crate) use listen::check_listen_address;
+use listen::{auth_name, authentication, incoming, tls_config};
 
 mod health;
 mod host;
@@ -58,6 +59,8 @@ pub async fn serve_with<E: Executor>(
     let auth = authentication(&args)?;
     check_listen_address(addr, &auth, args.allow_unauthenticated)?;
     let tls = tls_config(&args)?;
+    // The A2A door (crate::a2a), bound up front so a bad address fails the start.
+    let a2a_listener = crate::a2a::bind(&args, &auth).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let host = Host::build(&args, &health, executor).await?;
     let _fleet_metrics = FleetMetrics::register(host.registry.clone(), host.sources.clone());
@@ -72,7 +75,7 @@ pub async fn serve_with<E: Executor>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building gRPC reflection")?;
-    let background = Background::start(&args, &host);
+    let mut background = Background::start(&args, &host);
     let admin = host.admin.map(|(admin, token)| {
         let max_message = admin.max_message_bytes();
         let server = AdminServiceServer::new(admin).max_decoding_message_size(max_message);
@@ -85,6 +88,20 @@ pub async fn serve_with<E: Executor>(
     tracing::info!(%addr, adapters = ?host.registry.names(), wrapper = %args.wrapper_url, tls = tls.is_some(), authentication = auth_name(&auth), "serving");
     // One machine-readable line, so scripts and tests learn the port.
     println!("agent-federation listening on {addr}");
+    if let Some(listener) = a2a_listener {
+        // The same service in-process; its line follows the first.
+        let (stop, stopped) = oneshot::channel::<()>();
+        let a2a_addr = crate::a2a::spawn(
+            listener,
+            host.federation.clone(),
+            auth.clone(),
+            &args,
+            stopped,
+        )?;
+        tracing::info!(%a2a_addr, "serving A2A");
+        println!("agent-federation a2a listening on {a2a_addr}");
+        background.a2a_stop = Some(stop);
+    }
 
     let federation = InterceptedService::new(
         FederationServiceServer::new(host.federation),
@@ -165,6 +182,8 @@ async fn serve_until(
 struct Background {
     watch_stop: oneshot::Sender<()>,
     sources_stop: oneshot::Sender<()>,
+    /// The A2A door, when `--a2a-listen` serves one.
+    a2a_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Background {
@@ -187,12 +206,16 @@ impl Background {
         Background {
             watch_stop,
             sources_stop,
+            a2a_stop: None,
         }
     }
 
     fn stop(self) {
         let _ = self.watch_stop.send(());
         let _ = self.sources_stop.send(());
+        if let Some(stop) = self.a2a_stop {
+            let _ = stop.send(());
+        }
     }
 }
 

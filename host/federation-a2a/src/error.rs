@@ -1,0 +1,161 @@
+//! A2A errors in their JSON-RPC form (spec §5.4, §9.5): the code, a message, and
+//! `data` as a list of `google.rpc` details in ProtoJSON `Any` form. The host's gRPC
+//! errors keep their details (the `ErrorInfo` reason above all) on the way out.
+
+use prost::Message as _;
+use serde_json::{Value, json};
+use tonic::{Code, Status};
+
+/// JSON-RPC 2.0 and A2A error codes.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL: i64 = -32603;
+    pub const TASK_NOT_FOUND: i64 = -32001;
+    pub const TASK_NOT_CANCELABLE: i64 = -32002;
+    pub const PUSH_NOT_SUPPORTED: i64 = -32003;
+    pub const UNSUPPORTED_OPERATION: i64 = -32004;
+    pub const CONTENT_TYPE_NOT_SUPPORTED: i64 = -32005;
+    pub const VERSION_NOT_SUPPORTED: i64 = -32009;
+    /// Not an A2A code (the spec leaves authentication errors to the binding): the
+    /// call carried no usable credential. Sent with HTTP 401.
+    pub const UNAUTHENTICATED: i64 = -32040;
+}
+
+/// One error answer: JSON-RPC code, message, `google.rpc` details (ProtoJSON).
+#[derive(Clone, Debug, PartialEq)]
+pub struct A2aError {
+    pub code: i64,
+    pub message: String,
+    pub data: Vec<Value>,
+}
+
+impl A2aError {
+    pub fn new(code: i64, message: impl Into<String>) -> A2aError {
+        A2aError {
+            code,
+            message: message.into(),
+            data: Vec::new(),
+        }
+    }
+
+    /// An error with an `ErrorInfo` detail of reason `reason` (domain a2a-protocol.org,
+    /// as the spec's examples).
+    pub fn with_reason(code: i64, reason: &str, message: impl Into<String>) -> A2aError {
+        let mut error = A2aError::new(code, message);
+        error.data.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "a2a-protocol.org",
+        }));
+        error
+    }
+
+    pub fn task_not_found(id: &str) -> A2aError {
+        let mut error = A2aError::with_reason(
+            code::TASK_NOT_FOUND,
+            "TASK_NOT_FOUND",
+            format!("task {id:?} not found"),
+        );
+        error.data[0]["metadata"] = json!({ "taskId": id });
+        error
+    }
+
+    pub fn invalid_params(message: impl Into<String>) -> A2aError {
+        A2aError::new(code::INVALID_PARAMS, message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> A2aError {
+        A2aError::with_reason(
+            code::UNSUPPORTED_OPERATION,
+            "UNSUPPORTED_OPERATION",
+            message,
+        )
+    }
+
+    /// The A2A error of a host gRPC error answering a caller's call: a bad argument is
+    /// the caller's (invalid params), an unknown or foreign task is not found (the
+    /// spec forbids telling them apart), the rest an internal error that keeps the
+    /// host's code, message and details.
+    pub fn from_status(status: &Status, task_id: Option<&str>) -> A2aError {
+        let mut error = match (status.code(), task_id) {
+            (Code::NotFound | Code::PermissionDenied, Some(id)) => {
+                return A2aError::task_not_found(id);
+            }
+            (Code::InvalidArgument, Some(id)) => return A2aError::task_not_found(id),
+            (Code::InvalidArgument | Code::OutOfRange, None) => {
+                A2aError::invalid_params(status.message())
+            }
+            (code, _) => A2aError::new(
+                code::INTERNAL,
+                format!("{}: {}", crate::mapping::code_name(code), status.message()),
+            ),
+        };
+        error.data = status_details_json(status);
+        error
+    }
+
+    /// The JSON-RPC error object.
+    pub fn to_json(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if !self.data.is_empty() {
+            error["data"] = Value::Array(self.data.clone());
+        }
+        error
+    }
+}
+
+/// The `google.rpc` details of a status (its `grpc-status-details-bin`), ProtoJSON.
+pub fn status_details_json(status: &Status) -> Vec<Value> {
+    if status.details().is_empty() {
+        return Vec::new();
+    }
+    match tonic_types::pb::Status::decode(status.details()) {
+        Ok(decoded) => decoded.details.iter().filter_map(any_to_json).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A `google.rpc` detail (`ErrorInfo`, `RetryInfo`, `BadRequest`) as ProtoJSON `Any`;
+/// `None` for other types.
+pub fn any_to_json(any: &prost_types::Any) -> Option<Value> {
+    use tonic_types::pb::{BadRequest, ErrorInfo, RetryInfo};
+    let type_url = any.type_url.as_str();
+    let name = type_url.rsplit('/').next().unwrap_or(type_url);
+    let body = match name {
+        "google.rpc.ErrorInfo" => {
+            let info = ErrorInfo::decode(any.value.as_slice()).ok()?;
+            json!({"reason": info.reason, "domain": info.domain, "metadata": info.metadata})
+        }
+        "google.rpc.RetryInfo" => {
+            let info = RetryInfo::decode(any.value.as_slice()).ok()?;
+            let delay = info.retry_delay.unwrap_or_default();
+            let seconds = delay.seconds as f64 + f64::from(delay.nanos) / 1e9;
+            json!({"retryDelay": format!("{seconds}s")})
+        }
+        "google.rpc.BadRequest" => {
+            let request = BadRequest::decode(any.value.as_slice()).ok()?;
+            let violations: Vec<Value> = request
+                .field_violations
+                .iter()
+                .map(|v| json!({"field": v.field, "description": v.description}))
+                .collect();
+            json!({"fieldViolations": violations})
+        }
+        _ => return None,
+    };
+    let mut body = body;
+    body["@type"] = Value::String(format!("type.googleapis.com/{name}"));
+    Some(body)
+}
+
+/// The `ErrorInfo` reason among ProtoJSON details, if any.
+pub fn reason_of(details: &[Value]) -> Option<String> {
+    details
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .and_then(|d| d["reason"].as_str())
+        .map(str::to_string)
+}
