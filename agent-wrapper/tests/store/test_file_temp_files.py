@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from agent_wrapper.store import FileStateStore, file_store
@@ -65,17 +64,14 @@ def test_temp_files_whose_writer_is_gone_are_removed(tmp_path: Path) -> None:
     reused = tmp_path / f".s-2.w{pid}-1-{boot}.abc.tmp"  # our pid, another start: reused
     old_boot = tmp_path / f".s-3.w{pid}-{file_store._start_ticks(pid)}-00000000.abc.tmp"
     mine = tmp_path / f".s-4.{file_store._writer_tag()}.abc.tmp"  # this process: alive
-    unnamed_new = tmp_path / ".s-5.abc.tmp"  # an earlier release's: kept while young
-    unnamed_old = tmp_path / ".s-6.abc.tmp"
+    unnamed = tmp_path / ".s-5.abc.tmp"  # an earlier release's: no writer named
     runs = tmp_path / "runs" / "s-7"
     runs.mkdir(parents=True)
     in_runs = runs / f".r-1.w{pid}-1-{boot}.abc.tmp"
-    for path in (reused, old_boot, mine, unnamed_new, unnamed_old, in_runs):
+    for path in (reused, old_boot, mine, unnamed, in_runs):
         path.write_text("partial")
-    hours_ago = time.time() - 2 * file_store.UNNAMED_TEMP_MAX_AGE_S
-    os.utime(unnamed_old, (hours_ago, hours_ago))
 
     FileStateStore(tmp_path)  # a worker starts: it cleans up
     left = sorted(p.name for p in tmp_path.glob(".*.tmp")) + [p.name for p in runs.iterdir()]
-    assert left == sorted([mine.name, unnamed_new.name])
+    assert left == [mine.name]
     assert not killed.exists()

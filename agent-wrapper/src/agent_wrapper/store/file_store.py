@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 
 # Expired run records of sessions nobody touches again are swept this often.
 SWEEP_INTERVAL_S = 60.0
-# A temp file of a release that did not name its writer is left over once it is this old
-# (a write takes milliseconds).
-UNNAMED_TEMP_MAX_AGE_S = 3600.0
 # ``.<name>.<writer>.<random>.tmp``: the writer is "w<pid>-<start ticks>-<boot id>".
 _WRITER = re.compile(r"w(\d+)-(\d+)-([0-9a-f]*)")
 
@@ -89,12 +86,12 @@ def _writer_tag() -> str:
 
 def _writer_alive(temp: Path) -> bool:
     """Whether the process that writes ``temp`` may still be writing it: a live process
-    of this boot with its pid and start time. A name without a writer (an earlier
-    release's) counts as alive until it is ``UNNAMED_TEMP_MAX_AGE_S`` old."""
+    of this boot with its pid and start time. A name without a writer is an earlier
+    release's, left over (the workers of one state directory run one release)."""
     parts = temp.name[:-len(".tmp")].rsplit(".", 2)
     match = _WRITER.fullmatch(parts[1]) if len(parts) == 3 else None
     if match is None:
-        return time.time() - temp.stat().st_mtime < UNNAMED_TEMP_MAX_AGE_S
+        return False
     pid, ticks, boot = int(match[1]), match[2], match[3]
     if boot != _BOOT:
         return False  # written before this machine's last boot
