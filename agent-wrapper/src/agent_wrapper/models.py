@@ -107,7 +107,8 @@ class HistoryItem(BaseModel):
 
 
 class LLMInfo(BaseModel):
-    provider: Literal["offline", "openai-compatible"]
+    provider: Literal["offline", "openai-compatible", "own"] = Field(
+        description="own: the agent brings its own model (registry llm = \"own\").")
     model: str
 
 

@@ -142,6 +142,9 @@ def run(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory
         raise NoPendingInterrupt(f"agent {agent.name!r} is a crew: crews never wait for "
                                  "input, so there is nothing to resume")
     control = control or RunControl.detached(session.session_id)
+    if agent.own_llm:
+        bundle.mark_own()
+        control.model = bundle.model
     state = session.agent_state(agent.name)
     fingerprint = request_fingerprint(FRAMEWORK, request.goal, request.context,
                                       request.input_data, None if agent.builtin else agent.name)

@@ -204,6 +204,9 @@ def run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactor
         bundle: LLMBundle, control: RunControl | None = None) -> ExecutionResult:
     """Run, resume or answer ``agent``'s graph for ``request``; blocking."""
     control = control or RunControl.detached(session.session_id)
+    if agent.own_llm:
+        bundle.mark_own()
+        control.model = bundle.model
     store_saver = session.store.langgraph_saver(session.lock)
     if store_saver is None:
         # File and Redis stores: the thread's latest checkpoint lives in the session

@@ -24,17 +24,31 @@ from agent_wrapper.llm.offline import (
     OfflineCrewLLM,
 )
 
+# What replies, spans and events name as the model of an agent that brings its own
+# (registry ``llm = "own"``): the wrapper neither chose nor configured it.
+OWN_MODEL = "own"
+
 
 @dataclass
 class LLMBundle:
     """The LLM objects of one request plus what the reply reports about them."""
 
-    provider: str  # "offline" | "openai-compatible"
+    provider: str  # "offline" | "openai-compatible" | "own"
     model: str
     counter: CallCounter = field(default_factory=CallCounter)
 
     def describe(self) -> dict[str, str]:
         return {"provider": self.provider, "model": self.model}
+
+    def mark_own(self) -> None:
+        """The run's agent brings its own model: say so instead of the configured one.
+        The execution span (current when a runner calls this) says so too."""
+        from opentelemetry import trace
+
+        self.provider = self.model = OWN_MODEL
+        span = trace.get_current_span()
+        span.set_attribute("llm.provider", OWN_MODEL)
+        span.set_attribute("llm.model_name", OWN_MODEL)
 
 
 class LLMFactory:
@@ -103,5 +117,5 @@ class LLMFactory:
         return []
 
 
-__all__ = ["OFFLINE_MODEL", "CallCounter", "LLMBundle", "LLMFactory", "OfflineChatModel",
-           "OfflineCrewLLM"]
+__all__ = ["OFFLINE_MODEL", "OWN_MODEL", "CallCounter", "LLMBundle", "LLMFactory",
+           "OfflineChatModel", "OfflineCrewLLM"]
