@@ -109,10 +109,6 @@ def refusal(crew: Any, own_llm: bool) -> str | None:
     if not crew.tasks:
         return "the crew has no tasks"
     for task in crew.tasks:
-        if getattr(task, "human_input", False):
-            return (f"task {task.name or task.description[:40]!r} sets human_input=True, "
-                    "which reads the wrapper's stdin; ask for input with a LangGraph "
-                    "interrupt() instead")
         if getattr(task, "async_execution", False):
             return (f"task {task.name!r} sets async_execution=True; checkpoints need the "
                     "tasks to finish in order")
@@ -127,6 +123,12 @@ def refusal(crew: Any, own_llm: bool) -> str | None:
     if getattr(crew, "planning", False):
         return "planning=True calls a planning LLM; set llm = \"own\" to bring it"
     return None
+
+
+def asks_for_human_input(crew: Any) -> bool:
+    """A task with ``human_input=True`` ends a run ``input_required`` with its draft
+    (``frameworks/crewai_human_input.py``)."""
+    return any(getattr(task, "human_input", False) for task in crew.tasks)
 
 
 def _tool_names(crew: Any) -> list[str]:
@@ -212,6 +214,7 @@ def load_crew_agent(name: str, entry: dict[str, Any], base: Path, *, default: bo
     description = str(entry.get("description") or _doc_line(crew) or f"CrewAI crew {name}")
     return CrewAgent(name=name, framework="crewai", description=description, source=source,
                      default=default, own_llm=own_llm, tools=_tool_names(crew),
+                     can_request_input=asks_for_human_input(crew),
                      build=lambda request, session, llm: make()[0],
                      placeholders=placeholders_of(crew), input_defaults=dict(defaults or {}))
 

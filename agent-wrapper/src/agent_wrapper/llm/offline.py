@@ -100,6 +100,9 @@ def offline_answer(messages: Any) -> str:
     answer = f"[{OFFLINE_MODEL} {_digest(prompt)}] {role} on: {task}"
     if context_match:
         answer += f" | building on: {_first_line(context_match.group(1), 120)}"
+    # A human's feedback on the last draft (crewai's feedback_instructions).
+    if feedback := re.match(r"User feedback:\s*(.+)", user):
+        answer += f" | revised for feedback: {_first_line(feedback.group(1), 120)}"
     return answer
 
 
