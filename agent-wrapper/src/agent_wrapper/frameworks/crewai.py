@@ -39,6 +39,7 @@ from crewai.hooks.dispatch import HookAborted, InterceptionPoint, register_scope
 from crewai.tasks.task_output import TaskOutput
 
 from agent_wrapper.agents.crews import CrewAgent
+from agent_wrapper.agents.flows import FlowAgent
 from agent_wrapper.core.errors import InputRequired, NoPendingInterrupt, WrapperError
 from agent_wrapper.frameworks import crewai_human_input as human_input
 from agent_wrapper.llm import LLMBundle, LLMFactory
@@ -68,12 +69,12 @@ def _chars(messages: Any) -> int:
     return total
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= TOOL_TEXT_LIMIT else text[:TOOL_TEXT_LIMIT] + "…"
 
 
-def _aborting(check: Callable[[], None]) -> None:
+def aborting(check: Callable[[], None]) -> None:
     """Run a boundary check; a stop becomes ``HookAborted`` (crewai swallows others)."""
     try:
         check()
@@ -81,15 +82,16 @@ def _aborting(check: Callable[[], None]) -> None:
         raise HookAborted(exc.message, source="agent-wrapper") from exc
 
 
-def _register_hooks(control: RunControl) -> None:
-    """Step-boundary hooks for the current ``scoped_hooks()`` context."""
+def register_hooks(control: RunControl, *, tasks_are_steps: bool = True) -> None:
+    """Step-boundary hooks for the current ``scoped_hooks()`` context (a flow's steps
+    are its methods, not the tasks of the crews it runs: ``tasks_are_steps=False``)."""
 
     def before_step(ctx: Any) -> None:
-        if getattr(ctx, "kind", None) == "task":
-            _aborting(lambda: control.step_started(str(ctx.step_name), _role(ctx)))
+        if tasks_are_steps and getattr(ctx, "kind", None) == "task":
+            aborting(lambda: control.step_started(str(ctx.step_name), _role(ctx)))
 
     def before_llm(ctx: Any) -> None:
-        _aborting(lambda: control.before_llm_call(_role(ctx)))
+        aborting(lambda: control.before_llm_call(_role(ctx)))
 
     def after_llm(ctx: Any) -> None:
         control.llm_finished(_role(ctx), _chars(getattr(ctx, "messages", None)),
@@ -98,8 +100,8 @@ def _register_hooks(control: RunControl) -> None:
     def after_tool(ctx: Any) -> None:
         control.tool_called(str(getattr(ctx, "tool_name", "tool")), _role(ctx),
                             call_id=getattr(ctx, "tool_call_id", None),
-                            tool_input=_text(getattr(ctx, "tool_input", None) or {}),
-                            output=_text(getattr(ctx, "tool_result", "") or ""))
+                            tool_input=text_of(getattr(ctx, "tool_input", None) or {}),
+                            output=text_of(getattr(ctx, "tool_result", "") or ""))
 
     register_scoped(InterceptionPoint.PRE_STEP, before_step)
     register_scoped(InterceptionPoint.PRE_MODEL_CALL, before_llm)
@@ -107,7 +109,7 @@ def _register_hooks(control: RunControl) -> None:
     register_scoped(InterceptionPoint.POST_TOOL_CALL, after_tool)
 
 
-def _use_llm(crew: Any, llm: Any) -> None:
+def use_llm(crew: Any, llm: Any) -> None:
     """Give every agent of the crew the configured model (see the module doc)."""
     for agent in crew.agents:
         agent.llm = llm
@@ -146,6 +148,10 @@ def run(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory
     if agent.own_llm:
         bundle.mark_own()
         control.model = bundle.model
+    if isinstance(agent, FlowAgent):
+        from agent_wrapper.frameworks import crewai_flow
+
+        return crewai_flow.run(agent, request, session, factory, bundle, control)
     state = session.agent_state(agent.name)
     pending = state.get("pending") or None
     asking = (pending or {}).get("asking")
@@ -206,7 +212,7 @@ def _kickoff(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFa
     crew = agent.build(request, session, llm)
     crew._task_output_handler = _NoKickoffLog()
     if llm is not None:
-        _use_llm(crew, llm)
+        use_llm(crew, llm)
     tasks = list(crew.tasks)
 
     def on_task_done(task_output: TaskOutput) -> None:
@@ -252,7 +258,7 @@ def _kickoff(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFa
                                           feedback=feedback or "")
     try:
         with scoped_hooks(), _providing_human_input(bridge):
-            _register_hooks(control)
+            register_hooks(control)
             result = crew.kickoff(inputs=agent.inputs(request))
     except Exception as exc:
         if human_input.awaiting(exc) is None:

@@ -41,13 +41,13 @@ class AwaitingHumanInput(Exception):
         self.asking = asking
 
 
-def feedback_of(resume: Any) -> str:
+def feedback_of(resume: Any, *, what: str = "a crew task's human input") -> str:
     """The typed answer the resume stands for: a string, empty (or null) to accept."""
     if resume is None:
         return ""
     if not isinstance(resume, str):
-        raise InvalidInput("resume must be a string for a crew task's human input: the "
-                           "feedback on the draft, or \"\" to accept it as it is")
+        raise InvalidInput(f"resume must be a string for {what}: the feedback on what "
+                           "it showed, or \"\" to accept it as it is")
     return resume
 
 
