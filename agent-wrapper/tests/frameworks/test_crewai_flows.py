@@ -119,10 +119,10 @@ def test_resume_needs_a_waiting_flow_and_text(client: TestClient) -> None:
 def test_a_flow_stopped_between_methods_resumes_at_the_next_one(
         make_client: Callable[..., TestClient], provider: FakeOpenAI) -> None:
     def stop_after_the_draft(boundary: Boundary) -> None:
-        if boundary.kind == "checkpoint" and boundary.name == "draft_billing_reply":
-            if not stopped:
-                stopped.append(boundary)
-                raise ShuttingDown("stopping between methods")
+        at_draft = boundary.kind == "checkpoint" and boundary.name == "draft_billing_reply"
+        if at_draft and not stopped:
+            stopped.append(boundary)
+            raise ShuttingDown("stopping between methods")
 
     stopped: list[Boundary] = []
     client = make_client(stop_after_the_draft, agents_file=AS_DOCUMENTED)

@@ -28,7 +28,6 @@ resumed at the next method, and ``@human_feedback`` answered through ``resume``.
 
 import importlib
 import json
-import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -205,7 +204,7 @@ def run(agent: FlowAgent, request: Any, session: SessionRun, factory: LLMFactory
                                 "waits for human feedback: answer with resume first")
         if not record or record["fingerprint"] != fingerprint:
             # An unfinished run of a different request is abandoned, not resumed.
-            record = {"fingerprint": fingerprint, "flow_id": str(uuid.uuid4()),
+            record = {"fingerprint": fingerprint, "flow_id": None,
                       "request": {"goal": request.goal, "context": request.context,
                                   "input_data": request.input_data},
                       "snapshot": None, "segment": {"answer": None, "done": []},
@@ -259,9 +258,11 @@ class _FlowRun:
         record = self.record
         if answer is None:
             flow = self.agent.flow_class(persistence=self.persistence)
-            inputs = {"id": record["flow_id"]}
-            if record["snapshot"] is None:  # nothing stored yet: the request's inputs
-                inputs.update(self.agent.inputs(request))
+            if record["snapshot"] is None:  # nothing stored yet: a fresh start
+                record["flow_id"] = flow.flow_id
+                inputs = self.agent.inputs(request)
+            else:  # crewai's restore of a persisted state (kickoff(inputs={"id": ...}))
+                inputs = {"id": record["flow_id"]}
             self._prepare(flow)
             start: Callable[[], Any] = lambda: flow.kickoff(inputs=inputs)  # noqa: E731
         else:
