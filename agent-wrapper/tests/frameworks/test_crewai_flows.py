@@ -3,6 +3,7 @@ registered like a crew, ``kickoff(inputs=...)`` from ``input_data``, a step per 
 a router, a crew per branch on the wrapper's model, a human review answered through
 ``resume``, an unstructured state, and a killed run resumed at the next method."""
 
+import json
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -98,12 +99,22 @@ def test_the_other_branch_and_a_rejection(client: TestClient) -> None:
     assert done["output"] == "Escalated (No, rejected: too vague)"
 
 
-def test_an_unstructured_state_takes_any_input(client: TestClient) -> None:
+def test_an_unstructured_state_takes_any_input_and_direct_model_calls_reach_the_gateway(
+        client: TestClient) -> None:
+    # Its methods call crewai's LLM("openai/...") and the openai SDK themselves.
     done = post(client, {"goal": "Note", "agent": "notes_flow",
-                         "input_data": {"subject": "otters"}})
+                         "input_data": {"subject": "otters"}},
+                federation_session_id="notes-1", request_id="n-1")
     assert done["status"] == "completed"
-    assert done["output"] == "1 note(s): note on otters"
+    assert done["output"].startswith("1 note(s); summary: [offline-deterministic")
+    assert "Summarize: note on otters: [offline-deterministic" in done["output"]
     assert [s["name"] for s in done["steps"]] == ["take_note", "summarize"]
+    assert done["llm"]["gateway"]["calls"] == 2
+    events = [json.loads(line) for line in client.get(
+        "/v1/sessions/notes-1/runs/n-1/events").text.splitlines() if line.strip()]
+    calls = [e["data"] for e in events if e["type"] == "llm_call"]
+    assert [(c["step"], c["input_tokens"] > 0) for c in calls] == [
+        ("take_note", True), ("summarize", True)], calls  # each call counted once
 
 
 def test_resume_needs_a_waiting_flow_and_text(client: TestClient) -> None:

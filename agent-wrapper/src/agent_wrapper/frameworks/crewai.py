@@ -43,6 +43,7 @@ from agent_wrapper.agents.flows import FlowAgent
 from agent_wrapper.core.errors import InputRequired, NoPendingInterrupt, WrapperError
 from agent_wrapper.frameworks import crewai_human_input as human_input
 from agent_wrapper.llm import LLMBundle, LLMFactory
+from agent_wrapper.llm import gateway as model_gateway
 from agent_wrapper.runs.control import RunControl
 from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
 
@@ -82,9 +83,12 @@ def aborting(check: Callable[[], None]) -> None:
         raise HookAborted(exc.message, source="agent-wrapper") from exc
 
 
-def register_hooks(control: RunControl, *, tasks_are_steps: bool = True) -> None:
+def register_hooks(control: RunControl, *, tasks_are_steps: bool = True,
+                   configured_llm: Any = None) -> None:
     """Step-boundary hooks for the current ``scoped_hooks()`` context (a flow's steps
-    are its methods, not the tasks of the crews it runs: ``tasks_are_steps=False``)."""
+    are its methods, not the tasks of the crews it runs: ``tasks_are_steps=False``).
+    With the platform's model (``configured_llm``), a call by an LLM the code built
+    itself went through the model gateway, which reports it: not counted twice."""
 
     def before_step(ctx: Any) -> None:
         if tasks_are_steps and getattr(ctx, "kind", None) == "task":
@@ -94,6 +98,8 @@ def register_hooks(control: RunControl, *, tasks_are_steps: bool = True) -> None
         aborting(lambda: control.before_llm_call(_role(ctx)))
 
     def after_llm(ctx: Any) -> None:
+        if configured_llm is not None and getattr(ctx, "llm", None) is not configured_llm:
+            return
         control.llm_finished(_role(ctx), _chars(getattr(ctx, "messages", None)),
                              len(str(getattr(ctx, "response", "") or "")))
 
@@ -148,10 +154,17 @@ def run(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory
     if agent.own_llm:
         bundle.mark_own()
         control.model = bundle.model
-    if isinstance(agent, FlowAgent):
-        from agent_wrapper.frameworks import crewai_flow
+    # The agent code's own model clients reach the model gateway as this run's.
+    with model_gateway.serving(agent, factory, bundle, control):
+        if isinstance(agent, FlowAgent):
+            from agent_wrapper.frameworks import crewai_flow
 
-        return crewai_flow.run(agent, request, session, factory, bundle, control)
+            return crewai_flow.run(agent, request, session, factory, bundle, control)
+        return _run_crew(agent, request, session, factory, bundle, control)
+
+
+def _run_crew(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFactory,
+              bundle: LLMBundle, control: RunControl) -> ExecutionResult:
     state = session.agent_state(agent.name)
     pending = state.get("pending") or None
     asking = (pending or {}).get("asking")
@@ -258,7 +271,7 @@ def _kickoff(agent: CrewAgent, request: Any, session: SessionRun, factory: LLMFa
                                           feedback=feedback or "")
     try:
         with scoped_hooks(), _providing_human_input(bridge):
-            register_hooks(control)
+            register_hooks(control, configured_llm=llm)
             result = crew.kickoff(inputs=agent.inputs(request))
     except Exception as exc:
         if human_input.awaiting(exc) is None:

@@ -273,7 +273,8 @@ class _FlowRun:
             start = lambda: flow.resume(answer)  # noqa: E731
         try:
             with scoped_hooks(), _no_crew_human_input():
-                crew_runner.register_hooks(self.control, tasks_are_steps=False)
+                crew_runner.register_hooks(self.control, tasks_are_steps=False,
+                                           configured_llm=self.llm)
                 self._register_hooks()
                 result = start()
         finally:

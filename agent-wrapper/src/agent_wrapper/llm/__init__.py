@@ -36,9 +36,23 @@ class LLMBundle:
     provider: str  # "offline" | "openai-compatible" | "own"
     model: str
     counter: CallCounter = field(default_factory=CallCounter)
+    # Calls agent code made through the model gateway (llm/gateway.py) and their tokens.
+    gateway: dict[str, int] = field(default_factory=lambda: {
+        "calls": 0, "input_tokens": 0, "output_tokens": 0})
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def describe(self) -> dict[str, str]:
-        return {"provider": self.provider, "model": self.model}
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"provider": self.provider, "model": self.model}
+        with self._mutex:
+            if self.gateway["calls"]:
+                info["gateway"] = dict(self.gateway)
+        return info
+
+    def add_gateway_call(self, input_tokens: int, output_tokens: int) -> None:
+        with self._mutex:
+            self.gateway["calls"] += 1
+            self.gateway["input_tokens"] += input_tokens
+            self.gateway["output_tokens"] += output_tokens
 
     def mark_own(self) -> None:
         """The run's agent brings its own model: say so instead of the configured one.
