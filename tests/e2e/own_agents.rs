@@ -46,7 +46,13 @@ async fn the_example_agents_are_listed_with_their_backends_inputs_and_tools() {
     let names: Vec<_> = agents.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names,
-        ["crew", "graph", "research_crew", "trip_planner", "newsletter"],
+        [
+            "crew",
+            "graph",
+            "research_crew",
+            "trip_planner",
+            "newsletter"
+        ],
         "{agents:?}"
     );
     let crew = &agents[2];
