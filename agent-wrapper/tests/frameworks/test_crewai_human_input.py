@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fixtures.fake_openai import FakeOpenAI
+from tests.fixtures.fake_openai import REPLY, FakeOpenAI
 from tests.frameworks.conftest import AS_DOCUMENTED
 
 ASK = {"goal": "Announce", "agent": "review_crew", "input_data": {"topic": "the new office"},
@@ -87,3 +87,20 @@ def test_a_resume_that_is_not_text_is_refused_and_the_question_stays(
     bad = client.post("/v1/run_crew", json={**ASK, "resume": {"approved": True}})
     assert bad.status_code == 422 and "resume must be a string" in bad.json()["error"]["message"]
     assert answer(client, None)["status"] == "completed"  # null accepts, like ""
+
+
+def test_a_crew_with_its_own_model_runs_on_it_and_says_so(
+        make_client: Callable[..., TestClient], provider: FakeOpenAI, spans) -> None:
+    client = make_client(agents_file=AS_DOCUMENTED)
+    agents = {a["name"]: a for a in client.get("/v1/agents").json()["agents"]}
+    assert agents["review_crew_own"]["llm"] == "own"
+    reply = client.post("/v1/run_crew", json={**ASK, "agent": "review_crew_own"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["llm"] == {"provider": "own", "model": "own"}
+    assert body["interrupt"]["draft"] == REPLY  # its own provider wrote the draft
+    assert provider.calls and all(call.headers["authorization"]
+                                  == "Bearer sk-process-environment-key"
+                                  for call in provider.calls)
+    execution = next(s for s in spans.get_finished_spans() if s.name == "CrewAI_Execution")
+    assert execution.attributes["llm.provider"] == "own"
