@@ -31,6 +31,14 @@ class TripState(TypedDict):
     approved: NotRequired[bool]
 
 
+class TripInput(TypedDict):
+    """What a caller must send (LangGraph treats state keys as optional input)."""
+
+    messages: Annotated[list, add_messages]
+    city: str
+    budget: int
+
+
 def plan(state: TripState, config: RunnableConfig) -> dict:
     model = config["configurable"]["model"].bind_tools([weather])
     prompt = SystemMessage(f"You plan trips to {state['city']} within {state['budget']} EUR. "
@@ -47,7 +55,7 @@ def confirm(state: TripState) -> dict:
     return {"approved": approved, "messages": [AIMessage(text)]}
 
 
-builder = StateGraph(TripState)
+builder = StateGraph(TripState, input_schema=TripInput)
 builder.add_node("plan", plan)
 builder.add_node("tools", ToolNode([weather]))
 builder.add_node("confirm", confirm)

@@ -1,6 +1,6 @@
 //! The shipped examples (`examples/agents.toml`: a classic CrewAI project with a custom
-//! tool, a LangGraph app with a tool node and an interrupt) through the host, as a
-//! newcomer runs them: ListAgents, a crew with its placeholders and tool, input refused
+//! tool, a LangGraph app with a tool node and an interrupt, a CrewAI Flow) through the
+//! host, as a newcomer runs them: ListAgents, a crew with its placeholders and tool, input refused
 //! before anything runs, and a graph that asks for input and is resumed, in one trace.
 
 use std::time::Duration;
@@ -46,7 +46,13 @@ async fn the_example_agents_are_listed_with_their_backends_inputs_and_tools() {
     let names: Vec<_> = agents.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names,
-        ["crew", "graph", "research_crew", "trip_planner"],
+        [
+            "crew",
+            "graph",
+            "research_crew",
+            "trip_planner",
+            "newsletter"
+        ],
         "{agents:?}"
     );
     let crew = &agents[2];

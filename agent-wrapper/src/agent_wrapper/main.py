@@ -17,6 +17,7 @@ from agent_wrapper.api.routes import router
 from agent_wrapper.api.runs import router as runs_router
 from agent_wrapper.core.config import Settings
 from agent_wrapper.llm import LLMFactory
+from agent_wrapper.llm import gateway as model_gateway
 from agent_wrapper.runs import RunManager, RunRecords, StepHook
 from agent_wrapper.store import StateStore, build_store
 
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     store = store or build_store(settings)
     llm_factory = llm_factory or LLMFactory(settings)
     records = RunRecords(store, settings.run_record_ttl_s)
+    # Before any agent module is imported: agent code's own OpenAI-compatible clients
+    # read OPENAI_BASE_URL / OPENAI_API_KEY, which now name the model gateway.
+    model_gateway.instance().direct_agent_code()
     # A broken registry entry fails the start here (RegistryError names the entry).
     agents = agents or load_registry(settings.agents_file)
     state = WrapperState(settings=settings, store=store, llm_factory=llm_factory,

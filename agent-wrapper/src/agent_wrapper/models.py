@@ -106,9 +106,20 @@ class HistoryItem(BaseModel):
     framework: str | None = None
 
 
+class GatewayUsage(BaseModel):
+    calls: int
+    input_tokens: int
+    output_tokens: int
+
+
 class LLMInfo(BaseModel):
-    provider: Literal["offline", "openai-compatible"]
+    provider: Literal["offline", "openai-compatible", "own"] = Field(
+        description="own: the agent brings its own model (registry llm = \"own\").")
     model: str
+    gateway: GatewayUsage | None = Field(
+        default=None, description="Calls the agent's own model clients made through the "
+                                  "wrapper's model gateway on the platform's model, and "
+                                  "their tokens (absent when there were none).")
 
 
 class StateInfo(BaseModel):

@@ -102,6 +102,11 @@ def _instrument_frameworks(provider: TracerProvider) -> None:
     # The event-listener mode yields agent, task, LLM and tool spans.
     CrewAIInstrumentor().instrument(tracer_provider=provider, use_event_listener=True)
     LangChainInstrumentor().instrument(tracer_provider=provider)
+    # Agent code's HTTP clients (the openai SDK under ChatOpenAI, crewai's LLMs) send
+    # the trace and its baggage: the model gateway (llm/gateway.py) continues both.
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
 
 
 def instrument_app(app, provider: TracerProvider) -> None:

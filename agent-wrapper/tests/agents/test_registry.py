@@ -116,14 +116,17 @@ def test_a_graph_attribute_that_is_not_a_graph_and_a_missing_yaml_key_fail_the_s
         load_registry(path)
 
 
-def test_a_crew_that_would_read_stdin_is_refused_at_registration(tmp_path: Path) -> None:
+def test_a_crew_that_asks_for_human_input_registers_as_one_that_may_ask(
+        tmp_path: Path) -> None:
+    # human_input=True no longer reads stdin: the draft ends the run input_required.
     shutil.copytree(FIXTURES / "json_crew", tmp_path / "jc")
     crew = tmp_path / "jc" / "crew.jsonc"
     crew.write_text(crew.read_text().replace('"agent": "editor"',
                                              '"agent": "editor",\n      "human_input": true'))
     path = write_registry(tmp_path, '[agents.asks]\nframework = "crewai"\nproject = "jc"\n')
-    with pytest.raises(RegistryError, match=r"human_input=True.*interrupt"):
-        load_registry(path)
+    listing = {a["name"]: a for a in load_registry(path).listing("crewai")}
+    assert listing["asks"]["can_request_input"] is True
+    assert listing["crew"]["can_request_input"] is False
 
 
 def test_missing_and_malformed_registry_files_fail_the_start(tmp_path: Path) -> None:

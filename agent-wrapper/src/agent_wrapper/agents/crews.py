@@ -1,5 +1,6 @@
 """CrewAI agents: the user's crew projects, in both layouts ``crewai create crew`` writes,
-and the built-in crew (researcher -> writer).
+and the built-in crew (researcher -> writer). Flows (``flow = "module:Class"``) are
+registered the same way (``flows.py``).
 
 * classic (``--classic``): ``src/<pkg>/crew.py`` with a ``@CrewBase`` class,
   ``config/agents.yaml``, ``config/tasks.yaml``, ``tools/``; named ``module:Class``.
@@ -109,10 +110,6 @@ def refusal(crew: Any, own_llm: bool) -> str | None:
     if not crew.tasks:
         return "the crew has no tasks"
     for task in crew.tasks:
-        if getattr(task, "human_input", False):
-            return (f"task {task.name or task.description[:40]!r} sets human_input=True, "
-                    "which reads the wrapper's stdin; ask for input with a LangGraph "
-                    "interrupt() instead")
         if getattr(task, "async_execution", False):
             return (f"task {task.name!r} sets async_execution=True; checkpoints need the "
                     "tasks to finish in order")
@@ -129,6 +126,12 @@ def refusal(crew: Any, own_llm: bool) -> str | None:
     return None
 
 
+def asks_for_human_input(crew: Any) -> bool:
+    """A task with ``human_input=True`` ends a run ``input_required`` with its draft
+    (``frameworks/crewai_human_input.py``)."""
+    return any(getattr(task, "human_input", False) for task in crew.tasks)
+
+
 def _tool_names(crew: Any) -> list[str]:
     names: dict[str, None] = {}
     for agent in crew.agents:
@@ -140,10 +143,12 @@ def _tool_names(crew: Any) -> list[str]:
     return list(names)
 
 
-def _import_attr(ref: str, search_path: Path) -> Any:
+def import_attr(ref: str, search_path: Path, *, what: str = "crew") -> Any:
+    """``module:Attr`` from ``search_path`` (put on ``sys.path``)."""
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
-        raise RegistryError(f"crew {ref!r} must be 'module:Class' (e.g. my_crew.crew:MyCrew)")
+        example = "my_crew.crew:MyCrew" if what == "crew" else "my_flow.main:MyFlow"
+        raise RegistryError(f"{what} {ref!r} must be 'module:Class' (e.g. {example})")
     if str(search_path) not in sys.path:
         sys.path.insert(0, str(search_path))
     try:
@@ -160,7 +165,7 @@ def _import_attr(ref: str, search_path: Path) -> Any:
 def classic_builder(project: Path, ref: str) -> Callable[[], Any]:
     """``module:Class`` of a ``@CrewBase`` class under ``<project>/src`` (or the project)."""
     src = project / "src" if (project / "src").is_dir() else project
-    crew_class = _import_attr(ref, src)
+    crew_class = import_attr(ref, src)
     if not callable(getattr(crew_class, "crew", None)):
         raise RegistryError(f"{ref} is not a @CrewBase class (it has no crew() method)")
     return lambda: crew_class().crew()
@@ -191,6 +196,13 @@ def load_crew_agent(name: str, entry: dict[str, Any], base: Path, *, default: bo
     if not project.is_dir():
         raise RegistryError(f"project directory {project} does not exist")
     own_llm = _llm_choice(entry)
+    if "flow" in entry:
+        if "crew" in entry:
+            raise RegistryError("set one of crew = \"module:Class\" and flow = "
+                                "\"module:Class\", not both")
+        from agent_wrapper.agents.flows import load_flow_agent
+
+        return load_flow_agent(name, entry, project, default=default, own_llm=own_llm)
     if "crew" in entry:
         classic = classic_builder(project, str(entry["crew"]))
 
@@ -212,6 +224,7 @@ def load_crew_agent(name: str, entry: dict[str, Any], base: Path, *, default: bo
     description = str(entry.get("description") or _doc_line(crew) or f"CrewAI crew {name}")
     return CrewAgent(name=name, framework="crewai", description=description, source=source,
                      default=default, own_llm=own_llm, tools=_tool_names(crew),
+                     can_request_input=asks_for_human_input(crew),
                      build=lambda request, session, llm: make()[0],
                      placeholders=placeholders_of(crew), input_defaults=dict(defaults or {}))
 

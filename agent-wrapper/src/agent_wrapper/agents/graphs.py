@@ -3,12 +3,17 @@ and the built-in graph (plan -> respond).
 
 ``"graphs": {"name": "./path/file.py:attr"}`` (or ``"module.path:attr"``), where
 ``attr`` is a compiled graph, a ``StateGraph`` or a factory (called with the run's
-config when it takes an argument, as LangGraph's server does). ``dependencies``
+config when it takes an argument, as LangGraph's server does). The input is what
+LangGraph itself accepts: every state key is optional (a graph fills the rest itself)
+unless the graph says otherwise, i.e. a pydantic state (LangGraph validates it) or an
+explicit ``input_schema`` whose keys are required; the types are always checked.
+``dependencies``
 entries that are local paths go on ``sys.path``; ``env`` (a dict, or a ``.env`` file)
 fills environment variables that are not set yet. The wrapper supplies the
 checkpointer: a graph compiled with its own is recompiled with the wrapper's.
 """
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -20,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from agent_wrapper.agents.base import RegisteredAgent, invalid
 from agent_wrapper.core.errors import RegistryError
@@ -35,6 +42,8 @@ class GraphAgent(RegisteredAgent):
     input_model: Any = None  # pydantic model of the graph's input, when LangGraph has one
     input_json_schema: dict[str, Any] | None = None
     input_keys: tuple[str, ...] = ()
+    # The keys a caller must send (see the module doc); the rest are optional.
+    required_keys: frozenset[str] = frozenset()
     builtin: bool = False
 
     def input_schema(self) -> dict[str, Any]:
@@ -65,10 +74,19 @@ class GraphAgent(RegisteredAgent):
         try:
             self.input_model.model_validate(self.graph_input(goal, context, input_data))
         except ValidationError as exc:
-            first = exc.errors()[0]
+            problems = [error for error in exc.errors() if not self._optional_missing(error)]
+            if not problems:
+                return
+            first = problems[0]
             path = ".".join(str(part) for part in first.get("loc", ())) or "(root)"
             problem = "is required" if first.get("type") == "missing" else str(first["msg"])
             raise invalid(self.name, path, problem) from None
+
+    def _optional_missing(self, error: Any) -> bool:
+        """A state key left out that the graph does not require (LangGraph's semantics)."""
+        loc = error.get("loc", ())
+        return (error.get("type") == "missing" and len(loc) == 1
+                and str(loc[0]) not in self.required_keys)
 
 
 # -- loading -------------------------------------------------------------------------
@@ -164,19 +182,46 @@ def _input_keys(graph: Any) -> tuple[str, ...]:
         return ()
 
 
-def _input_model(graph: Any) -> tuple[Any, dict[str, Any] | None]:
-    """LangGraph's pydantic input model and its JSON Schema. A ``typing.TypedDict``
-    state on Python < 3.12 has no pydantic model: then only the keys are known."""
+# The wrapper fills these from the task's goal and context when input_data leaves
+# them out, so the caller never has to send them.
+FILLED_FROM_TASK = frozenset({"messages", "goal", "context"})
+
+
+def required_input_keys(graph: Any) -> frozenset[str]:
+    """The input keys a caller must send, as LangGraph treats them: none for a
+    ``TypedDict`` state (LangGraph's server accepts any subset of its keys), the
+    required fields of a pydantic or dataclass state (LangGraph validates those on
+    input), the required keys of an explicit ``input_schema``."""
+    builder = getattr(graph, "builder", None)
+    state = getattr(builder, "state_schema", None)
+    schema = getattr(builder, "input_schema", None) or state
+    if schema is None:
+        return frozenset()
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        keys = {name for name, info in schema.model_fields.items() if info.is_required()}
+    elif dataclasses.is_dataclass(schema):
+        keys = {f.name for f in dataclasses.fields(schema)
+                if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING}
+    elif schema is not state:
+        keys = set(getattr(schema, "__required_keys__", ()))
+    else:
+        return frozenset()
+    return frozenset(keys - FILLED_FROM_TASK)
+
+
+def _input_model(graph: Any, required: frozenset[str]) -> tuple[Any, dict[str, Any] | None]:
+    """LangGraph's pydantic input model and its JSON Schema, with ``required`` as the
+    schema's required keys. A ``typing.TypedDict`` state on Python < 3.12 has no
+    pydantic model: then only the keys are known."""
     try:
         schema = graph.get_input_jsonschema()
-        # The wrapper fills these from the task's goal and context when input_data
-        # leaves them out, so the caller need not send them.
-        schema["required"] = [key for key in schema.get("required", [])
-                              if key not in ("messages", "goal", "context")]
+        schema["required"] = [key for key in schema.get("properties", {}) if key in required]
         return graph.get_input_schema(), schema
     except Exception:
         keys = _input_keys(graph)
-        return None, {"type": "object", "properties": {key: {} for key in keys}}
+        return None, {"type": "object", "properties": {key: {} for key in keys},
+                      "required": sorted(required)}
 
 
 def _has_interrupt(graph: Any) -> bool:
@@ -249,7 +294,8 @@ def load_graph_agent(name: str, entry: dict[str, Any], base: Path, *,
     except Exception as exc:
         raise RegistryError(f"graph {graph_name!r}: the factory failed: "
                             f"{type(exc).__name__}: {exc}") from exc
-    model, schema = _input_model(graph)
+    required = required_input_keys(graph)
+    model, schema = _input_model(graph, required)
     keys = tuple((schema or {}).get("properties") or ()) or _input_keys(graph)
     own_llm = entry.get("llm", "wrapper")
     if own_llm not in ("wrapper", "own"):
@@ -260,7 +306,7 @@ def load_graph_agent(name: str, entry: dict[str, Any], base: Path, *,
                       source=f"{config_path}#{graph_name}", default=default,
                       own_llm=own_llm == "own", tools=_tool_names(graph),
                       can_request_input=_has_interrupt(graph), make=make, input_model=model,
-                      input_json_schema=schema, input_keys=keys)
+                      input_json_schema=schema, input_keys=keys, required_keys=required)
 
 
 def builtin_graph_agent(build: Callable[[], Any]) -> GraphAgent:

@@ -5,6 +5,7 @@ start from one TOML file (``AGENT_WRAPPER_AGENTS_FILE``)::
     framework = "crewai"
     project = "crews/word_crew"         # the directory `crewai create crew` made
     crew = "word_crew.crew:WordCrew"    # classic layout only (module under src/)
+    # flow = "my_flow.main:MyFlow"      # a CrewAI Flow instead of a crew
     description = "..."                 # optional
     llm = "wrapper"                     # or "own": the project brings its model
 
@@ -28,7 +29,7 @@ from agent_wrapper.agents.crews import builtin_crew_agent, load_crew_agent
 from agent_wrapper.agents.graphs import builtin_graph_agent, load_graph_agent
 from agent_wrapper.core.errors import AgentNotFound, RegistryError
 
-_KEYS = {"crewai": {"framework", "project", "crew", "description", "llm", "default"},
+_KEYS = {"crewai": {"framework", "project", "crew", "flow", "description", "llm", "default"},
          "langgraph": {"framework", "config", "graph", "description", "llm", "default"}}
 
 

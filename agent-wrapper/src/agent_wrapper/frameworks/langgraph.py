@@ -34,11 +34,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from typing_extensions import TypedDict
 
 from agent_wrapper.agents.graphs import GraphAgent
 from agent_wrapper.core.errors import InputRequired, NoPendingInterrupt
 from agent_wrapper.llm import LLMBundle, LLMFactory
+from agent_wrapper.llm import gateway as model_gateway
 from agent_wrapper.runs.control import RunControl
 from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
 from agent_wrapper.store.langgraph_checkpointer import StoreCheckpointSaver
@@ -117,6 +120,22 @@ class GraphObserver(BaseCallbackHandler):
         self.control = control
         self._prompts: dict[UUID, tuple[str | None, int]] = {}
         self._tools: dict[UUID, tuple[str, str | None, str | None, str]] = {}
+        self._contexts: dict[UUID, object] = {}
+
+    def _enter_step_span(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+        """Make the span of the node calling a model current while the model runs, so
+        the HTTP call a client makes (to the model gateway) is a child of the step.
+        OpenInference records the node's span but never makes it current."""
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+
+        span = LangChainInstrumentor().get_span(parent_run_id) if parent_run_id else None
+        if span is not None:
+            self._contexts[run_id] = otel_context.attach(trace.set_span_in_context(span))
+
+    def _leave_step_span(self, run_id: UUID) -> None:
+        token = self._contexts.pop(run_id, None)
+        if token is not None:
+            otel_context.detach(token)
 
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *,
                        run_id: UUID, metadata: dict[str, Any] | None = None,
@@ -132,6 +151,7 @@ class GraphObserver(BaseCallbackHandler):
         chars = sum(len(str(m.content)) for batch in messages for m in batch)
         self._prompts[run_id] = (node, chars)
         self.control.before_llm_call(node)
+        self._enter_step_span(run_id, kwargs.get("parent_run_id"))
 
     def on_llm_start(self, serialized: dict[str, Any] | None, prompts: list[str], *,
                      run_id: UUID, metadata: dict[str, Any] | None = None,
@@ -139,11 +159,20 @@ class GraphObserver(BaseCallbackHandler):
         node = _top_level_node(metadata)
         self._prompts[run_id] = (node, sum(len(p) for p in prompts))
         self.control.before_llm_call(node)
+        self._enter_step_span(run_id, kwargs.get("parent_run_id"))
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._prompts.pop(run_id, None)
+        self._leave_step_span(run_id)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._leave_step_span(run_id)
         node, prompt_chars = self._prompts.pop(run_id, (None, 0))
         generation = response.generations[0][0] if response.generations else None
         message = getattr(generation, "message", None)
+        metadata = getattr(message, "response_metadata", None) or {}
+        if metadata.get("system_fingerprint") == model_gateway.FINGERPRINT:
+            return  # answered by the model gateway, which reported the call itself
         text = str(getattr(message, "content", None) or getattr(generation, "text", "") or "")
         usage = getattr(message, "usage_metadata", None)
         self.control.llm_finished(node, prompt_chars, len(text), usage)
@@ -204,16 +233,22 @@ def run(agent: GraphAgent, request: Any, session: SessionRun, factory: LLMFactor
         bundle: LLMBundle, control: RunControl | None = None) -> ExecutionResult:
     """Run, resume or answer ``agent``'s graph for ``request``; blocking."""
     control = control or RunControl.detached(session.session_id)
+    if agent.own_llm:
+        bundle.mark_own()
+        control.model = bundle.model
     store_saver = session.store.langgraph_saver(session.lock)
-    if store_saver is None:
-        # File and Redis stores: the thread's latest checkpoint lives in the session
-        # document (one thread per agent there).
-        return _run(agent, request, session, factory, bundle, control,
-                    _document_saver(session, agent), session.session_id)
-    # SQL stores: LangGraph's own saver on the same database keeps the whole history.
-    with store_saver as saver:
-        return _run(agent, request, session, factory, bundle, control, saver,
-                    thread_id(session.session_id, agent))
+    # The graph's own model clients (ChatOpenAI, init_chat_model) reach the model
+    # gateway as this run's.
+    with model_gateway.serving(agent, factory, bundle, control):
+        if store_saver is None:
+            # File and Redis stores: the thread's latest checkpoint lives in the session
+            # document (one thread per agent there).
+            return _run(agent, request, session, factory, bundle, control,
+                        _document_saver(session, agent), session.session_id)
+        # SQL stores: LangGraph's own saver on the same database keeps the whole history.
+        with store_saver as saver:
+            return _run(agent, request, session, factory, bundle, control, saver,
+                        thread_id(session.session_id, agent))
 
 
 def thread_id(session_id: str, agent: GraphAgent) -> str:

@@ -24,17 +24,45 @@ from agent_wrapper.llm.offline import (
     OfflineCrewLLM,
 )
 
+# What replies, spans and events name as the model of an agent that brings its own
+# (registry ``llm = "own"``): the wrapper neither chose nor configured it.
+OWN_MODEL = "own"
+
 
 @dataclass
 class LLMBundle:
     """The LLM objects of one request plus what the reply reports about them."""
 
-    provider: str  # "offline" | "openai-compatible"
+    provider: str  # "offline" | "openai-compatible" | "own"
     model: str
     counter: CallCounter = field(default_factory=CallCounter)
+    # Calls agent code made through the model gateway (llm/gateway.py) and their tokens.
+    gateway: dict[str, int] = field(default_factory=lambda: {
+        "calls": 0, "input_tokens": 0, "output_tokens": 0})
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def describe(self) -> dict[str, str]:
-        return {"provider": self.provider, "model": self.model}
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"provider": self.provider, "model": self.model}
+        with self._mutex:
+            if self.gateway["calls"]:
+                info["gateway"] = dict(self.gateway)
+        return info
+
+    def add_gateway_call(self, input_tokens: int, output_tokens: int) -> None:
+        with self._mutex:
+            self.gateway["calls"] += 1
+            self.gateway["input_tokens"] += input_tokens
+            self.gateway["output_tokens"] += output_tokens
+
+    def mark_own(self) -> None:
+        """The run's agent brings its own model: say so instead of the configured one.
+        The execution span (current when a runner calls this) says so too."""
+        from opentelemetry import trace
+
+        self.provider = self.model = OWN_MODEL
+        span = trace.get_current_span()
+        span.set_attribute("llm.provider", OWN_MODEL)
+        span.set_attribute("llm.model_name", OWN_MODEL)
 
 
 class LLMFactory:
@@ -103,5 +131,5 @@ class LLMFactory:
         return []
 
 
-__all__ = ["OFFLINE_MODEL", "CallCounter", "LLMBundle", "LLMFactory", "OfflineChatModel",
-           "OfflineCrewLLM"]
+__all__ = ["OFFLINE_MODEL", "OWN_MODEL", "CallCounter", "LLMBundle", "LLMFactory",
+           "OfflineChatModel", "OfflineCrewLLM"]

@@ -100,6 +100,9 @@ def offline_answer(messages: Any) -> str:
     answer = f"[{OFFLINE_MODEL} {_digest(prompt)}] {role} on: {task}"
     if context_match:
         answer += f" | building on: {_first_line(context_match.group(1), 120)}"
+    # A human's feedback on the last draft (crewai's feedback_instructions).
+    if feedback := re.match(r"User feedback:\s*(.+)", user):
+        answer += f" | revised for feedback: {_first_line(feedback.group(1), 120)}"
     return answer
 
 
@@ -112,6 +115,36 @@ def example_arguments(schema: dict[str, Any], task: str) -> dict[str, Any]:
         values[name] = {"integer": 1, "number": 1.0, "boolean": True, "array": [],
                         "object": {}}.get(kind, task)
     return values
+
+
+def _first_mentioned(values: list[Any], prompt: str) -> Any:
+    """The allowed value the prompt mentions first (e.g. the outcome a feedback names)."""
+    lowered = prompt.lower()
+    found = [(lowered.find(str(v).lower()), i) for i, v in enumerate(values)
+             if str(v).lower() in lowered]
+    return values[min(found)[1]] if found else values[0]
+
+
+def _fill(schema: dict[str, Any], prompt: str, defs: dict[str, Any], text: str) -> Any:
+    if "$ref" in schema:
+        schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+    if "enum" in schema:
+        return _first_mentioned(list(schema["enum"]), prompt)
+    if "const" in schema:
+        return schema["const"]
+    if "properties" in schema:
+        return {name: _fill(sub, prompt, defs, text)
+                for name, sub in schema["properties"].items()}
+    return {"integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}.get(
+        str(schema.get("type")), text)
+
+
+def structured_answer(response_model: Any, messages: Any) -> str:
+    """A JSON answer that fits ``response_model`` (crewai's structured output): text
+    fields get the plain answer, a choice the option the prompt mentions first."""
+    schema = response_model.model_json_schema()
+    prompt = "\n".join(content for _, content in _as_text(messages))
+    return json.dumps(_fill(schema, prompt, schema.get("$defs", {}), offline_answer(messages)))
 
 
 def _react_tools(system: str) -> list[tuple[str, dict[str, Any]]]:
@@ -175,7 +208,8 @@ class OfflineCrewLLM(BaseLLM):
                                           available_functions=available_functions,
                                           from_task=from_task, from_agent=from_agent)
             self.counter.increment()
-            text = _crew_reply(messages)
+            text = (_crew_reply(messages) if response_model is None
+                    else structured_answer(response_model, messages))
             counts = usage(sum(len(content) for _, content in _as_text(messages)), len(text))
             # What crewai's own providers do: the usage tracker is where crewai (and the
             # OpenInference listener) read token counts from.
