@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use federation_proto::TaskRequest;
 use prost_types::{Struct, Value, value::Kind};
-use support::{HostProcess, env, run, start_stub_and_sink, stub_wrapper, task, unused_url};
+use support::{
+    HostProcess, TEST_DEADLINE, env, run, start_stub_and_sink, stub_wrapper, task, unused_url,
+};
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -129,7 +131,7 @@ async fn host_refusals_name_their_reason() {
         &mut client,
         task("crewai", "slow:5000"),
         None,
-        Some(Duration::from_millis(400)),
+        Some(TEST_DEADLINE),
     )
     .await
     .unwrap_err();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use federation_proto::TaskRequest;
 use federation_proto::federation_service_client::FederationServiceClient;
 use prost_types::{Struct, Value, value::Kind};
-use support::{HostProcess, env, run, start_stub_and_sink, task, unused_url};
+use support::{HostProcess, TEST_DEADLINE, env, run, start_stub_and_sink, task, unused_url};
 use tonic::Code;
 
 /// Sends `request` to `host` (the shared one when None) and asserts the status code
@@ -162,7 +162,7 @@ async fn wrapper_reply_that_is_not_json_is_internal() {
 
 #[tokio::test]
 async fn slow_wrapper_past_the_deadline_is_deadline_exceeded() {
-    let deadline = Some(Duration::from_millis(400));
+    let deadline = Some(TEST_DEADLINE);
     expect_status(
         None,
         task("crewai", "slow:5000"),
@@ -175,7 +175,7 @@ async fn slow_wrapper_past_the_deadline_is_deadline_exceeded() {
 
 #[tokio::test]
 async fn spinning_adapter_is_stopped_at_the_deadline() {
-    let deadline = Some(Duration::from_millis(300));
+    let deadline = Some(TEST_DEADLINE);
     expect_status(
         None,
         task("test-faults", "spin"),
