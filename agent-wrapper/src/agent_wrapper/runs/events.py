@@ -39,6 +39,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from agent_wrapper.contract import EVENT_TYPES, NDJSON, TERMINAL_EVENTS, ErrorCode
 from agent_wrapper.core.errors import (
     RunCanceled,
     StoreUnavailable,
@@ -50,15 +51,14 @@ from agent_wrapper.core.per_process import PerProcess
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = ("started", "step", "llm_call", "tool_call", "checkpoint_saved", "completed",
-               "failed", "canceled")
-TERMINAL_EVENTS = frozenset({"completed", "failed", "canceled"})
+__all__ = ["EVENT_TYPES", "NDJSON", "TERMINAL_EVENTS", "EventLog", "completed_data", "encode",
+           "follow_record", "make_event", "terminal_for_error", "terminal_from_record"]
+
 # Events persisted at once, with every event before them.
 PERSIST_AT = TERMINAL_EVENTS
 # How long another event may wait to be persisted: what a watcher on another replica
 # lags behind a watcher on the run's own replica, at most.
 PERSIST_DELAY_S = 0.2
-NDJSON = "application/x-ndjson"
 
 
 def make_event(seq: int, kind: str, trace_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +75,8 @@ def encode(event: dict[str, Any]) -> bytes:
 
 def terminal_for_error(error: WrapperError) -> tuple[str, dict[str, Any]]:
     """The final event type and data for a run that ended with ``error``."""
-    kind = "canceled" if isinstance(error, RunCanceled) or error.code == "canceled" else "failed"
+    canceled = isinstance(error, RunCanceled) or error.code == ErrorCode.CANCELED
+    kind = "canceled" if canceled else "failed"
     return kind, error_info(error)
 
 
