@@ -54,7 +54,6 @@ NDJSON = "application/x-ndjson"
 # -- names in bodies -----------------------------------------------------------------------
 Framework = Literal["crewai", "langgraph"]
 FRAMEWORK_NAMES: tuple[str, ...] = get_args(Framework)
-FRAMEWORK_ROUTES: dict[str, str] = {"crewai": RUN_CREW, "langgraph": RUN_GRAPH}
 
 RunStatus = Literal["submitted", "working", "completed", "input_required", "failed",
                     "canceled"]

@@ -91,3 +91,11 @@ def test_names_the_rust_side_also_spells() -> None:
     assert list(contract.RUN_STATUSES) == properties["status"]["enum"]
     assert properties["route"]["enum"] == [contract.RUN_CREW, contract.RUN_GRAPH]
     assert contract.run_record_path("s-1", "r-1") == "/v1/sessions/s-1/runs/r-1"
+
+
+def test_the_framework_modules_are_the_contracts_frameworks() -> None:
+    from agent_wrapper.frameworks import FRAMEWORKS
+
+    assert tuple(FRAMEWORKS) == contract.FRAMEWORK_NAMES
+    assert {name: module.ROUTE for name, module in FRAMEWORKS.items()} == {
+        "crewai": contract.RUN_CREW, "langgraph": contract.RUN_GRAPH}
