@@ -7,6 +7,7 @@ server span and the framework's spans are its children, even when the run
 outlives the request (``Prefer: respond-async``, an abandoned stream).
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from opentelemetry.trace import Status, StatusCode
 
 from agent_wrapper import telemetry
+from agent_wrapper.contract import ErrorCode
 from agent_wrapper.core.errors import (
     LLMFailure,
     RunSuperseded,
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[Any, SessionRun, LLMFactory, LLMBundle, RunControl], ExecutionResult]
 # Stops the caller asked for: not worth a warning in the log.
-_EXPECTED_STOPS = frozenset({"canceled", "deadline_exceeded", "shutting_down", "run_superseded"})
+_EXPECTED_STOPS = frozenset({ErrorCode.CANCELED, ErrorCode.DEADLINE_EXCEEDED,
+                             ErrorCode.SHUTTING_DOWN, ErrorCode.RUN_SUPERSEDED})
 
 
 @dataclass
@@ -132,7 +135,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
             if job.owner:
                 record = deps.records.mark_working(job.session_id, str(job.request_id),
                                                    job.owner)
-                if record is not None and record.get("owner") != job.owner:
+                if record is not None and record.owner != job.owner:
                     raise RunSuperseded(f"run {job.request_id!r} was taken over by another "
                                         "attempt before it started")
             session = SessionRun.open(deps.store, job.session_id, deps.crash_after_step,
@@ -156,7 +159,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
             error = control.raised or classify_error(exc, session)
             if error.code not in _EXPECTED_STOPS and error.status_code >= 500:
                 log.warning("%s run failed for session %s: %s", job.framework, job.session_id,
-                            exc, exc_info=error.code == "internal")
+                            exc, exc_info=error.code == ErrorCode.INTERNAL)
             span.set_status(Status(StatusCode.ERROR, error.message))
             span.set_attribute("error.code", error.code)
             span.record_exception(error)
@@ -196,8 +199,7 @@ def _record(job: RunJob, deps: RunDeps, outcome: Outcome) -> None:
     """Store the final status (still under the session lock, so waiters that see the
     lock free also see the final record)."""
     session_id, request_id, owner = job.session_id, str(job.request_id), str(job.owner)
-    progress = job.control.progress()
-    progress["current_step"] = None
+    progress = dataclasses.replace(job.control.progress(), current_step=None)
     try:
         if outcome.reply is not None:
             deps.records.complete(session_id, request_id, owner, outcome.reply, progress)
