@@ -267,6 +267,8 @@ class WrapperProcess:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
+        # Not left running (with its workers and their queue pollers) behind the test.
+        self.stop()
         raise RuntimeError(f"wrapper did not start:\n{log.read_text()}")
 
     def url(self, path: str) -> str:
