@@ -258,7 +258,9 @@ class WrapperProcess:
             [sys.executable, "-m", "agent_wrapper", "--host", "127.0.0.1", "--port",
              str(self.port)],
             env=full_env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        # Generous: importing crewai took ~110 s with the machine's 2 cores shared by
+        # several test runs; a wrapper that fails exits early (checked below).
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"wrapper exited early:\n{log.read_text()}")
