@@ -6,10 +6,14 @@ It POSTs the standard wrapper body to `/v1/run_graph`, or to the route a task na
 its metadata (`http_agent.route`), and maps the reply or the failure to the world's types.
 The agent the caller named and its answer to an interrupt (the `interaction` import) go
 into the body; a reply asking for input is reported back through `interaction`.
-It behaves like the Rust adapters (adapters/sdk/src/lib.rs) error for error.
+It behaves like the Rust adapters (adapters/sdk/src/lib.rs) error for error: a wrapper
+error reply becomes `upstream-status` with the wrapper's error code and `Retry-After` tagged
+in front of its message (`[overloaded retry-after=2] …`, federation-wire's `tag`), which the
+host reads back for the error's `ErrorInfo.reason` and `RetryInfo`.
 """
 
 import json
+import re
 
 import wit_world
 from componentize_py_types import Err
@@ -34,6 +38,11 @@ ROUTE_METADATA_KEY = "http_agent.route"
 MAX_ROUTE_LEN = 256
 # Longest upstream error text carried into an adapter-error (bytes, like the Rust SDK).
 MAX_ERROR_EXCERPT = 512
+# The wrapper's error codes are short snake_case words (`session_busy`).
+_CODE_RE = re.compile(r"[a-z0-9_]{1,64}")
+# `Retry-After` in whole seconds (an HTTP date is ignored), as Rust parses a u64.
+_SECONDS_RE = re.compile(r"\+?[0-9]+")
+_MAX_U64 = 2**64 - 1
 
 
 class WitWorld(wit_world.WitWorld):
@@ -136,10 +145,9 @@ def post_json(task: Task, route: str, body: dict) -> dict:
     except Err as e:
         raise AdapterFailure(adapter_error_from_http(e.value)) from None
     if not 200 <= response.status < 300:
+        message = upstream_detail(response.body, retry_after(response.headers))
         raise AdapterFailure(
-            AdapterError_UpstreamStatus(
-                UpstreamStatus(status=response.status, message=upstream_message(response.body))
-            )
+            AdapterError_UpstreamStatus(UpstreamStatus(status=response.status, message=message))
         )
     try:
         reply = json.loads(response.body)
@@ -191,26 +199,74 @@ def adapter_error_from_http(error: outbound_http.HttpError) -> AdapterError:
     return AdapterError_Internal(f"outbound call failed: {error!r}")
 
 
+def upstream_detail(body: bytes, retry_after_value: str | None) -> str:
+    """The message of an error reply with the wrapper's code and `Retry-After` tagged in
+    front (`[code] message`, `[code retry-after=S] message`), as federation-wire's
+    `upstream_detail`: the adapter contract has no field for them."""
+    message = upstream_message(body)
+    code = upstream_code(body)
+    if code is None:
+        return message
+    return tag(code, retry_after_seconds(retry_after_value), message)
+
+
+def tag(code: str, retry_after_secs: int | None, message: str) -> str:
+    """federation-wire's `tag`: what the host's `untag` reads back."""
+    if not _CODE_RE.fullmatch(code):
+        return message
+    if retry_after_secs is None:
+        return f"[{code}] {message}"
+    return f"[{code} retry-after={retry_after_secs}] {message}"
+
+
+def upstream_code(body: bytes) -> str | None:
+    """The wrapper's error code in an error body (`error.code`), if it has a valid one."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    error = value.get("error") if isinstance(value, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and _CODE_RE.fullmatch(code) else None
+
+
+def retry_after(headers: list[tuple[str, str]]) -> str | None:
+    """The `Retry-After` header of a response (the host gives names lowercase)."""
+    return next((value for name, value in headers if name.lower() == "retry-after"), None)
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """Whole seconds of a `Retry-After` value; None for an HTTP date or anything else."""
+    if value is None or not _SECONDS_RE.fullmatch(value.strip()):
+        return None
+    seconds = int(value.strip())
+    return seconds if seconds <= _MAX_U64 else None
+
+
+_ABSENT = object()
+
+
 def upstream_message(body: bytes) -> str:
-    """The wrapper's error message (`{"error": {"message": ..}}`, FastAPI's `{"detail": ..}`),
-    or an excerpt of the raw body."""
+    """The wrapper's error message (`{"error": {"message": ..}}`, FastAPI's `{"detail": ..}`,
+    a bare `{"error": ..}`), or an excerpt of the raw body."""
     try:
         value = json.loads(body)
     except ValueError:
         return excerpt(body)
-    message = None
+    message = _ABSENT
     if isinstance(value, dict):
-        error = value.get("error")
+        error = value.get("error", _ABSENT)
         if isinstance(error, dict) and "message" in error:
             message = error["message"]
         elif "detail" in value:
             message = value["detail"]
-        elif error is not None:
+        else:
             message = error
-    if message is None:
+    if message is _ABSENT:
         return excerpt(body)
     if not isinstance(message, str):
-        message = json.dumps(message, ensure_ascii=False)
+        # As serde_json (no preserve_order) writes a value: compact, keys sorted.
+        message = json.dumps(message, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return truncate(message)
 
 

@@ -30,8 +30,12 @@ def task(**overrides) -> types.Task:
     return types.Task(**fields)
 
 
-def reply(status=200, body=b'{"output": "done", "resumed": true, "federation_session_id": "s-1"}'):
-    return http.Response(status=status, headers=[], body=body)
+def reply(
+    status=200,
+    body=b'{"output": "done", "resumed": true, "federation_session_id": "s-1"}',
+    headers=(),
+):
+    return http.Response(status=status, headers=list(headers), body=body)
 
 
 class RunTaskTest(unittest.TestCase):
@@ -115,10 +119,48 @@ class RunTaskTest(unittest.TestCase):
         self.answer = reply(422, b'{"error": {"code": "invalid_input", "message": "goal blank"}}')
         error = self.error_of()
         self.assertIsInstance(error, types.AdapterError_UpstreamStatus)
-        self.assertEqual((error.value.status, error.value.message), (422, "goal blank"))
+        # The wrapper's code travels in front of its message (federation-wire's `tag`).
+        self.assertEqual(
+            (error.value.status, error.value.message), (422, "[invalid_input] goal blank")
+        )
         self.answer = reply(500, b"x" * 2000)
         message = self.error_of().value.message
         self.assertTrue(message.endswith("…") and len(message.encode()) <= 512 + 3, message)
+
+    def test_the_wrappers_code_and_retry_after_are_tagged_like_the_rust_adapters(self):
+        """The same cases as federation-wire's `upstream_detail` tests (error.rs): the
+        host's `untag` then finds the same code, so the same ErrorInfo.reason."""
+        overloaded = b'{"error": {"code": "overloaded", "message": "queue full"}}'
+        busy = b'{"error": {"code": "session_busy", "message": "busy"}}'
+        cases = [
+            (503, overloaded, [("retry-after", "7")], "[overloaded retry-after=7] queue full"),
+            (503, overloaded, [("retry-after", " 7 ")], "[overloaded retry-after=7] queue full"),
+            # An HTTP date, or no header: the code alone.
+            (503, overloaded, [("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")],
+             "[overloaded] queue full"),
+            (409, busy, [], "[session_busy] busy"),
+            # No code, or not a code: the message as it is.
+            (500, b"Traceback: boom", [("retry-after", "3")], "Traceback: boom"),
+            (409, b'{"error": {"code": "Busy", "message": "x"}}', [], "x"),
+            (409, b'{"error": {"code": "not a code", "message": "x"}}', [], "x"),
+            (409, b'{"error": {"code": 7, "message": "x"}}', [], "x"),
+            (404, b'{"detail": "Not Found"}', [], "Not Found"),
+            (500, b'{"error": {"code": "x"}}', [], '[x] {"code":"x"}'),
+        ]
+        for status, body, headers, message in cases:
+            self.answer = reply(status, body, headers)
+            error = self.error_of()
+            self.assertIsInstance(error, types.AdapterError_UpstreamStatus, body)
+            self.assertEqual((error.value.status, error.value.message), (status, message))
+
+    def test_a_tag_is_only_written_for_a_code_of_the_wrappers_shape(self):
+        self.assertEqual(app.tag("overloaded", 2, "m"), "[overloaded retry-after=2] m")
+        self.assertEqual(app.tag("x" * 65, None, "m"), "m")
+        self.assertEqual(app.tag("", None, "m"), "m")
+        self.assertIsNone(app.retry_after_seconds(str(2**64)))
+        self.assertEqual(app.retry_after_seconds("+5"), 5)
+        self.assertIsNone(app.retry_after_seconds("-1"))
+        self.assertIsNone(app.retry_after_seconds("1.5"))
 
     def test_transport_and_timeout_keep_their_kind(self):
         cases = [

@@ -38,6 +38,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 
 from agent_wrapper import telemetry
+from agent_wrapper.store.run_queue import RunQueue
 
 METER_NAME = "agent_wrapper"
 # The GenAI convention's advice for operation durations.
@@ -190,7 +191,7 @@ class _QueueProbe:
     def stats(self) -> tuple[str, tuple[int, int | None]] | None:
         with self._mutex:
             store = self._store()
-            if store is None or not getattr(store, "supports_queue", False):
+            if not isinstance(store, RunQueue):
                 return None
             if time.monotonic() - self._read_at >= QUEUE_PROBE_MIN_S:
                 self._read_at = time.monotonic()

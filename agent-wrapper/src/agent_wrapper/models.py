@@ -1,11 +1,14 @@
-"""Request and response models of the wrapper HTTP contract (used by the Rust adapters
-and the host; ``crates`` bind the same shapes on the Rust side)."""
+"""Request and response models of the wrapper HTTP contract: the body shapes, whose
+names (routes, statuses, event types, error codes) are ``contract.py``'s. On the Rust side
+``federation-wire`` binds the same shapes through the golden fixtures
+(``host/federation-wire/tests/golden``, generated from these models)."""
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent_wrapper.agents.base import NAME_RE as AGENT_NAME_RE
+from agent_wrapper.contract import EventType, Framework, RunRoute, RunStatus
 from agent_wrapper.store.session_id import request_id_problem, session_id_problem
 
 
@@ -137,7 +140,7 @@ class RunResponse(BaseModel):
     """Success reply; ``messages`` is only present for ``/v1/run_graph``."""
 
     output: str
-    framework: Literal["crewai", "langgraph"]
+    framework: Framework
     agent: str = Field(description="The registered agent that ran.")
     status: Literal["completed", "input_required"] = Field(
         description="input_required: the run stopped at an interrupt; answer with `resume`.")
@@ -180,11 +183,10 @@ class RunRecordView(BaseModel):
 
     federation_session_id: str
     request_id: str
-    route: Literal["/v1/run_crew", "/v1/run_graph"]
-    framework: Literal["crewai", "langgraph"]
+    route: RunRoute
+    framework: Framework
     agent: str | None = None
-    status: Literal["submitted", "working", "completed", "input_required", "failed",
-                    "canceled"]
+    status: RunStatus
     attempt: int
     cancel_requested: bool
     trace_id: str
@@ -202,8 +204,7 @@ class RunEvent(BaseModel):
     with ``Accept: application/x-ndjson``, and ``GET .../runs/{request_id}/events``'s."""
 
     seq: int = Field(ge=1, description="1, 2, 3, ... within one attempt, without gaps.")
-    type: Literal["started", "step", "llm_call", "tool_call", "checkpoint_saved",
-                  "completed", "failed", "canceled"]
+    type: EventType
     trace_id: str
     ts: int = Field(description="Unix milliseconds.")
     data: dict[str, Any]
@@ -213,7 +214,7 @@ class AgentView(BaseModel):
     """One registered agent, as ``GET /v1/agents`` lists it (enough for an agent card)."""
 
     name: str
-    framework: Literal["crewai", "langgraph"]
+    framework: Framework
     description: str
     default: bool = Field(description="The agent a request without `agent` runs.")
     input_schema: dict[str, Any] = Field(description="JSON Schema of `input_data`.")

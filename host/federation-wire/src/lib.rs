@@ -26,8 +26,8 @@ pub use error::{
 pub use event::{End, Event, EventType, progress_message};
 pub use record::{RunFailure, RunProgress, RunRecord, RunStatus};
 pub use reply::{
-    HistoryItem, LlmInfo, MappingError, Message, ReplyStatus, RunReply, StateInfo, Step,
-    TaskOutcome, interrupt_of, task_outcome,
+    GatewayUsage, HistoryItem, LlmInfo, MappingError, Message, ReplyStatus, RunReply, StateInfo,
+    Step, TaskOutcome, interrupt_of, task_outcome,
 };
 pub use request::{InvalidInput, RunRequest, TaskInput};
 

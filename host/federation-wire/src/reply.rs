@@ -77,9 +77,21 @@ pub struct HistoryItem {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlmInfo {
-    /// `offline` or `openai-compatible`.
+    /// `offline`, `openai-compatible`, or `own` (the agent brings its own model).
     pub provider: String,
     pub model: String,
+    /// Calls the agent's own model clients made through the wrapper's model gateway,
+    /// and their tokens (`null` when there were none).
+    #[serde(default)]
+    pub gateway: Option<GatewayUsage>,
+}
+
+/// What an agent's own model clients spent through the model gateway in one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GatewayUsage {
+    pub calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -303,6 +303,7 @@ pub fn reply(goal: &str, path: &str, body: &Value, trace_id: &str) -> Value {
         llm: LlmInfo {
             provider: "offline".into(),
             model: "offline-deterministic".into(),
+            gateway: None,
         },
         steps: vec![
             step("research", "researcher", "notes"),

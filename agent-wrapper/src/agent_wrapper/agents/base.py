@@ -12,7 +12,6 @@ from typing import Any
 
 from agent_wrapper.core.errors import InvalidInput
 
-FRAMEWORKS = ("crewai", "langgraph")
 # Agent names: what registry files and callers write; kept URL- and key-safe.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

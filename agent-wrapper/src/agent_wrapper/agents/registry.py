@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_wrapper.agents.base import FRAMEWORKS, NAME_RE, RegisteredAgent
+from agent_wrapper.agents.base import NAME_RE, RegisteredAgent
 from agent_wrapper.agents.crews import builtin_crew_agent, load_crew_agent
 from agent_wrapper.agents.graphs import builtin_graph_agent, load_graph_agent
+from agent_wrapper.contract import FRAMEWORK_NAMES
 from agent_wrapper.core.errors import AgentNotFound, RegistryError
 
 _KEYS = {"crewai": {"framework", "project", "crew", "flow", "description", "llm", "default"},
@@ -104,8 +105,8 @@ def _load_entry(name: str, entry: Any, base: Path, registry: AgentRegistry) -> R
     if not isinstance(entry, dict):
         raise RegistryError("must be a table")
     framework = entry.get("framework")
-    if framework not in FRAMEWORKS:
-        raise RegistryError(f"framework must be one of {', '.join(FRAMEWORKS)}, "
+    if framework not in FRAMEWORK_NAMES:
+        raise RegistryError(f"framework must be one of {', '.join(FRAMEWORK_NAMES)}, "
                             f"not {framework!r}")
     unknown = set(entry) - _KEYS[framework]
     if unknown:

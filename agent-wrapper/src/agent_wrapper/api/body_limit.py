@@ -8,7 +8,7 @@ an oversized body never reaches JSON parsing.
 import json
 from typing import Any
 
-from agent_wrapper.core.errors import error_body
+from agent_wrapper.contract import JSON, ErrorCode, error_body
 
 Scope = dict[str, Any]
 
@@ -18,10 +18,10 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reply(self, send: Any, status: int, code: str, message: str) -> None:
+    async def _reply(self, send: Any, code: ErrorCode, message: str) -> None:
         body = json.dumps(error_body(code, message)).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
+        await send({"type": "http.response.start", "status": code.http_status,
+                    "headers": [(b"content-type", JSON.encode()),
                                 (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
@@ -37,10 +37,10 @@ class BodyLimitMiddleware:
             try:
                 length = int(declared)
             except ValueError:
-                await self._reply(send, 400, "bad_request", "invalid Content-Length")
+                await self._reply(send, ErrorCode.BAD_REQUEST, "invalid Content-Length")
                 return
             if length > self.max_bytes:
-                await self._reply(send, 413, "payload_too_large", too_large)
+                await self._reply(send, ErrorCode.PAYLOAD_TOO_LARGE, too_large)
                 return
         chunks: list[bytes] = []
         total = 0
@@ -51,7 +51,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                await self._reply(send, 413, "payload_too_large", too_large)
+                await self._reply(send, ErrorCode.PAYLOAD_TOO_LARGE, too_large)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from agent_wrapper.agents import AgentRegistry
+from agent_wrapper.contract import CREDENTIAL_HEADER, PRINCIPAL_HEADER
 from agent_wrapper.core.errors import BadRequest, SessionNotOwned, Unauthenticated
 from agent_wrapper.runs import RunManager, RunRecords
 from agent_wrapper.store import StateStore
 
-CREDENTIAL_HEADER = "x-federation-host-credential"
-PRINCIPAL_HEADER = "x-federation-principal"
 # The principal of a request that names none (a caller on a wrapper without a host
 # credential, or a host without caller authentication).
 ANONYMOUS = "anonymous"

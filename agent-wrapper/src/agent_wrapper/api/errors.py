@@ -7,12 +7,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent_wrapper.core.errors import WrapperError, error_body
+from agent_wrapper.contract import ErrorCode, error_body
+from agent_wrapper.core.errors import WrapperError
 
 log = logging.getLogger(__name__)
-
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-               413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_input"}
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -30,17 +28,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_input", _describe(exc)), status_code=422)
+        code = ErrorCode.INVALID_INPUT
+        return JSONResponse(error_body(code, _describe(exc)), status_code=code.http_status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500
-                               else "http_error")
+        code = ErrorCode.for_http_status(exc.status_code)
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal", f"internal error: {type(exc).__name__}"),
-                            status_code=500)
+        code = ErrorCode.INTERNAL
+        return JSONResponse(error_body(code, f"internal error: {type(exc).__name__}"),
+                            status_code=code.http_status)

@@ -30,30 +30,39 @@ from opentelemetry import propagate
 
 from agent_wrapper import telemetry
 from agent_wrapper.api.deps import Caller, Manager, Registry, Store, check_owner, wrapper_state
-from agent_wrapper.core.errors import (
-    BadRequest,
-    Overloaded,
-    StoreUnavailable,
-    WrapperError,
+from agent_wrapper.contract import (
+    AGENTS,
+    DEADLINE_HEADER,
+    HEALTHZ,
+    LLM_CALLS_HEADER,
+    NDJSON,
+    PREFER_HEADER,
+    PREFERENCE_APPLIED_HEADER,
+    READYZ,
+    REPLAYED_HEADER,
+    REQUEST_ID_HEADER,
+    RESPOND_ASYNC,
+    RETRY_AFTER_HEADER,
+    RUN_CREW,
+    RUN_GRAPH,
+    ErrorCode,
+    Framework,
     error_body,
+    run_record_path,
 )
+from agent_wrapper.core.errors import BadRequest, Overloaded, StoreUnavailable, WrapperError
 from agent_wrapper.frameworks import FRAMEWORKS
 from agent_wrapper.models import AgentList, ErrorResponse, RunRecordView, RunRequest, RunResponse
-from agent_wrapper.runs import NDJSON, RunSpec, body_sha256, public_view
+from agent_wrapper.runs import RunSpec, body_sha256, public_view
 from agent_wrapper.runs.executor import Outcome
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-DEADLINE_HEADER = "x-federation-deadline-ms"
-LLM_CALLS_HEADER = "x-agent-wrapper-llm-calls"
-REPLAYED_HEADER = "x-agent-wrapper-replayed"
-REQUEST_ID_HEADER = "x-agent-wrapper-request-id"
 _DEADLINE_RE = re.compile(r"\d{1,12}")
 
-_ERRORS = {code: {"model": ErrorResponse}
-           for code in (400, 401, 403, 404, 409, 412, 413, 422, 499, 500, 502, 503,
-                         504)}
+_ERRORS = {status: {"model": ErrorResponse}
+           for status in sorted({code.http_status for code in ErrorCode})}
 # 503 overloaded carries Retry-After (seconds).
 _RUN_RESPONSES = {
     **_ERRORS,
@@ -79,13 +88,13 @@ def _deadline(request: Request) -> float | None:
 
 def _mode(request: Request) -> Mode:
     prefer = {token.strip().lower()
-              for value in request.headers.getlist("prefer")
+              for value in request.headers.getlist(PREFER_HEADER)
               for token in re.split(r"[,;]", value)}
     accept = {part.split(";")[0].strip().lower()
               for value in request.headers.getlist("accept") for part in value.split(",")}
-    respond_async, stream = "respond-async" in prefer, NDJSON in accept
+    respond_async, stream = RESPOND_ASYNC in prefer, NDJSON in accept
     if respond_async and stream:
-        raise BadRequest(f"choose one of 'Prefer: respond-async' and 'Accept: {NDJSON}'")
+        raise BadRequest(f"choose one of 'Prefer: {RESPOND_ASYNC}' and 'Accept: {NDJSON}'")
     return "async" if respond_async else "stream" if stream else "sync"
 
 
@@ -135,10 +144,10 @@ async def _run(framework_name: str, body: RunRequest, request: Request, registry
         if mode == "async":
             if started.kind == "attach" and started.record is not None:
                 started = await manager.take_over_if_stale(spec, started.record, ctx) or started
-            location = f"/v1/sessions/{session_id}/runs/{request_id}"
             return JSONResponse(public_view(started.record or {}), status_code=202,
-                                headers={**headers, "location": location,
-                                         "preference-applied": "respond-async"})
+                                headers={**headers,
+                                         "location": run_record_path(session_id, request_id),
+                                         PREFERENCE_APPLIED_HEADER: RESPOND_ASYNC})
         if mode == "stream":
             if started.kind != "run":
                 headers[REPLAYED_HEADER] = "true"
@@ -160,11 +169,11 @@ def _trace_carrier() -> dict[str, str]:
 
 def _retry_after(error: WrapperError) -> dict[str, str]:
     if isinstance(error, Overloaded):
-        return {"retry-after": str(error.retry_after_s)}
+        return {RETRY_AFTER_HEADER: str(error.retry_after_s)}
     return {}
 
 
-@router.post("/v1/run_crew", response_model=RunResponse, responses=_RUN_RESPONSES,
+@router.post(RUN_CREW, response_model=RunResponse, responses=_RUN_RESPONSES,
              summary="Run a CrewAI crew (the agent named in the body, or the built-in "
                      "researcher -> writer) for a session")
 async def run_crew(body: RunRequest, request: Request, registry: Registry,
@@ -172,7 +181,7 @@ async def run_crew(body: RunRequest, request: Request, registry: Registry,
     return await _run("crewai", body, request, registry, manager, store, caller)
 
 
-@router.post("/v1/run_graph", response_model=RunResponse, responses=_RUN_RESPONSES,
+@router.post(RUN_GRAPH, response_model=RunResponse, responses=_RUN_RESPONSES,
              summary="Run a LangGraph graph (the agent named in the body, or the built-in "
                      "plan -> respond) for a session; answer an interrupt with `resume`")
 async def run_graph(body: RunRequest, request: Request, registry: Registry,
@@ -180,19 +189,19 @@ async def run_graph(body: RunRequest, request: Request, registry: Registry,
     return await _run("langgraph", body, request, registry, manager, store, caller)
 
 
-@router.get("/v1/agents", response_model=AgentList,
+@router.get(AGENTS, response_model=AgentList,
             summary="The registered agents: name, framework, input schema, tools")
 async def list_agents(registry: Registry, _caller: Caller,
-                      framework: Literal["crewai", "langgraph"] | None = None) -> AgentList:
+                      framework: Framework | None = None) -> AgentList:
     return AgentList.model_validate({"agents": registry.listing(framework)})
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get(HEALTHZ, summary="Liveness")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: store reachable and LLM configured")
+@router.get(READYZ, summary="Readiness: store reachable and LLM configured")
 async def readyz(state: Annotated[Any, Depends(wrapper_state)]) -> JSONResponse:
     reasons = list(state.llm_factory.configured())
     try:

@@ -13,9 +13,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent_wrapper.api.deps import Caller, Manager, Records, Store, check_owner
-from agent_wrapper.core.errors import BadRequest, RunNotFound, WrapperError, error_body
+from agent_wrapper.contract import NDJSON, RUN_CANCEL, RUN_EVENTS, RUN_RECORD, error_body
+from agent_wrapper.core.errors import BadRequest, RunNotFound, WrapperError
 from agent_wrapper.models import ErrorResponse, RunEvent, RunRecordView
-from agent_wrapper.runs import ACTIVE, NDJSON, public_view
+from agent_wrapper.runs import ACTIVE, RunRecord, public_view
 from agent_wrapper.runs.events import encode, follow_record
 from agent_wrapper.store.session_id import request_id_problem, session_id_problem
 
@@ -43,7 +44,7 @@ def _unknown(session_id: str, request_id: str) -> RunNotFound:
 
 
 async def _record(records: Records, store: Store, session_id: str, request_id: str,
-                  caller: str) -> dict:
+                  caller: str) -> RunRecord:
     """The run's record, for its session's owner (400, 403, 404 otherwise)."""
     await _check_access(store, session_id, request_id, caller)
     record = await anyio.to_thread.run_sync(records.get, session_id, request_id)
@@ -52,7 +53,7 @@ async def _record(records: Records, store: Store, session_id: str, request_id: s
     return record
 
 
-@router.get("/v1/sessions/{federation_session_id}/runs/{request_id}",
+@router.get(RUN_RECORD,
             response_model=RunRecordView, responses=_ERRORS,
             summary="Status of a run: status, progress, result or error")
 async def run_status(federation_session_id: str, request_id: str, records: Records,
@@ -64,7 +65,7 @@ async def run_status(federation_session_id: str, request_id: str, records: Recor
     return JSONResponse(public_view(record))
 
 
-@router.post("/v1/sessions/{federation_session_id}/runs/{request_id}/cancel",
+@router.post(RUN_CANCEL,
              response_model=RunRecordView, status_code=202,
              responses={**_ERRORS, 200: {"model": RunRecordView,
                                          "description": "The run had already finished."}},
@@ -80,11 +81,11 @@ async def cancel_run(federation_session_id: str, request_id: str, manager: Manag
         return _error(exc)
     # 202: cancel requested, the run stops at its next step boundary; 200: it had
     # already finished, nothing to cancel (the record says how it ended).
-    status = 202 if record.get("status") in ACTIVE else 200
+    status = 202 if record.status in ACTIVE else 200
     return JSONResponse(public_view(record), status_code=status)
 
 
-@router.get("/v1/sessions/{federation_session_id}/runs/{request_id}/events", response_model=None,
+@router.get(RUN_EVENTS, response_model=None,
             responses={**_ERRORS, 200: {
                 "content": {NDJSON: {"schema": RunEvent.model_json_schema()}},
                 "description": "The run's events with seq > after, one RunEvent per line, "

@@ -1,6 +1,8 @@
 """One module per agent framework behind one small interface: ``FRAMEWORK`` (its name),
 ``ROUTE`` (the wrapper route that runs it), ``SPAN_NAME`` (the execution span) and
-``run(agent, request, session, llm_factory, llm_bundle, control) -> ExecutionResult``."""
+``run(agent, request, session, llm_factory, llm_bundle, control) -> ExecutionResult``.
+``FRAMEWORKS`` holds the modules by name; the names alone are the contract's
+(``contract.FRAMEWORK_NAMES``)."""
 
 from types import ModuleType
 

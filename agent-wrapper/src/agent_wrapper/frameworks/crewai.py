@@ -40,6 +40,7 @@ from crewai.tasks.task_output import TaskOutput
 
 from agent_wrapper.agents.crews import CrewAgent
 from agent_wrapper.agents.flows import FlowAgent
+from agent_wrapper.contract import RUN_CREW
 from agent_wrapper.core.errors import InputRequired, NoPendingInterrupt, WrapperError
 from agent_wrapper.frameworks import crewai_human_input as human_input
 from agent_wrapper.llm import LLMBundle, LLMFactory
@@ -48,7 +49,7 @@ from agent_wrapper.runs.control import RunControl
 from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerprint
 
 FRAMEWORK = "crewai"
-ROUTE = "/v1/run_crew"
+ROUTE = RUN_CREW
 SPAN_NAME = "CrewAI_Execution"
 # Tool inputs/outputs carried in a progress event are cut to this many characters.
 TOOL_TEXT_LIMIT = 2000

@@ -39,6 +39,7 @@ from opentelemetry import trace
 from typing_extensions import TypedDict
 
 from agent_wrapper.agents.graphs import GraphAgent
+from agent_wrapper.contract import RUN_GRAPH
 from agent_wrapper.core.errors import InputRequired, NoPendingInterrupt
 from agent_wrapper.llm import LLMBundle, LLMFactory
 from agent_wrapper.llm import gateway as model_gateway
@@ -47,7 +48,7 @@ from agent_wrapper.session import ExecutionResult, SessionRun, request_fingerpri
 from agent_wrapper.store.langgraph_checkpointer import StoreCheckpointSaver
 
 FRAMEWORK = "langgraph"
-ROUTE = "/v1/run_graph"
+ROUTE = RUN_GRAPH
 SPAN_NAME = "LangGraph_Execution"
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 TEXT_LIMIT = 2000

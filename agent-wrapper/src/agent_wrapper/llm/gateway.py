@@ -201,7 +201,7 @@ def complete(scope: RunScope, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
     attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": bundle.provider,
                   "gen_ai.request.model": requested, "gen_ai.response.model": bundle.model,
                   "federation.agent": scope.agent, "federation.gateway": True,
-                  "federation.step": control.progress()["current_step"] or ""}
+                  "federation.step": control.progress().current_step or ""}
     with trace.get_tracer("agent_wrapper.gateway").start_as_current_span(
             f"chat {bundle.model}", context=ctx, kind=SpanKind.SERVER,
             attributes=attributes, record_exception=False,
@@ -226,7 +226,7 @@ def complete(scope: RunScope, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         finish = "tool_calls" if reply.get("tool_calls") else "stop"
         span.set_attribute("gen_ai.response.finish_reasons", [finish])
     bundle.add_gateway_call(usage["prompt_tokens"], usage["completion_tokens"])
-    step = control.progress()["current_step"]
+    step = control.progress().current_step
     control.llm_finished(step, prompt_chars, len(str(reply.get("content") or "")),
                          {"input_tokens": usage["prompt_tokens"],
                           "output_tokens": usage["completion_tokens"]})

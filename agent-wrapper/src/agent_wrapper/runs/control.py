@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_wrapper import metrics
+from agent_wrapper.contract import DEADLINE_HEADER
 from agent_wrapper.core.errors import (
     DeadlineExceeded,
     RunCanceled,
@@ -39,6 +40,7 @@ from agent_wrapper.core.errors import (
 )
 from agent_wrapper.runs.events import EventLog
 from agent_wrapper.runs.records import RunRecords
+from agent_wrapper.runs.run_record import RunProgress, RunRecord
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class RunControl:
         self.llm_calls = 0
         self.steps_done: list[str] = []
         self.current_step: str | None = None
-        self._record_seen: tuple[float, dict[str, Any] | None] | None = None
+        self._record_seen: tuple[float, RunRecord | None] | None = None
         # When the current step and each agent's LLM calls started (durations).
         self._step_started_at: float | None = None
         self._llm_started_at: dict[str, list[float]] = {}
@@ -112,10 +114,10 @@ class RunControl:
     def remaining_s(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> RunProgress:
         with self._mutex:
-            return {"current_step": self.current_step, "steps": list(self.steps_done),
-                    "llm_calls": self.llm_calls}
+            return RunProgress(current_step=self.current_step, steps=tuple(self.steps_done),
+                               llm_calls=self.llm_calls)
 
     def _stop(self, error: WrapperError) -> None:
         with self._mutex:
@@ -130,7 +132,7 @@ class RunControl:
         cancel checks (one store round trip when there is no hook or delay)."""
         tracked = (self.records is not None and self.request_id is not None
                    and self.owner is not None)
-        record: dict[str, Any] | None = None
+        record: RunRecord | None = None
         if tracked and record_progress:
             record = self._note_progress()
         if self.step_hook is not None or self.step_delay_s:
@@ -152,7 +154,7 @@ class RunControl:
         left = self.remaining_s()
         if left is not None and left <= 0:
             self._stop(DeadlineExceeded(
-                f"the caller's deadline (x-federation-deadline-ms) passed; the run stopped "
+                f"the caller's deadline ({DEADLINE_HEADER}) passed; the run stopped "
                 f"before {kind} {name!r}, the state saved so far is kept"))
         if not tracked:
             return
@@ -160,10 +162,10 @@ class RunControl:
             record = self._fresh_record()
         if record is None:
             return  # expired record: nothing can be requested through it any more
-        if record.get("owner") != self.owner:
+        if record.owner != self.owner:
             self._stop(RunSuperseded(
                 f"run {self.request_id!r} was taken over by another attempt"))
-        if record.get("cancel_requested"):
+        if record.cancel_requested:
             self._stop(self._canceled(kind, name))
 
     def before_finish(self) -> None:
@@ -180,17 +182,17 @@ class RunControl:
             canceled = self._cancel_requested
         if not canceled and tracked:
             record = self._fresh_record()
-            if record is not None and record.get("owner") != self.owner:
+            if record is not None and record.owner != self.owner:
                 self._stop(RunSuperseded(
                     f"run {self.request_id!r} was taken over by another attempt"))
-            canceled = record is not None and bool(record.get("cancel_requested"))
+            canceled = record is not None and record.cancel_requested
         if canceled:
             self._stop(RunCanceled(
                 f"run {self.request_id!r} of session {self.session_id!r} was canceled; it "
                 "stopped after its last step, before its outcome was saved; the state "
                 "saved so far is kept"))
 
-    def _note_progress(self) -> dict[str, Any] | None:
+    def _note_progress(self) -> RunRecord | None:
         """Write the progress and the events not yet in the record, in one write."""
         assert self.records is not None
         records, progress = self.records, self.progress()
@@ -200,7 +202,7 @@ class RunControl:
         self._record_seen = (time.monotonic(), record)
         return record
 
-    def _fresh_record(self) -> dict[str, Any] | None:
+    def _fresh_record(self) -> RunRecord | None:
         assert self.records is not None
         seen = self._record_seen
         if seen is not None and time.monotonic() - seen[0] < RECORD_FRESH_S:

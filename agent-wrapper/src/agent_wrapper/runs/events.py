@@ -36,29 +36,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from agent_wrapper.core.errors import (
-    RunCanceled,
-    StoreUnavailable,
-    WrapperError,
-    error_from_info,
-    error_info,
-)
+from agent_wrapper.contract import EVENT_TYPES, NDJSON, TERMINAL_EVENTS, ErrorCode
+from agent_wrapper.core.errors import RunCanceled, StoreUnavailable, WrapperError, error_info
 from agent_wrapper.core.per_process import PerProcess
+from agent_wrapper.runs.run_record import FINISHED, TERMINAL, RunRecord
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = ("started", "step", "llm_call", "tool_call", "checkpoint_saved", "completed",
-               "failed", "canceled")
-TERMINAL_EVENTS = frozenset({"completed", "failed", "canceled"})
+__all__ = ["EVENT_TYPES", "NDJSON", "TERMINAL_EVENTS", "EventLog", "completed_data", "encode",
+           "follow_record", "make_event", "terminal_for_error", "terminal_from_record"]
+
 # Events persisted at once, with every event before them.
 PERSIST_AT = TERMINAL_EVENTS
 # How long another event may wait to be persisted: what a watcher on another replica
 # lags behind a watcher on the run's own replica, at most.
 PERSIST_DELAY_S = 0.2
-NDJSON = "application/x-ndjson"
 
 
 def make_event(seq: int, kind: str, trace_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +70,8 @@ def encode(event: dict[str, Any]) -> bytes:
 
 def terminal_for_error(error: WrapperError) -> tuple[str, dict[str, Any]]:
     """The final event type and data for a run that ended with ``error``."""
-    kind = "canceled" if isinstance(error, RunCanceled) or error.code == "canceled" else "failed"
+    canceled = isinstance(error, RunCanceled) or error.code == ErrorCode.CANCELED
+    kind = "canceled" if canceled else "failed"
     return kind, error_info(error)
 
 
@@ -235,18 +231,16 @@ _flusher = PerProcess(_Flusher).get
 TERMINAL_GRACE_S = 2.0
 
 
-def terminal_from_record(record: dict[str, Any], seq: int) -> dict[str, Any]:
+def terminal_from_record(record: RunRecord, seq: int) -> dict[str, Any]:
     """The terminal event a finished run's record implies, numbered ``seq``."""
-    trace_id = str(record.get("trace_id") or "")
-    if record.get("status") in ("completed", "input_required"):
-        llm_calls = int((record.get("progress") or {}).get("llm_calls") or 0)
-        return make_event(seq, "completed", trace_id,
-                          completed_data(record.get("result") or {}, llm_calls, False))
-    kind, data = terminal_for_error(error_from_info(record.get("error") or {}))
-    return make_event(seq, kind, trace_id, data)
+    if record.status in FINISHED:
+        return make_event(seq, "completed", record.trace_id,
+                          completed_data(record.result or {}, record.progress.llm_calls, False))
+    kind, data = terminal_for_error(record.failure())
+    return make_event(seq, kind, record.trace_id, data)
 
 
-async def follow_record(load: Callable[[], Awaitable[dict[str, Any] | None]],
+async def follow_record(load: Callable[[], Awaitable[RunRecord | Mapping[str, Any] | None]],
                         local: Callable[[], "EventLog | None"], after: int,
                         poll_s: float) -> AsyncIterator[dict[str, Any]]:
     """The events of a run with seq > ``after``, up to and including its terminal one:
@@ -260,32 +254,40 @@ async def follow_record(load: Callable[[], Awaitable[dict[str, Any] | None]],
     while True:
         events = local()
         if events is not None:
-            while True:
-                if events.closed and len(events.events()) <= seen:
-                    return  # the caller saw the terminal event already
-                batch = await events.wait_from(seen)
-                for event in batch:
-                    yield event
-                    if event["type"] in TERMINAL_EVENTS:
-                        return
-                seen += len(batch)
-        record = await load()
-        if record is None:
+            async for event in _follow_local(events, seen):
+                yield event
+            return
+        loaded = await load()
+        if loaded is None:
             return  # expired meanwhile: nothing more to give
-        logged = record.get("events") or []
-        for event in logged:
+        record = RunRecord.of(loaded)
+        for event in record.events:
             if int(event.get("seq", 0)) <= seen:
                 continue
             yield event
             seen = int(event["seq"])
             if event.get("type") in TERMINAL_EVENTS:
                 return
-        if logged and logged[-1].get("type") in TERMINAL_EVENTS:
+        if record.events and record.events[-1].get("type") in TERMINAL_EVENTS:
             return  # the caller saw the terminal event already
-        if record.get("status") in ("completed", "input_required", "failed", "canceled"):
+        if record.status in TERMINAL:
             now = time.monotonic()
             terminal_since = terminal_since or now
             if now - terminal_since >= TERMINAL_GRACE_S:
                 yield terminal_from_record(record, seen + 1)
                 return
         await asyncio.sleep(poll_s)
+
+
+async def _follow_local(events: EventLog, seen: int) -> AsyncIterator[dict[str, Any]]:
+    """The live events of a run on this replica after the first ``seen``, up to and
+    including the terminal one."""
+    while True:
+        if events.closed and len(events.events()) <= seen:
+            return  # the caller saw the terminal event already
+        batch = await events.wait_from(seen)
+        for event in batch:
+            yield event
+            if event["type"] in TERMINAL_EVENTS:
+                return
+        seen += len(batch)

@@ -11,6 +11,7 @@ server span and the framework's spans are its children, even when the run
 outlives the request (``Prefer: respond-async``, an abandoned stream).
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 from opentelemetry.trace import Status, StatusCode
 
 from agent_wrapper import metrics, telemetry
+from agent_wrapper.contract import ErrorCode
 from agent_wrapper.core.errors import (
     LLMFailure,
     RunCanceled,
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[Any, SessionRun, LLMFactory, LLMBundle, RunControl], ExecutionResult]
 # Stops the caller asked for: not worth a warning in the log.
-_EXPECTED_STOPS = frozenset({"canceled", "deadline_exceeded", "shutting_down", "run_superseded"})
+_EXPECTED_STOPS = frozenset({ErrorCode.CANCELED, ErrorCode.DEADLINE_EXCEEDED,
+                             ErrorCode.SHUTTING_DOWN, ErrorCode.RUN_SUPERSEDED})
 
 
 @dataclass
@@ -152,7 +155,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
             if job.owner:
                 record = deps.records.mark_working(job.session_id, str(job.request_id),
                                                    job.owner)
-                if record is not None and record.get("owner") != job.owner:
+                if record is not None and record.owner != job.owner:
                     raise RunSuperseded(f"run {job.request_id!r} was taken over by another "
                                         "attempt before it started")
             session = SessionRun.open(deps.store, job.session_id, deps.crash_after_step,
@@ -177,7 +180,7 @@ def _execute(job: RunJob, deps: RunDeps) -> Outcome:
             error = control.raised or classify_error(exc, session)
             if error.code not in _EXPECTED_STOPS and error.status_code >= 500:
                 log.warning("%s run failed for session %s: %s", job.framework, job.session_id,
-                            exc, exc_info=error.code == "internal")
+                            exc, exc_info=error.code == ErrorCode.INTERNAL)
             span.set_status(Status(StatusCode.ERROR, error.message))
             span.set_attribute("error.code", error.code)
             span.record_exception(error)
@@ -218,8 +221,7 @@ def _record(job: RunJob, deps: RunDeps, outcome: Outcome) -> Outcome:
     lock free also see the final record) and return the outcome the caller gets: the
     stored one, ``canceled`` when the write found a cancel requested meanwhile."""
     session_id, request_id, owner = job.session_id, str(job.request_id), str(job.owner)
-    progress = job.control.progress()
-    progress["current_step"] = None
+    progress = dataclasses.replace(job.control.progress(), current_step=None)
     record = None
     try:
         if outcome.reply is not None:
@@ -233,9 +235,8 @@ def _record(job: RunJob, deps: RunDeps, outcome: Outcome) -> Outcome:
         # sees its owner gone and runs it again (resuming the saved state).
         log.warning("cannot record the outcome of run %s/%s: %s", session_id, request_id,
                     exc.message)
-    if (record is not None and record.get("owner") == owner
-            and record.get("status") == "canceled"
+    if (record is not None and record.owner == owner and record.status == "canceled"
             and not isinstance(outcome.error, RunCanceled)):
-        message = (record.get("error") or {}).get("message") or "the run was canceled"
+        message = record.error.message if record.error else "the run was canceled"
         return Outcome(error=RunCanceled(message), llm_calls=outcome.llm_calls)
     return outcome

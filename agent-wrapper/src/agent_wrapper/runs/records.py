@@ -1,24 +1,8 @@
-"""Run records: what happened to the request ``(federation_session_id, request_id)``.
+"""Run-record transitions (``RunRecords``): how the record of the request
+``(federation_session_id, request_id)`` (``run_record.RunRecord``) changes as the run is
+claimed, runs, ends, is canceled or taken over.
 
-One small JSON document per run in the state store (file or Redis, so every
-replica sees it), expiring ``AGENT_WRAPPER_RUN_RECORD_TTL_S`` after its last
-update::
-
-    {"version": 1, "federation_session_id": str, "request_id": str,
-     "route": "/v1/run_crew" | "/v1/run_graph", "framework": "crewai" | "langgraph",
-     "body_sha256": sha256 of the canonical body (route, goal, context, input_data, metadata),
-     "status": "submitted" | "working" | "completed" | "input_required" | "failed"
-               | "canceled",
-     "agent": str (the agent that runs it),
-     "attempt": int, "owner": token of the attempt that runs it,
-     "cancel_requested": bool, "trace_id": str,
-     "progress": {"current_step": str | null, "steps": [str], "llm_calls": int},
-     "result": reply | null, "error": {"status", "code", "message"} | null,
-     "events": [event, ...] (the current attempt's progress events, see runs/events.py;
-                at most MAX_LOGGED_EVENTS before the terminal one, which is always kept),
-     "created_at": iso8601, "updated_at": iso8601}
-
-Every transition is an atomic read-modify-write (``StateStore.update_run``), and
+Every transition is an atomic read-modify-write (``RunRecordStore.update_run``), and
 the updates of a running attempt only apply while it still owns the record, so
 a cancel request or a takeover is never overwritten by a stale writer. The run's
 outcome write finds a cancel requested before it and records ``canceled`` instead.
@@ -30,67 +14,38 @@ the event log, claims) is bookkeeping that the run's next durable write carries 
 disk (``store/base.py``).
 """
 
-import hashlib
-import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from agent_wrapper.core.errors import RequestIdReused, RunCanceled, WrapperError, error_info
+from agent_wrapper.core.errors import RequestIdReused, RunCanceled, WrapperError
 from agent_wrapper.runs.events import TERMINAL_EVENTS
-from agent_wrapper.store.base import StateStore
+from agent_wrapper.runs.run_record import (
+    ACTIVE,
+    FINISHED,
+    PUBLIC_FIELDS,
+    TERMINAL,
+    RunFailure,
+    RunProgress,
+    RunRecord,
+    body_sha256,
+    now_iso,
+    public_view,
+)
+from agent_wrapper.store.run_record_store import RunRecordStore
 
-RECORD_VERSION = 1
+__all__ = ["ACTIVE", "FINISHED", "MAX_LOGGED_EVENTS", "PUBLIC_FIELDS", "TERMINAL", "Claim",
+           "RunRecord", "RunRecords", "body_sha256", "public_view"]
+
 # Events of one attempt kept in its record for rejoining watchers (the terminal event is
 # kept beyond it): the record is rewritten per event, so this bounds its size and cost.
 MAX_LOGGED_EVENTS = 1000
-ACTIVE = frozenset({"submitted", "working"})
-# "input_required": the run ended waiting for the caller's answer (a LangGraph
-# interrupt); like "completed" it holds the reply and is replayed, never re-run.
-FINISHED = frozenset({"completed", "input_required"})
-TERMINAL = FINISHED | {"failed", "canceled"}
-# Fields a client may see (the owner token stays internal).
-PUBLIC_FIELDS = ("federation_session_id", "request_id", "route", "framework", "agent", "status",
-                 "attempt", "cancel_requested", "trace_id", "body_sha256", "progress",
-                 "created_at", "updated_at")
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def age_s(record: dict[str, Any]) -> float:
-    """Seconds since the record was last updated."""
-    try:
-        updated = datetime.fromisoformat(record["updated_at"])
-    except (KeyError, TypeError, ValueError):
-        return 0.0
-    return (datetime.now(UTC) - updated).total_seconds()
-
-
-def body_sha256(route: str, goal: str, context: str, input_data: dict[str, Any],
-                metadata: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
-    """sha256 of the canonical request body: sorted keys, no whitespace, UTF-8.
-
-    ``extra`` holds the optional fields a request sent (``agent``, ``resume``); absent
-    ones are left out, so a request without them hashes as it always did."""
-    canonical = json.dumps({"route": route, "goal": goal, "context": context,
-                            "input_data": input_data, "metadata": metadata, **(extra or {})},
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def public_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as the status and cancel routes (and 202 replies) show it."""
-    view = {name: record.get(name) for name in PUBLIC_FIELDS}
-    if record.get("status") in FINISHED:
-        view["result"] = record.get("result")
-    if record.get("status") in ("failed", "canceled"):
-        view["error"] = record.get("error")
-    return view
+# Gets the current record (None if absent or expired), returns the record to store or
+# None to leave it as it is.
+RecordChange = Callable[[RunRecord | None], RunRecord | None]
+Progress = RunProgress | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -103,25 +58,32 @@ class Claim:
     """
 
     action: Literal["run", "replay", "attach"]
-    record: dict[str, Any]
+    record: RunRecord
     owner: str | None = None
 
 
 class RunRecords:
-    """Status transitions of run records over a ``StateStore``."""
+    """Status transitions of run records over a ``RunRecordStore``."""
 
-    def __init__(self, store: StateStore, ttl_s: float) -> None:
+    def __init__(self, store: RunRecordStore, ttl_s: float) -> None:
         self.store = store
         self.ttl_ms = max(1, int(ttl_s * 1000))
 
-    def get(self, session_id: str, request_id: str) -> dict[str, Any] | None:
-        return self.store.load_run(session_id, request_id)
+    def get(self, session_id: str, request_id: str) -> RunRecord | None:
+        document = self.store.load_run(session_id, request_id)
+        return None if document is None else RunRecord.from_dict(document)
 
-    def _update(self, session_id: str, request_id: str,
-                mutate: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-                durable: bool = True) -> dict[str, Any] | None:
-        return self.store.update_run(session_id, request_id, mutate, self.ttl_ms,
-                                     durable=durable)
+    def _update(self, session_id: str, request_id: str, change: RecordChange,
+                durable: bool = True) -> RunRecord | None:
+        """Apply ``change`` to the stored record atomically; returns the record after."""
+
+        def mutate(document: dict[str, Any] | None) -> dict[str, Any] | None:
+            new = change(None if document is None else RunRecord.from_dict(document))
+            return None if new is None else new.to_dict()
+
+        stored = self.store.update_run(session_id, request_id, mutate, self.ttl_ms,
+                                       durable=durable)
+        return None if stored is None else RunRecord.from_dict(stored)
 
     def begin(self, *, session_id: str, request_id: str, route: str, framework: str,
               agent: str, body_hash: str, trace_id: str, durable: bool = True) -> Claim:
@@ -133,35 +95,31 @@ class RunRecords:
         """
         owner = uuid.uuid4().hex
 
-        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            now = now_iso()
+        def change(current: RunRecord | None) -> RunRecord | None:
             if current is None:
-                return {"version": RECORD_VERSION, "federation_session_id": session_id,
-                        "request_id": request_id, "route": route, "framework": framework,
-                        "agent": agent, "body_sha256": body_hash, "status": "submitted",
-                        "attempt": 1,
-                        "owner": owner, "cancel_requested": False, "trace_id": trace_id,
-                        "progress": _new_progress(), "result": None, "error": None,
-                        "events": [], "created_at": now, "updated_at": now}
-            if current.get("body_sha256") != body_hash:
+                now = now_iso()
+                return RunRecord(federation_session_id=session_id, request_id=request_id,
+                                 route=route, framework=framework, agent=agent,
+                                 body_sha256=body_hash, status="submitted", owner=owner,
+                                 trace_id=trace_id, created_at=now, updated_at=now)
+            if current.body_sha256 != body_hash:
                 raise RequestIdReused(
                     f"request_id {request_id!r} of session {session_id!r} was already used "
-                    f"for a different request ({current.get('route')}, other goal, context, "
+                    f"for a different request ({current.route}, other goal, context, "
                     "input_data or metadata); use a new request_id")
-            if current.get("status") in TERMINAL - FINISHED:
+            if current.status in TERMINAL - FINISHED:
                 # A failed or canceled run may be retried by the same request.
-                return {**current, "status": "submitted",
-                        "attempt": int(current.get("attempt", 1)) + 1, "owner": owner,
-                        "cancel_requested": False, "trace_id": trace_id,
-                        "progress": _new_progress(), "result": None, "error": None,
-                        "events": [], "updated_at": now}
+                return current.changed(status="submitted", attempt=current.attempt + 1,
+                                       owner=owner, cancel_requested=False,
+                                       trace_id=trace_id, progress=RunProgress(),
+                                       result=None, error=None, events=())
             return None
 
-        record = self._update(session_id, request_id, mutate, durable)
+        record = self._update(session_id, request_id, change, durable)
         assert record is not None
-        if record.get("owner") == owner:
+        if record.owner == owner:
             return Claim("run", record, owner)
-        if record.get("status") in FINISHED:
+        if record.status in FINISHED:
             return Claim("replay", record)
         return Claim("attach", record)
 
@@ -170,130 +128,123 @@ class RunRecords:
         """Claim a run whose owner died (caller holds the session lock), or None."""
         owner = uuid.uuid4().hex
 
-        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            if (current is None or current.get("owner") != stale_owner
-                    or current.get("status") not in ACTIVE):
+        def change(current: RunRecord | None) -> RunRecord | None:
+            if (current is None or current.owner != stale_owner
+                    or current.status not in ACTIVE):
                 return None
-            return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
-                    "attempt": int(current.get("attempt", 1)) + 1, "events": [],
-                    "updated_at": now_iso()}
+            return current.changed(status="submitted", owner=owner, trace_id=trace_id,
+                                   attempt=current.attempt + 1, events=())
 
-        record = self._update(session_id, request_id, mutate, durable=False)
-        if record is not None and record.get("owner") == owner:
-            return Claim("run", record, owner)
-        return None
+        return self._claimed(self._update(session_id, request_id, change, durable=False),
+                             owner)
 
     def claim_queued(self, session_id: str, request_id: str, trace_id: str) -> Claim | None:
         """A worker takes a queued run (its record is submitted or, when the worker that
         ran it died, working: then it is a new attempt), or None when it has ended."""
         owner = uuid.uuid4().hex
 
-        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            if current is None or current.get("status") not in ACTIVE:
+        def change(current: RunRecord | None) -> RunRecord | None:
+            if current is None or current.status not in ACTIVE:
                 return None
-            attempt = int(current.get("attempt", 1))
-            if current.get("status") == "working":
-                attempt += 1
-            return {**current, "status": "submitted", "owner": owner, "trace_id": trace_id,
-                    "attempt": attempt, "events": [], "updated_at": now_iso()}
+            attempt = current.attempt + (1 if current.status == "working" else 0)
+            return current.changed(status="submitted", owner=owner, trace_id=trace_id,
+                                   attempt=attempt, events=())
 
-        record = self._update(session_id, request_id, mutate, durable=False)
-        if record is not None and record.get("owner") == owner:
+        return self._claimed(self._update(session_id, request_id, change, durable=False),
+                             owner)
+
+    @staticmethod
+    def _claimed(record: RunRecord | None, owner: str) -> Claim | None:
+        if record is not None and record.owner == owner:
             return Claim("run", record, owner)
         return None
 
     def requeued(self, session_id: str, request_id: str, owner: str,
-                 progress: dict[str, Any]) -> dict[str, Any] | None:
+                 progress: Progress) -> RunRecord | None:
         """This worker stopped the run (shutdown) and handed it back to the queue."""
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "status": "submitted", "progress": progress})
+                           lambda r: r.changed(status="submitted",
+                                               progress=RunProgress.of(progress)))
 
     def _owned(self, session_id: str, request_id: str, owner: str,
-               change: Callable[[dict[str, Any]], dict[str, Any]],
-               durable: bool = True) -> dict[str, Any] | None:
+               change: Callable[[RunRecord], RunRecord],
+               durable: bool = True) -> RunRecord | None:
         """Apply ``change`` only while ``owner`` still owns the record; returns the record."""
 
-        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            if current is None or current.get("owner") != owner:
+        def guarded(current: RunRecord | None) -> RunRecord | None:
+            if current is None or current.owner != owner:
                 return None
-            return {**change(current), "updated_at": now_iso()}
+            return change(current)
 
-        return self._update(session_id, request_id, mutate, durable)
+        return self._update(session_id, request_id, guarded, durable)
 
-    def mark_working(self, session_id: str, request_id: str, owner: str) -> dict | None:
+    def mark_working(self, session_id: str, request_id: str, owner: str) -> RunRecord | None:
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**r, "status": "working"}, durable=False)
+                           lambda r: r.changed(status="working"), durable=False)
 
     def note_progress(self, session_id: str, request_id: str, owner: str,
-                      progress: dict[str, Any],
-                      events: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+                      progress: Progress,
+                      events: list[dict[str, Any]] | None = None) -> RunRecord | None:
         """The run's progress, and the events logged since the last write (one write
         at the end of each step)."""
         return self._owned(session_id, request_id, owner,
-                           lambda r: {**_with_events(r, events or []), "progress": progress},
+                           lambda r: r.changed(events=_with_events(r.events, events or []),
+                                               progress=RunProgress.of(progress)),
                            durable=False)
 
     def complete(self, session_id: str, request_id: str, owner: str, reply: dict[str, Any],
-                 progress: dict[str, Any]) -> dict[str, Any] | None:
+                 progress: Progress) -> RunRecord | None:
         """The run's outcome: its reply, unless a cancel was requested before this write
         (then ``canceled``: the cancel was answered 202 and wins)."""
         status = "input_required" if reply.get("status") == "input_required" else "completed"
         return self._owned(session_id, request_id, owner, lambda r: _unless_canceled(
-            r, {**r, "status": status, "result": reply, "error": None, "progress": progress},
-            progress))
+            r, r.changed(status=status, result=reply, error=None,
+                         progress=RunProgress.of(progress))))
 
     def fail(self, session_id: str, request_id: str, owner: str, error: WrapperError,
-             progress: dict[str, Any] | None = None) -> dict[str, Any] | None:
+             progress: Progress | None = None) -> RunRecord | None:
         """The run's failure, or ``canceled`` when a cancel was requested before it."""
         status = "canceled" if isinstance(error, RunCanceled) else "failed"
         return self._owned(session_id, request_id, owner, lambda r: _unless_canceled(
-            r, {**r, "status": status, "error": error_info(error), "result": None,
-                "progress": progress or r.get("progress")}, progress or r.get("progress")))
+            r, r.changed(status=status, error=RunFailure.of(error), result=None,
+                         progress=RunProgress.of(progress or r.progress))))
 
     def append_events(self, session_id: str, request_id: str, owner: str,
-                      events: list[dict[str, Any]]) -> dict[str, Any] | None:
+                      events: list[dict[str, Any]]) -> RunRecord | None:
         """Log events of the attempt ``owner`` runs (seq order is the caller's); past
         ``MAX_LOGGED_EVENTS`` only the terminal event is still kept."""
-
         return self._owned(session_id, request_id, owner,
-                           lambda r: _with_events(r, events), durable=False)
+                           lambda r: r.changed(events=_with_events(r.events, events)),
+                           durable=False)
 
-    def request_cancel(self, session_id: str, request_id: str) -> dict[str, Any] | None:
+    def request_cancel(self, session_id: str, request_id: str) -> RunRecord | None:
         """Flag an in-progress run canceled-requested; returns the record (None if unknown)."""
 
-        def mutate(current: dict[str, Any] | None) -> dict[str, Any] | None:
-            if current is None or current.get("status") not in ACTIVE:
+        def change(current: RunRecord | None) -> RunRecord | None:
+            if current is None or current.status not in ACTIVE or current.cancel_requested:
                 return None
-            if current.get("cancel_requested"):
-                return None
-            return {**current, "cancel_requested": True, "updated_at": now_iso()}
+            return current.changed(cancel_requested=True)
 
-        return self._update(session_id, request_id, mutate)
+        return self._update(session_id, request_id, change)
 
 
-def _unless_canceled(current: dict[str, Any], outcome: dict[str, Any],
-                     progress: dict[str, Any] | None) -> dict[str, Any]:
+def _unless_canceled(current: RunRecord, outcome: RunRecord) -> RunRecord:
     """``outcome``, or ``canceled`` when the record asks for a cancel: an outcome write
     never overwrites a requested cancel (it may have come after the run's last check)."""
-    if not current.get("cancel_requested") or outcome.get("status") == "canceled":
+    if not current.cancel_requested or outcome.status == "canceled":
         return outcome
-    session_id, request_id = current.get("federation_session_id"), current.get("request_id")
     canceled = RunCanceled(
-        f"run {request_id!r} of session {session_id!r} was canceled as it ended; its "
-        "outcome was not kept, the state it saved is")
-    return {**current, "status": "canceled", "error": error_info(canceled), "result": None,
-            "progress": progress}
+        f"run {current.request_id!r} of session {current.federation_session_id!r} was "
+        "canceled as it ended; its outcome was not kept, the state it saved is")
+    return outcome.changed(status="canceled", error=RunFailure.of(canceled), result=None)
 
 
-def _with_events(record: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+def _with_events(logged: tuple[dict[str, Any], ...],
+                 events: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
     if not events:
-        return record
-    logged = list(record.get("events") or [])
+        return logged
+    kept = list(logged)
     for event in events:
-        if len(logged) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
-            logged.append(event)
-    return {**record, "events": logged}
-
-
-def _new_progress() -> dict[str, Any]:
-    return {"current_step": None, "steps": [], "llm_calls": 0}
+        if len(kept) < MAX_LOGGED_EVENTS or event.get("type") in TERMINAL_EVENTS:
+            kept.append(event)
+    return tuple(kept)

@@ -1,9 +1,11 @@
-"""Federation Storage: pick the configured state store backend."""
+"""Federation Storage: pick the configured state store backend (the interface is
+``base.py``; SQL stores also implement the run queue, ``run_queue.py``)."""
 
 from agent_wrapper.core.config import Settings
 from agent_wrapper.store.base import SessionLock, StateStore
 from agent_wrapper.store.file_store import FileStateStore
 from agent_wrapper.store.redis_store import RedisStateStore
+from agent_wrapper.store.run_queue import RunQueue
 from agent_wrapper.store.sql_store import PostgresStateStore, SqliteStateStore
 
 
@@ -22,5 +24,5 @@ def build_store(settings: Settings) -> StateStore:
     return FileStateStore(settings.state_dir)
 
 
-__all__ = ["FileStateStore", "PostgresStateStore", "RedisStateStore", "SessionLock",
+__all__ = ["FileStateStore", "PostgresStateStore", "RedisStateStore", "RunQueue", "SessionLock",
            "SqliteStateStore", "StateStore", "build_store"]

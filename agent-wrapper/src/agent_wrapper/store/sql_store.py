@@ -129,7 +129,6 @@ class SqlLock(RenewedLock):
 class SqlStateStore(StateStore):
     """Sessions, run records, leases and the run queue in SQLite or PostgreSQL."""
 
-    supports_queue = True
     orders_writes = True
 
     def __init__(self, kind: str, *, lock_ttl_ms: int = 30_000) -> None:

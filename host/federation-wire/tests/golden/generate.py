@@ -1,7 +1,10 @@
 """Writes the golden fixtures that bind federation-wire's serde types to the agent
 wrapper's Pydantic models: per model its JSON Schema and example payloads validated and
 dumped by the model itself; for the progress stream its event types and one event of
-each. Only reads the wrapper's package.
+each; the wrapper's error codes (`error_codes.json`: `[{code, http_status, grpc_code}]`
+sorted by code, from `agent_wrapper.contract.ErrorCode`). Only reads the wrapper's
+package. The wrapper's tests check that these files are what this script writes
+(`tests/api/test_contract.py`) and that its running replies fit the schemas.
 
     V=$(agent-wrapper/scripts/venv.sh | tail -1)
     "$V/bin/python" host/federation-wire/tests/golden/generate.py
@@ -18,7 +21,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[3]
 sys.path.insert(0, str(ROOT / "agent-wrapper" / "src"))
 
-from agent_wrapper import models  # noqa: E402
+from agent_wrapper import contract, models  # noqa: E402
 from agent_wrapper.runs import events  # noqa: E402
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -132,34 +135,48 @@ EVENT_DATA = {
 }
 
 
-def write(name: str, content: dict) -> None:
-    path = HERE / f"{name}.json"
-    path.write_text(json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    print(path.relative_to(ROOT))
+def render(content: dict | list) -> str:
+    """A fixture's text, byte for byte."""
+    return json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def main() -> None:
+def fixtures() -> dict[str, dict | list]:
+    """Every fixture by name (its file is ``<name>.json``)."""
+    written: dict[str, dict | list] = {}
     for name, (model, examples) in MODELS.items():
-        write(name, {
+        written[name] = {
             "model": model.__name__,
             "schema": model.model_json_schema(),
             "examples": [model.model_validate(e).model_dump(mode="json") for e in examples],
-        })
+        }
+    written["events"] = events_fixture()
+    written["error_codes"] = contract.error_codes_table()
+    return written
+
+
+def events_fixture() -> dict:
     stream = []
-    for seq, kind in enumerate(events.EVENT_TYPES, start=1):
+    for seq, kind in enumerate(contract.EVENT_TYPES, start=1):
         event = events.make_event(seq, kind, TRACE_ID, EVENT_DATA[kind])
         event["ts"] = 1764583200000 + seq  # fixed, so regenerating changes nothing
         # The model of a line (the rejoin route documents it) takes every event.
         event = models.RunEvent.model_validate(event).model_dump(mode="json")
         stream.append(json.loads(events.encode(event)))
-    write("events", {
+    return {
         "model": models.RunEvent.__name__,
         "schema": models.RunEvent.model_json_schema(),
-        "event_types": list(events.EVENT_TYPES),
-        "terminal": sorted(events.TERMINAL_EVENTS),
-        "media_type": events.NDJSON,
+        "event_types": list(contract.EVENT_TYPES),
+        "terminal": sorted(contract.TERMINAL_EVENTS),
+        "media_type": contract.NDJSON,
         "examples": stream,
-    })
+    }
+
+
+def main() -> None:
+    for name, content in fixtures().items():
+        path = HERE / f"{name}.json"
+        path.write_text(render(content))
+        print(path.relative_to(ROOT))
 
 
 if __name__ == "__main__":
