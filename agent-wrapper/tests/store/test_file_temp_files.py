@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent_wrapper.store import FileStateStore, file_store
+from agent_wrapper.store import FileStateStore, file_store, process_identity
 
 # A worker process saving a session, held between writing its temp file and renaming it
 # (its fsync waits for a line on stdin).
@@ -60,9 +60,9 @@ def test_temp_files_whose_writer_is_gone_are_removed(tmp_path: Path) -> None:
     writer.send_signal(signal.SIGKILL)  # killed mid-write
     writer.wait(30)
     (killed,) = tmp_path.glob(".busy-1.*.tmp")
-    pid, boot = os.getpid(), file_store._BOOT
+    pid, boot = os.getpid(), process_identity.BOOT
     reused = tmp_path / f".s-2.w{pid}-1-{boot}.abc.tmp"  # our pid, another start: reused
-    old_boot = tmp_path / f".s-3.w{pid}-{file_store._start_ticks(pid)}-00000000.abc.tmp"
+    old_boot = tmp_path / f".s-3.w{pid}-{process_identity.start_ticks(pid)}-00000000.abc.tmp"
     mine = tmp_path / f".s-4.{file_store._writer_tag()}.abc.tmp"  # this process: alive
     unnamed = tmp_path / ".s-5.abc.tmp"  # an earlier release's: no writer named
     runs = tmp_path / "runs" / "s-7"

@@ -3,6 +3,7 @@ window, two workers claiming at once, a waiting run claimed as soon as a slot fr
 run claimed twice and none left behind; sessions running elsewhere are skipped (not
 spun on); dead and lapsed claims come back; an idle worker is woken by NOTIFY."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_wrapper.store import PostgresStateStore, SqliteStateStore
-from agent_wrapper.store.sql_store import HOST, SqlStateStore
+from agent_wrapper.store import PostgresStateStore, SqliteStateStore, process_identity
+from agent_wrapper.store.sql_store import HOST, SqlStateStore, _holder
 from tests.conftest import StepGate, fresh_database
 
 IN_FLIGHT = 500  # the old claim scanned the 200 oldest rows, running ones included
@@ -158,17 +159,23 @@ def _dead_pid() -> int:
 
 def test_dead_and_lapsed_claims_come_back_and_live_ones_do_not(store: SqlStateStore) -> None:
     now = int(time.time() * 1000)
+    # A restarted container: same hostname, and this live pid, but started at another
+    # time (the worker is pid 7 in every start of an image).
+    restarted = f"{HOST}:{os.getpid()}-1-{process_identity.BOOT}"
     rows = [("dead", f"{HOST}:{_dead_pid()}", now + 60_000),   # this host, process gone
             ("lapsed", "other-host:1", now - 1),               # its lease passed
-            ("live", "other-host:2", now + 60_000)]            # another host, renewing
+            ("restarted", restarted, now + 60_000),           # its pid is another process
+            ("live", "other-host:2", now + 60_000),            # another host, renewing
+            ("mine", _holder(), now + 60_000)]                 # this live process
     with store.transaction("queue") as cur:
         for n, (session_id, worker, lease) in enumerate(rows):
             store._execute(cur, "INSERT INTO federation_queue (session_id, request_id, job, "
                                 "enqueued_at_ms, worker, lease_expires_at_ms, "
                                 "waiting_since_ms) VALUES (?, 'r', '{}', ?, ?, ?, ?)",
                            (session_id, now - 1000 + n, worker, lease, now - 1000 + n))
-    taken = [store.claim_next(set()), store.claim_next(set()), store.claim_next(set())]
-    assert [item[0] if item else None for item in taken] == ["dead", "lapsed", None]
+    taken = [store.claim_next(set()) for _ in range(4)]
+    assert [item[0] if item else None for item in taken] == [
+        "dead", "lapsed", "restarted", None]
 
 
 def test_a_dead_holders_session_lease_does_not_hide_its_waiting_run(

@@ -35,6 +35,7 @@ from typing import Any
 from agent_wrapper import metrics
 from agent_wrapper.core.errors import StoreUnavailable
 from agent_wrapper.store.base import RunMutator, SessionLock, StateStore
+from agent_wrapper.store.process_identity import process_alive, process_tag
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
 
 log = logging.getLogger(__name__)
@@ -55,54 +56,20 @@ def _unavailable(message: str, cause: BaseException | None = None) -> StoreUnava
     return StoreUnavailable(message)
 
 
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
-    except OSError:
-        return ""
-
-
-def _start_ticks(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot), or None if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2:].split()[19]  # field 22, starttime
-
-
-_BOOT = _boot_id()
-_tag: tuple[int, str] | None = None
-
-
 def _writer_tag() -> str:
-    """This process as a temp file's writer (recomputed in a forked child)."""
-    global _tag
-    pid = os.getpid()
-    if _tag is None or _tag[0] != pid:
-        _tag = (pid, f"w{pid}-{_start_ticks(pid) or 0}-{_BOOT}")
-    return _tag[1]
+    """This process as a temp file's writer."""
+    return f"w{process_tag()}"
 
 
 def _writer_alive(temp: Path) -> bool:
-    """Whether the process that writes ``temp`` may still be writing it: a live process
-    of this boot with its pid and start time. A name without a writer is an earlier
-    release's, left over (the workers of one state directory run one release)."""
+    """Whether the process that writes ``temp`` may still be writing it. A name without
+    a writer is an earlier release's, left over (the workers of one state directory run
+    one release)."""
     parts = temp.name[:-len(".tmp")].rsplit(".", 2)
     match = _WRITER.fullmatch(parts[1]) if len(parts) == 3 else None
     if match is None:
         return False
-    pid, ticks, boot = int(match[1]), match[2], match[3]
-    if boot != _BOOT:
-        return False  # written before this machine's last boot
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, another user's
-    now_ticks = _start_ticks(pid)
-    return now_ticks is None or ticks == "0" or now_ticks == ticks  # else a reused pid
+    return process_alive(int(match[1]), match[2], match[3])
 
 
 class _FileLock(SessionLock):

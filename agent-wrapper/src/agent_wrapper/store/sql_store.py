@@ -46,7 +46,6 @@ The schema is versioned and migrated at start (``store/migrations.py``).
 import contextlib
 import json
 import logging
-import os
 import queue
 import secrets
 import socket
@@ -61,6 +60,7 @@ from agent_wrapper import metrics
 from agent_wrapper.core.errors import RunSuperseded, StoreUnavailable
 from agent_wrapper.store import migrations
 from agent_wrapper.store.base import RenewedLock, RunMutator, SessionLock, StateStore
+from agent_wrapper.store.process_identity import process_alive, process_tag
 from agent_wrapper.store.session_id import validate_request_id, validate_session_id
 
 log = logging.getLogger(__name__)
@@ -83,21 +83,22 @@ def _dumps(value: Any) -> str:
 
 
 def _holder() -> str:
-    return f"{HOST}:{os.getpid()}"
+    """This process as the holder of claims and leases: ``<host>:<pid>-<ticks>-<boot>``
+    (a restarted container has the same hostname and often the same pid)."""
+    return f"{HOST}:{process_tag()}"
 
 
 def _holder_gone(holder: str) -> bool:
-    """True when ``holder`` is a process of this host that has exited."""
-    host, _, pid = holder.rpartition(":")
-    if host != HOST or not pid.isdigit():
+    """True when ``holder`` is a process of this host that has exited (or whose pid
+    another process has now). ``<host>:<pid>`` holders are an earlier release's."""
+    host, _, tag = holder.rpartition(":")
+    if host != HOST:
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+    pid, _, rest = tag.partition("-")
+    ticks, _, boot = rest.partition("-")
+    if not pid.isdigit():
         return False
-    return False
+    return not process_alive(int(pid), ticks or None, boot if rest else None)
 
 
 class LeaseLost(RunSuperseded):
