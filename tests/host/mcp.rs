@@ -145,3 +145,41 @@ async fn the_official_mcp_client_runs_federated_agents_as_tools() {
         sink.render_tree(trace_id)
     );
 }
+
+#[test]
+fn a_tls_host_refuses_to_serve_mcp_in_the_clear() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-tls-{}", uuid_like()));
+    let made = Command::new(federation_testkit::process::host_bin())
+        .arg("dev-certs")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let output = Command::new(federation_testkit::process::host_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--mcp-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--tls-cert",
+            &file("server.pem"),
+            "--tls-key",
+            &file("server-key.pem"),
+        ])
+        .args(["--auth-file", &file("auth.toml"), "--adapters-dir"])
+        .arg(&dir)
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--mcp-listen does not serve TLS yet"),
+        "{stderr}"
+    );
+}
