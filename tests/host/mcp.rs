@@ -3,9 +3,10 @@
 //! in front of the stub wrapper, driven by `mcp_client.py` (tools listed, a call with
 //! progress notifications, an interrupt then a resume that completes, a failed run as a
 //! tool error with its reason, bad arguments as invalid params, an unauthenticated
-//! caller refused with 401). This side checks what the client cannot see: the answer
-//! resumed the session in the wrapper as its principal, each principal ran as itself,
-//! and the caller's trace went on through the host to the wrapper.
+//! caller refused with 401, a call given up on). This side checks what the client
+//! cannot see: the answer resumed the session in the wrapper as its principal, each
+//! principal ran as itself, the call given up on stopped the wrapper's run, and the
+//! caller's trace went on through the host to the wrapper.
 
 mod support;
 
@@ -113,6 +114,24 @@ async fn the_official_mcp_client_runs_federated_agents_as_tools() {
     let bobs = stub.requests_with_goal("as bob");
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0].header("x-federation-principal"), Some("bob"));
+
+    // The call the client gave up on (notifications/cancelled) stopped the wrapper's run.
+    let slow = stub.requests_with_goal("stream-slow:400");
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    let cancel_path = format!(
+        "/v1/sessions/{}/runs/{}/cancel",
+        slow[0].body["federation_session_id"].as_str().unwrap(),
+        slow[0].body["request_id"].as_str().unwrap()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stub.requests_to(&cancel_path).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the host never cancelled the wrapper's run of a cancelled call\n{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // One trace: the caller's traceparent, through the host, to the wrapper.
     assert_eq!(summary["trace_id"], trace_id);

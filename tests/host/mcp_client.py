@@ -138,6 +138,18 @@ async def an_unauthenticated_caller_is_refused() -> None:
     assert response.headers.get("www-authenticate") == "Bearer", response.headers
 
 
+async def a_call_the_client_gives_up_on_is_cancelled() -> None:
+    # The SDK sends notifications/cancelled when a call times out; the host then stops
+    # the run (the Rust side sees the wrapper's run cancelled).
+    async with client(ALICE) as alice:
+        try:
+            result = await alice.call_tool("crew", {"goal": "stream-slow:400"}, read_timeout_seconds=1.0)
+        except Exception as error:  # noqa: BLE001 - the SDK's own timeout error
+            print(f"gave up: {error!r}")
+        else:
+            raise AssertionError(f"a 2.4 s run answered within a 1 s timeout: {result}")
+
+
 async def another_principal_runs_as_itself() -> dict:
     async with client(BOB) as bob:
         result = await bob.call_tool("crew", {"goal": "as bob"})
@@ -152,6 +164,7 @@ async def main() -> None:
     await a_failed_run_is_a_tool_error_with_its_reason()
     await bad_arguments_are_invalid_params()
     await an_unauthenticated_caller_is_refused()
+    await a_call_the_client_gives_up_on_is_cancelled()
     bob = await another_principal_runs_as_itself()
     print(
         json.dumps(
