@@ -35,10 +35,11 @@ echo "==> adapter template (as a user copies it)"
 echo "==> host: each crate's unit tests"
 cargo build -p federation-cli
 cargo test -p federation-proto -p federation-wire -p federation-runtime -p federation-host \
-    -p federation-a2a -p federation-cli -p federation-testkit -p otlp-sink
+    -p federation-a2a -p federation-mcp -p federation-cli -p federation-testkit -p otlp-sink
 
 echo "==> host integration tests (tests/host: the real binary on port 0)"
-# tests/host/a2a.rs drives the host with the official A2A client (a2a-sdk, own venv).
+# tests/host/a2a.rs and mcp.rs drive the host with the official A2A and MCP clients
+# (a2a-sdk and mcp, in their own venv).
 A2A_CLIENT_VENV="$(scripts/a2a-client-venv.sh | tail -n 1)"
 export A2A_CLIENT_VENV
 host_suites=()

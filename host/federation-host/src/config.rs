@@ -31,6 +31,13 @@ pub struct ServeArgs {
     /// behind a proxy). Unset: each card request's Host.
     #[arg(long, env = "FEDERATION_A2A_PUBLIC_URL")]
     pub a2a_public_url: Option<String>,
+    /// Also serve MCP (streamable HTTP at /mcp; docs/a2a-and-mcp.md) on this address,
+    /// e.g. 127.0.0.1:50077 (port 0 picks a free port): every agent of ListAgents as an
+    /// MCP tool, callers authenticated as on gRPC, the same loopback rule without
+    /// authentication. Not with --tls-cert (TLS is not served on it yet). Unset: no
+    /// MCP listener.
+    #[arg(long, env = "FEDERATION_MCP_LISTEN")]
+    pub mcp_listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM) of the gRPC server; with --tls-key, the host
     /// serves TLS only.
     #[arg(long, env = "FEDERATION_TLS_CERT", requires = "tls_key")]

@@ -21,6 +21,7 @@ mod config;
 mod deadline;
 mod fleet;
 mod lifecycle;
+mod mcp;
 pub mod oci_registry;
 mod server;
 mod service;

@@ -61,6 +61,8 @@ pub async fn serve_with<E: Executor>(
     let tls = tls_config(&args)?;
     // The A2A door (crate::a2a), bound up front so a bad address fails the start.
     let a2a_listener = crate::a2a::bind(&args, &auth).await?;
+    // The MCP door (crate::mcp), likewise.
+    let mcp_listener = crate::mcp::bind(&args, &auth).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let host = Host::build(&args, &health, executor).await?;
     let _fleet_metrics = FleetMetrics::register(host.registry.clone(), host.sources.clone());
@@ -101,6 +103,14 @@ pub async fn serve_with<E: Executor>(
         tracing::info!(%a2a_addr, "serving A2A");
         println!("agent-federation a2a listening on {a2a_addr}");
         background.a2a_stop = Some(stop);
+    }
+    if let Some(listener) = mcp_listener {
+        // The same service in-process; its line follows the A2A one (or the first).
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mcp_addr = crate::mcp::spawn(listener, host.federation.clone(), auth.clone(), stopped)?;
+        tracing::info!(%mcp_addr, "serving MCP");
+        println!("agent-federation mcp listening on {mcp_addr}");
+        background.mcp_stop = Some(stop);
     }
 
     let federation = InterceptedService::new(
@@ -184,6 +194,8 @@ struct Background {
     sources_stop: oneshot::Sender<()>,
     /// The A2A door, when `--a2a-listen` serves one.
     a2a_stop: Option<oneshot::Sender<()>>,
+    /// The MCP door, when `--mcp-listen` serves one.
+    mcp_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Background {
@@ -207,6 +219,7 @@ impl Background {
             watch_stop,
             sources_stop,
             a2a_stop: None,
+            mcp_stop: None,
         }
     }
 
@@ -214,6 +227,9 @@ impl Background {
         let _ = self.watch_stop.send(());
         let _ = self.sources_stop.send(());
         if let Some(stop) = self.a2a_stop {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.mcp_stop {
             let _ = stop.send(());
         }
     }
