@@ -136,8 +136,12 @@ class RunTaskTest(unittest.TestCase):
             (503, overloaded, [("retry-after", "7")], "[overloaded retry-after=7] queue full"),
             (503, overloaded, [("retry-after", " 7 ")], "[overloaded retry-after=7] queue full"),
             # An HTTP date, or no header: the code alone.
-            (503, overloaded, [("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")],
-             "[overloaded] queue full"),
+            (
+                503,
+                overloaded,
+                [("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")],
+                "[overloaded] queue full",
+            ),
             (409, busy, [], "[session_busy] busy"),
             # No code, or not a code: the message as it is.
             (500, b"Traceback: boom", [("retry-after", "3")], "Traceback: boom"),
