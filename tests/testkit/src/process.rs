@@ -317,12 +317,17 @@ pub fn unused_url() -> String {
 pub fn host_bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        let bin = std::env::var("FEDERATION_HOST_BIN").map(PathBuf::from).unwrap_or_else(|_| {
-            let exe = std::env::current_exe().expect("the test's own path");
-            // deps/ → the profile directory (debug/ or release/).
-            let profile = exe.parent().and_then(Path::parent).expect("a cargo target layout");
-            profile.join("agent-federation")
-        });
+        let bin = std::env::var("FEDERATION_HOST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                let exe = std::env::current_exe().expect("the test's own path");
+                // deps/ → the profile directory (debug/ or release/).
+                let profile = exe
+                    .parent()
+                    .and_then(Path::parent)
+                    .expect("a cargo target layout");
+                profile.join("agent-federation")
+            });
         assert!(
             bin.is_file(),
             "no host binary at {}: run `cargo build -p federation-cli` first, or set \
