@@ -32,6 +32,34 @@ impl GrpcCode {
         self as i32
     }
 
+    /// The code of `number` (`UNKNOWN` for a number that is none, as gRPC reads it).
+    pub fn from_number(number: i32) -> GrpcCode {
+        use GrpcCode::*;
+        const ALL: [GrpcCode; 17] = [
+            Ok,
+            Cancelled,
+            Unknown,
+            InvalidArgument,
+            DeadlineExceeded,
+            NotFound,
+            AlreadyExists,
+            PermissionDenied,
+            ResourceExhausted,
+            FailedPrecondition,
+            Aborted,
+            OutOfRange,
+            Unimplemented,
+            Internal,
+            Unavailable,
+            DataLoss,
+            Unauthenticated,
+        ];
+        usize::try_from(number)
+            .ok()
+            .and_then(|i| ALL.get(i).copied())
+            .unwrap_or(Unknown)
+    }
+
     /// Its canonical name (`RESOURCE_EXHAUSTED`).
     pub fn name(self) -> &'static str {
         match self {
@@ -102,5 +130,10 @@ mod tests {
         }
         assert_eq!(GrpcCode::ResourceExhausted.number(), 8);
         assert_eq!(GrpcCode::ResourceExhausted.name(), "RESOURCE_EXHAUSTED");
+        for number in 0..=16 {
+            assert_eq!(GrpcCode::from_number(number).number(), number);
+        }
+        assert_eq!(GrpcCode::from_number(17), GrpcCode::Unknown);
+        assert_eq!(GrpcCode::from_number(-1), GrpcCode::Unknown);
     }
 }

@@ -229,27 +229,10 @@ pub fn status_details(status: &Status) -> Vec<prost_types::Any> {
         .unwrap_or_default()
 }
 
-/// The canonical name of `code` (`RESOURCE_EXHAUSTED`), for metrics.
+/// The canonical name of `code` (`RESOURCE_EXHAUSTED`), for metrics and the command
+/// line: federation-wire's [`GrpcCode`] names, the one table of them.
 pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
+    GrpcCode::from_number(code as i32).name()
 }
 
 #[cfg(test)]
