@@ -418,3 +418,82 @@ async fn over_long_fields_are_refused_with_bounded_details() {
     }
     assert_still_serving().await;
 }
+
+/// A 10,000-character task id given to `GetAgentTask`, `CancelAgentTask` and
+/// `WatchAgentTask` is refused INVALID_ARGUMENT (reason `INVALID_INPUT`, the field
+/// `task_id` named in `BadRequest`) with a bounded status: the message quotes the id,
+/// and the status carries the trace id, yet the trailers stay far below 8 KiB.
+#[tokio::test]
+async fn an_over_long_task_id_is_refused_with_bounded_details() {
+    use federation_proto::{CancelAgentTaskRequest, GetAgentTaskRequest, WatchAgentTaskRequest};
+    use tonic_types::StatusExt;
+    let task_id = format!("{}/r-1", "s".repeat(10_000));
+    let mut client = env().host.client().await;
+    let statuses = [
+        (
+            "GetAgentTask",
+            client
+                .get_agent_task(GetAgentTaskRequest {
+                    task_id: task_id.clone(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "CancelAgentTask",
+            client
+                .cancel_agent_task(CancelAgentTaskRequest {
+                    task_id: task_id.clone(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "WatchAgentTask",
+            client
+                .watch_agent_task(WatchAgentTaskRequest {
+                    task_id: task_id.clone(),
+                    after_seq: 0,
+                })
+                .await
+                .map(drop),
+        ),
+    ];
+    for (call, result) in statuses {
+        let status = result.expect_err("an over-long task id is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{call}: {status:?}");
+        // The message names the id, cut short.
+        assert!(
+            status.message().contains("task_id \"sss") && status.message().ends_with('…'),
+            "{call}: {}",
+            status.message()
+        );
+        let details_on_wire = status.details().len().div_ceil(3) * 4;
+        assert!(
+            details_on_wire < 4096,
+            "{call}: grpc-status-details-bin is {details_on_wire} bytes"
+        );
+        assert!(
+            status.message().len() * 3 < 4096,
+            "{call}: grpc-message of {} bytes",
+            status.message().len()
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "INVALID_INPUT", "{call}");
+        let violation = &details.bad_request().expect("BadRequest").field_violations[0];
+        assert_eq!(violation.field, "task_id", "{call}");
+        assert!(
+            violation.description.len() < 1024,
+            "{call}: {}",
+            violation.description.len()
+        );
+        let trace_id = status.metadata().get("x-trace-id").expect("x-trace-id");
+        assert_eq!(
+            info.metadata.get("trace_id").map(String::as_str),
+            trace_id.to_str().ok(),
+            "{call}"
+        );
+    }
+    assert_still_serving().await;
+}
