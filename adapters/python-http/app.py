@@ -8,8 +8,10 @@ The agent the caller named and its answer to an interrupt (the `interaction` imp
 into the body; a reply asking for input is reported back through `interaction`.
 It behaves like the Rust adapters (adapters/sdk/src/lib.rs) error for error: a wrapper
 error reply becomes `upstream-status` with the wrapper's error code and `Retry-After` tagged
-in front of its message (`[overloaded retry-after=2] …`, federation-wire's `tag`), which the
-host reads back for the error's `ErrorInfo.reason` and `RetryInfo`.
+in front of its message (`[overloaded retry-after=2] …`), which the host reads back for the
+error's `ErrorInfo.reason` and `RetryInfo` (federation-runtime's `AdapterFailure::of`,
+federation-wire's `WrapperError::from_tagged`), as it does for a Rust adapter built before
+contract 0.1.3 (the Rust SDK now reports them through the `upstream` import).
 """
 
 import json
@@ -201,8 +203,8 @@ def adapter_error_from_http(error: outbound_http.HttpError) -> AdapterError:
 
 def upstream_detail(body: bytes, retry_after_value: str | None) -> str:
     """The message of an error reply with the wrapper's code and `Retry-After` tagged in
-    front (`[code] message`, `[code retry-after=S] message`), as federation-wire's
-    `upstream_detail`: the adapter contract has no field for them."""
+    front (`[code] message`, `[code retry-after=S] message`): `upstream-status` has no
+    field for them, and the host reads this form (`WrapperError::from_tagged`)."""
     message = upstream_message(body)
     code = upstream_code(body)
     if code is None:
@@ -211,7 +213,7 @@ def upstream_detail(body: bytes, retry_after_value: str | None) -> str:
 
 
 def tag(code: str, retry_after_secs: int | None, message: str) -> str:
-    """federation-wire's `tag`: what the host's `untag` reads back."""
+    """The tag federation-wire's `WrapperError::from_tagged` reads back (`untag`)."""
     if not _CODE_RE.fullmatch(code):
         return message
     if retry_after_secs is None:

@@ -87,7 +87,26 @@ async fn a_stream_cut_on_one_host_is_rejoined_on_the_other_without_gap_or_duplic
     // the replay's first k (`started` is each host's own; the rest are the wrapper's).
     let replay = pair.watch(rest, task_id, 0).await;
     assert_eq!(replay.len(), all.len());
-    assert!(matches!(replay[0].event, Some(Event::Started(_))));
+    // The replay's `started` names the adapter as the stream's did.
+    let (Some(Event::Started(streamed)), Some(Event::Started(replayed))) =
+        (&seen[0].event, &replay[0].event)
+    else {
+        panic!("not started: {:?} / {:?}", seen[0], replay[0]);
+    };
+    assert_eq!(replayed.backend, "crewai");
+    assert!(!replayed.adapter_digest.is_empty(), "{replayed:?}");
+    assert_eq!(
+        (
+            &replayed.backend,
+            &replayed.adapter_version,
+            &replayed.adapter_digest
+        ),
+        (
+            &streamed.backend,
+            &streamed.adapter_version,
+            &streamed.adapter_digest
+        )
+    );
     for (cut, replayed) in seen.iter().zip(&replay).skip(1) {
         assert_eq!(what(cut), what(replayed));
     }

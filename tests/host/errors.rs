@@ -351,3 +351,149 @@ async fn a_task_failing_after_its_adapter_answered_is_counted_and_traced_as_an_e
         .fold(0.0, f64::max);
     assert_eq!(tasks, 1.0, "{points:#?}");
 }
+
+/// A hostile caller's over-long fields (a 10,000-character session id, request id,
+/// agent, backend or metadata key) are refused with their own code, and the status
+/// quotes bounded excerpts only: its details (`grpc-status-details-bin`, base64 on the
+/// wire) and message (`grpc-message`) stay far below grpcio's 8 KiB of metadata, so a
+/// standard client sees the code that was sent, not RESOURCE_EXHAUSTED.
+#[tokio::test]
+async fn over_long_fields_are_refused_with_bounded_details() {
+    use tonic_types::StatusExt;
+    let long = "s".repeat(10_000);
+    let mut cases: Vec<(&str, TaskRequest, Code)> = Vec::new();
+    let mut session = task("crewai", "x");
+    session.federation_session_id = long.clone();
+    cases.push(("federation_session_id", session, Code::InvalidArgument));
+    let mut request_id = task("crewai", "x");
+    request_id.request_id = long.clone();
+    cases.push(("request_id", request_id, Code::InvalidArgument));
+    let mut agent = task("crewai", "x");
+    agent.agent = long.clone();
+    cases.push(("agent", agent, Code::InvalidArgument));
+    let mut metadata = task("crewai", "x");
+    metadata.metadata.insert(long.clone(), "v".into());
+    cases.push(("metadata", metadata, Code::InvalidArgument));
+    cases.push(("backend", task(&long, "x"), Code::NotFound));
+    let mut client = env().host.client().await;
+    for (field, request, code) in cases {
+        let status = run(&mut client, request, None, None)
+            .await
+            .expect_err("an over-long field is refused");
+        assert_eq!(status.code(), code, "{field}: {}", status.message());
+        let details_on_wire = status.details().len().div_ceil(3) * 4;
+        assert!(
+            details_on_wire < 4096,
+            "{field}: grpc-status-details-bin is {details_on_wire} bytes"
+        );
+        // Percent-encoded at worst three bytes for one.
+        assert!(
+            status.message().len() * 3 < 4096,
+            "{field}: grpc-message of {} bytes",
+            status.message().len()
+        );
+        // The excerpt is there: the start of the value, marked as cut.
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        let quoted = info
+            .metadata
+            .get(field)
+            .or_else(|| info.metadata.get("field"))
+            .unwrap_or_else(|| panic!("{field}: {:?}", info.metadata));
+        if field == "metadata" {
+            // The key is quoted in the message and the field violation, cut short.
+            let violation = &details.bad_request().expect("BadRequest").field_violations[0];
+            assert!(
+                violation.description.contains("\"sss") && violation.description.contains('…'),
+                "{}",
+                violation.description
+            );
+        } else {
+            assert!(
+                quoted.starts_with("sss") && quoted.ends_with('…'),
+                "{field}: {quoted}"
+            );
+        }
+        assert!(status.metadata().get("x-trace-id").is_some(), "{field}");
+    }
+    assert_still_serving().await;
+}
+
+/// A 10,000-character task id given to `GetAgentTask`, `CancelAgentTask` and
+/// `WatchAgentTask` is refused INVALID_ARGUMENT (reason `INVALID_INPUT`, the field
+/// `task_id` named in `BadRequest`) with a bounded status: the message quotes the id,
+/// and the status carries the trace id, yet the trailers stay far below 8 KiB.
+#[tokio::test]
+async fn an_over_long_task_id_is_refused_with_bounded_details() {
+    use federation_proto::{CancelAgentTaskRequest, GetAgentTaskRequest, WatchAgentTaskRequest};
+    use tonic_types::StatusExt;
+    let task_id = format!("{}/r-1", "s".repeat(10_000));
+    let mut client = env().host.client().await;
+    let statuses = [
+        (
+            "GetAgentTask",
+            client
+                .get_agent_task(GetAgentTaskRequest {
+                    task_id: task_id.clone(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "CancelAgentTask",
+            client
+                .cancel_agent_task(CancelAgentTaskRequest {
+                    task_id: task_id.clone(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "WatchAgentTask",
+            client
+                .watch_agent_task(WatchAgentTaskRequest {
+                    task_id: task_id.clone(),
+                    after_seq: 0,
+                })
+                .await
+                .map(drop),
+        ),
+    ];
+    for (call, result) in statuses {
+        let status = result.expect_err("an over-long task id is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{call}: {status:?}");
+        // The message names the id, cut short.
+        assert!(
+            status.message().contains("task_id \"sss") && status.message().ends_with('…'),
+            "{call}: {}",
+            status.message()
+        );
+        let details_on_wire = status.details().len().div_ceil(3) * 4;
+        assert!(
+            details_on_wire < 4096,
+            "{call}: grpc-status-details-bin is {details_on_wire} bytes"
+        );
+        assert!(
+            status.message().len() * 3 < 4096,
+            "{call}: grpc-message of {} bytes",
+            status.message().len()
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "INVALID_INPUT", "{call}");
+        let violation = &details.bad_request().expect("BadRequest").field_violations[0];
+        assert_eq!(violation.field, "task_id", "{call}");
+        assert!(
+            violation.description.len() < 1024,
+            "{call}: {}",
+            violation.description.len()
+        );
+        let trace_id = status.metadata().get("x-trace-id").expect("x-trace-id");
+        assert_eq!(
+            info.metadata.get("trace_id").map(String::as_str),
+            trace_id.to_str().ok(),
+            "{call}"
+        );
+    }
+    assert_still_serving().await;
+}

@@ -119,7 +119,7 @@ class RunTaskTest(unittest.TestCase):
         self.answer = reply(422, b'{"error": {"code": "invalid_input", "message": "goal blank"}}')
         error = self.error_of()
         self.assertIsInstance(error, types.AdapterError_UpstreamStatus)
-        # The wrapper's code travels in front of its message (federation-wire's `tag`).
+        # The wrapper's code travels in front of its message (read by `from_tagged`).
         self.assertEqual(
             (error.value.status, error.value.message), (422, "[invalid_input] goal blank")
         )
@@ -128,8 +128,8 @@ class RunTaskTest(unittest.TestCase):
         self.assertTrue(message.endswith("…") and len(message.encode()) <= 512 + 3, message)
 
     def test_the_wrappers_code_and_retry_after_are_tagged_like_the_rust_adapters(self):
-        """The same cases as federation-wire's `upstream_detail` tests (error.rs): the
-        host's `untag` then finds the same code, so the same ErrorInfo.reason."""
+        """The cases federation-wire's `WrapperError::from_reply` reads (error.rs): the
+        host's `from_tagged` then finds the same code, so the same ErrorInfo.reason."""
         overloaded = b'{"error": {"code": "overloaded", "message": "queue full"}}'
         busy = b'{"error": {"code": "session_busy", "message": "busy"}}'
         cases = [

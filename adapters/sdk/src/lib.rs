@@ -3,7 +3,8 @@
 //! Holds the one `wit_bindgen::generate!` call for the `agent-backend` world and the
 //! plumbing every HTTP-backed adapter needs: build the wrapper's JSON body from a task,
 //! send it through the host's `outbound-http` import, and turn the reply (or the failure)
-//! into the world's typed `task-response` / `adapter-error`; pass the caller's agent and
+//! into the world's typed `task-response` / `adapter-error` (the wrapper's error code
+//! and `Retry-After` reported as data through `upstream`); pass the caller's agent and
 //! resume answer on, and report a run that stopped to ask for input (`interaction`). An
 //! adapter crate only says who it is (`describe`) and how its framework's payload differs.
 //!
@@ -34,7 +35,10 @@ pub use bindings::federation::agent_backend::progress::{self, Event as ProgressE
 pub use bindings::federation::agent_backend::types::{
     AdapterError, AdapterInfo, Task, TaskResponse, UpstreamStatus,
 };
-use federation_wire::{End, Event, EventType, RunRequest, TaskInput, routes};
+pub use bindings::federation::agent_backend::upstream;
+use federation_wire::{
+    End, Event, EventType, RunRequest, TaskInput, WrapperError, headers, routes,
+};
 use serde_json::{Map, Value};
 
 /// Writes one line to the host's log.
@@ -84,12 +88,24 @@ pub fn wrapper_payload(
     Ok(request.into_object())
 }
 
+/// The `upstream-status` error of a wrapper error, its code and `Retry-After` reported
+/// to the host as data first (the `upstream` import, contract 0.1.3).
+pub fn upstream_error(error: WrapperError) -> AdapterError {
+    upstream::report(&upstream::WrapperError {
+        code: error.code.unwrap_or_default(),
+        retry_after_secs: error.retry_after_secs,
+    });
+    AdapterError::UpstreamStatus(UpstreamStatus {
+        status: error.status,
+        message: error.message,
+    })
+}
+
 /// POSTs `body` as JSON to `{task.wrapper_url}{route}` and returns the reply object.
 ///
 /// Non-2xx replies become `upstream-status` with the wrapper's message, its error code
-/// and `Retry-After` tagged in front (`[overloaded retry-after=2] …`, see
-/// `federation_wire::tag`) for the host to read back; transport
-/// failures and timeouts keep their kind so the host can pick the right gRPC code.
+/// and `Retry-After` reported as data ([`upstream_error`]); transport failures and
+/// timeouts keep their kind so the host can pick the right gRPC code.
 pub fn post_json(
     task: &Task,
     route: &str,
@@ -98,13 +114,11 @@ pub fn post_json(
     let request = json_request(task, route, body, routes::JSON)?;
     let response = outbound_http::send(&request).map_err(http_error_to_adapter_error)?;
     if !(200..300).contains(&response.status) {
-        return Err(AdapterError::UpstreamStatus(UpstreamStatus {
-            status: response.status,
-            message: federation_wire::upstream_detail(
-                &response.body,
-                retry_after(&response.headers),
-            ),
-        }));
+        return Err(upstream_error(WrapperError::from_reply(
+            response.status,
+            &response.body,
+            retry_after(&response.headers),
+        )));
     }
     match serde_json::from_slice::<Value>(&response.body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -122,7 +136,7 @@ pub fn post_json(
 fn retry_after(headers: &[(String, String)]) -> Option<&str> {
     headers
         .iter()
-        .find(|(name, _)| name == "retry-after")
+        .find(|(name, _)| name == headers::RETRY_AFTER)
         .map(|(_, value)| value.as_str())
 }
 
@@ -154,7 +168,7 @@ fn json_request(
 /// as it arrives, and returns the reply carried by the final `completed` event.
 ///
 /// A `failed` or `canceled` event becomes `upstream-status` with the event's HTTP-like
-/// status (499 for a cancelled run), as the blocking call would have answered.
+/// status (499 for a cancelled run) and code, as the blocking call would have answered.
 pub fn stream_json(
     task: &Task,
     route: &str,
@@ -169,11 +183,12 @@ pub fn stream_json(
             body.extend_from_slice(&line);
             body.push(b'\n');
         }
-        let headers = response.headers();
-        return Err(AdapterError::UpstreamStatus(UpstreamStatus {
-            status: response.status(),
-            message: federation_wire::upstream_detail(&body, retry_after(&headers)),
-        }));
+        let reply_headers = response.headers();
+        return Err(upstream_error(WrapperError::from_reply(
+            response.status(),
+            &body,
+            retry_after(&reply_headers),
+        )));
     }
     while let Some(line) = response.read_line().map_err(http_error_to_adapter_error)? {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -197,12 +212,7 @@ pub fn stream_json(
                     "the wrapper's completed event carries no reply object".into(),
                 ));
             }
-            Some(End::Failed { status, message }) => {
-                return Err(AdapterError::UpstreamStatus(UpstreamStatus {
-                    status,
-                    message,
-                }));
-            }
+            Some(End::Failed(error)) => return Err(upstream_error(error)),
             None => {}
         }
     }

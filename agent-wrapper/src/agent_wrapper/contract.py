@@ -69,7 +69,8 @@ TERMINAL_EVENTS = frozenset({"completed", "failed", "canceled"})
 class ErrorCode(StrEnum):
     """``error.code`` of every 4xx/5xx body (``{"error": {"code", "message"}}``), with the
     HTTP status the wrapper sends it with and the gRPC code the host answers for that
-    status (``federation-host``'s ``status.rs``: ``upstream_code``)."""
+    status (federation-wire's ``GrpcCode::of_http_status``; ``ERROR_CODES`` there is bound
+    to this enum by ``tests/golden/error_codes.json``)."""
 
     http_status: int
     grpc_code: str

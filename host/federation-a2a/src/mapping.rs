@@ -19,33 +19,17 @@ use std::time::SystemTime;
 
 use federation_proto::json::{struct_to_json, value_to_json};
 use federation_proto::{AgentTaskStatus, TaskEvent, TaskRequest, TaskResponse, task_event};
+use federation_wire::GrpcCode;
 use serde_json::{Map, Value, json};
 use tonic::{Code, Status};
 
 use crate::error::{A2aError, any_to_json, code, reason_of, status_details_json};
 use crate::types::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
 
-/// The SCREAMING_CASE name of a gRPC code.
+/// The SCREAMING_CASE name of a gRPC code: federation-wire's [`GrpcCode`] names, as
+/// the host's error module and command line give them.
 pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
+    GrpcCode::from_number(code as i32).name()
 }
 
 /// Now, as a ProtoJSON timestamp (RFC 3339, UTC).

@@ -13,9 +13,9 @@ use federation_proto::{
 
 use std::collections::BTreeMap;
 
+use crate::error::AdminError;
 use crate::lifecycle::registry_sources::{RegistrySources, SourceStatus};
 use crate::lifecycle::{AdapterLifecycle, Rejection, UPLOAD_SOURCE};
-use crate::status::AdminError;
 use federation_runtime::{Adapter, Slot};
 
 /// A secret that never shows in `Debug` output or logs.

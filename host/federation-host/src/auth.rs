@@ -25,7 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Status, service::Interceptor};
 
-use crate::status::AuthError;
+use crate::error::AuthError;
 
 /// The principal of every call when the host has no caller authentication.
 pub const LOCAL_PRINCIPAL: &str = "local";
@@ -293,7 +293,7 @@ pub struct Authenticate(pub Authentication);
 
 impl Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = authenticate(&self.0, &request).map_err(crate::status::auth_status)?;
+        let caller = authenticate(&self.0, &request).map_err(crate::error::auth_status)?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }

@@ -18,7 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use futures::{Stream, StreamExt};
 
 use federation_runtime::outbound::{HostCredential, NetSettings, Origin, inject_host_headers};
-use federation_wire::{Agent, AgentList, Event, RunRecord, routes};
+use federation_wire::{Agent, AgentList, Event, RunRecord, WrapperError, headers, routes};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest line of a run's event stream (its `completed` event carries the reply).
@@ -29,8 +29,8 @@ const MAX_EVENT_LINE: usize = 16 << 20;
 pub enum AgentsError {
     #[error("{0}")]
     Unreachable(String),
-    #[error("HTTP {status}: {message}")]
-    Status { status: u16, message: String },
+    #[error("{0}")]
+    Status(WrapperError),
     #[error("the wrapper's GET /v1/agents answered no agent list: {0}")]
     NoList(String),
 }
@@ -44,12 +44,8 @@ pub enum RunApiError {
     Failed(String),
     /// The wrapper refused the call (401: the host's credential; 403: the caller's
     /// principal does not own the session).
-    #[error("the wrapper refused: HTTP {status}: {message}")]
-    Rejected {
-        status: u16,
-        code: Option<String>,
-        message: String,
-    },
+    #[error("the wrapper refused: {0}")]
+    Rejected(WrapperError),
 }
 
 pub struct WrapperRuns {
@@ -191,15 +187,21 @@ impl WrapperRuns {
             .await
             .map_err(|e| AgentsError::Unreachable(e.to_string()))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(headers::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = response
             .bytes()
             .await
             .map_err(|e| AgentsError::Unreachable(e.to_string()))?;
         if !status.is_success() {
-            return Err(AgentsError::Status {
-                status: status.as_u16(),
-                message: federation_wire::upstream_message(&body),
-            });
+            return Err(AgentsError::Status(WrapperError::from_reply(
+                status.as_u16(),
+                &body,
+                retry_after.as_deref(),
+            )));
         }
         serde_json::from_slice::<AgentList>(&body)
             .map(|list| list.agents)
@@ -244,23 +246,17 @@ async fn send(
     }
     let body = response.bytes().await.unwrap_or_default();
     if matches!(status.as_u16(), 401 | 403) {
-        return Err(rejected(status.as_u16(), &body));
+        // The wrapper refused the host (401) or the caller's principal (403).
+        return Err(RunApiError::Rejected(WrapperError::from_reply(
+            status.as_u16(),
+            &body,
+            None,
+        )));
     }
     Err(RunApiError::Failed(format!(
         "HTTP {status}: {}",
         federation_wire::excerpt(&body)
     )))
-}
-
-/// The wrapper's refusal (401: the host's credential; 403: the session's owner).
-fn rejected(status: u16, body: &[u8]) -> RunApiError {
-    RunApiError::Rejected {
-        status,
-        code: serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_string)),
-        message: federation_wire::upstream_message(body),
-    }
 }
 
 /// Cancels a task's wrapper run when dropped armed: the caller cancelled or went away

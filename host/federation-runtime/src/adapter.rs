@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use crate::bindings::{AdapterError, AdapterInfo, AgentBackendPre, Task, TaskResponse};
+use crate::bindings::{AdapterInfo, AgentBackendPre, Task, TaskResponse};
 use crate::cache::CompileCache;
 use crate::ctx::{AdapterCtx, MemoryLimitReached};
 use crate::engine::EPOCH_TICK;
@@ -26,6 +26,7 @@ use crate::metrics::MetricAttributes;
 use crate::outbound::{OutboundHttp, OutboundPolicy};
 use crate::progress::ProgressSink;
 use crate::sandbox::SandboxPolicy;
+use crate::upstream::AdapterFailure;
 use crate::usage::Usage;
 
 /// Time an adapter gets to answer `describe()` at load time.
@@ -133,8 +134,8 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The adapter answered with a typed error.
-    #[error("adapter error: {0:?}")]
-    Adapter(AdapterError),
+    #[error("adapter error: {0}")]
+    Adapter(AdapterFailure),
     /// The task ran out of time (guest CPU or outbound waits).
     #[error("deadline exceeded")]
     DeadlineExceeded,
@@ -421,7 +422,10 @@ impl AdapterRuntime {
                 call_time,
                 usage,
             }),
-            Ok(Err(error)) => Err(RunError::Adapter(error)),
+            Ok(Err(error)) => {
+                let reported = store.data_mut().take_upstream_report();
+                Err(RunError::Adapter(AdapterFailure::of(error, reported)))
+            }
             Err(trap) => Err(classify_trap(trap, &store)),
         };
         (result, usage)

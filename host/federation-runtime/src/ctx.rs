@@ -1,6 +1,6 @@
 //! `AdapterCtx`: the data of one task's wasmtime `Store`, composed of one state per
 //! capability ([`crate::outbound`], [`crate::progress`], [`crate::interaction`],
-//! [`crate::log`], [`crate::stdio`]), plus the sandbox's own bookkeeping: the memory
+//! [`crate::upstream`], [`crate::log`], [`crate::stdio`]), plus the sandbox's own bookkeeping: the memory
 //! limiter, the deadline and the guest CPU time the epoch callback counts.
 
 use std::{
@@ -19,6 +19,7 @@ use crate::outbound::{Outbound, OutboundCtx, OutboundHttp, OutboundView};
 use crate::progress::{ProgressCtx, ProgressSink, ProgressView};
 use crate::sandbox::SandboxPolicy;
 use crate::stdio::StdioCtx;
+use crate::upstream::{UpstreamCtx, UpstreamView};
 use crate::usage::Usage;
 
 /// The data of one task's `Store`.
@@ -29,6 +30,7 @@ pub struct AdapterCtx {
     outbound: OutboundCtx,
     progress: ProgressCtx,
     interaction: InteractionCtx,
+    upstream: UpstreamCtx,
     log: LogCtx,
     policy: Arc<SandboxPolicy>,
     /// When the task must be done; bounds guest CPU time and every outbound call.
@@ -62,6 +64,7 @@ impl AdapterCtx {
                 .with_principal(interaction.principal.as_deref()),
             progress: ProgressCtx::new(progress),
             interaction: InteractionCtx::new(interaction),
+            upstream: UpstreamCtx::default(),
             log: LogCtx::new(adapter),
             policy,
             deadline,
@@ -76,7 +79,8 @@ impl AdapterCtx {
         crate::log::add_to_linker(linker)?;
         crate::outbound::add_to_linker(linker)?;
         crate::progress::add_to_linker(linker)?;
-        crate::interaction::add_to_linker(linker)
+        crate::interaction::add_to_linker(linker)?;
+        crate::upstream::add_to_linker(linker)
     }
 
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
@@ -104,6 +108,13 @@ impl AdapterCtx {
     /// input.
     pub fn interrupt(&self) -> Option<String> {
         self.interaction.interrupt().map(str::to_string)
+    }
+
+    /// What the guest reported of the wrapper's error through `upstream`, if anything.
+    pub fn take_upstream_report(
+        &mut self,
+    ) -> Option<crate::bindings::federation::agent_backend::upstream::WrapperError> {
+        self.upstream.take_report()
     }
 
     /// What the guest wrote to stderr (lossy UTF-8, capped).
@@ -157,6 +168,12 @@ impl ProgressView for AdapterCtx {
 impl InteractionView for AdapterCtx {
     fn interaction(&mut self) -> &mut InteractionCtx {
         &mut self.interaction
+    }
+}
+
+impl UpstreamView for AdapterCtx {
+    fn upstream(&mut self) -> &mut UpstreamCtx {
+        &mut self.upstream
     }
 }
 

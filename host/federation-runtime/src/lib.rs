@@ -5,7 +5,9 @@
 //! view a store's data gives of it (`*View`) and its `add_to_linker`, as wasmtime's
 //! `wasi-http` does: [`outbound`] (HTTP out: client, policy, line streams; the
 //! transport behind a trait, so tests and benchmarks swap it, not the context),
-//! [`progress`], [`interaction`], [`log`] and [`stdio`] (WASI, captured). [`AdapterCtx`]
+//! [`progress`], [`interaction`], [`upstream`] (the wrapper's error as data, and the
+//! one place an adapter's typed error enters the host), [`log`] and [`stdio`] (WASI,
+//! captured). [`AdapterCtx`]
 //! composes them into one store's data.
 //!
 //! Around them: the [`engine`], the compile cache, each adapter's [`SandboxPolicy`],
@@ -19,6 +21,7 @@ pub mod log;
 pub mod outbound;
 pub mod progress;
 pub mod stdio;
+pub mod upstream;
 
 mod adapter;
 mod cache;
@@ -41,4 +44,5 @@ pub use sandbox::{
     DEFAULT_SECRET_ENV_PREFIX, PolicyDefaults, PolicyError, SandboxPolicy, SecretSources,
     manifest_path,
 };
+pub use upstream::AdapterFailure;
 pub use usage::Usage;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::Object;
+use crate::{Object, WrapperError};
 
 /// One line of the stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +65,14 @@ impl EventType {
         EventType::Canceled,
     ];
 
+    /// Whether an event of this type ends the stream.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventType::Completed | EventType::Failed | EventType::Canceled
+        )
+    }
+
     /// The type named `name` (`Unknown` for names it does not know).
     pub fn parse(name: &str) -> EventType {
         serde_json::from_value(Value::String(name.to_string())).unwrap_or_default()
@@ -90,9 +98,9 @@ impl EventType {
 pub enum End {
     /// `completed`: the reply object (`None` when the event carries none).
     Completed(Option<Object>),
-    /// `failed` or `canceled`: the HTTP-like status (a 4xx or 5xx; 500 when missing or
-    /// out of range, 499 for a cancelled run) and the message.
-    Failed { status: u16, message: String },
+    /// `failed` or `canceled`: the wrapper's error (its HTTP-like status is a 4xx or
+    /// 5xx: 500 when missing or out of range, 499 for a cancelled run).
+    Failed(WrapperError),
 }
 
 impl Event {
@@ -106,7 +114,9 @@ impl Event {
         }
     }
 
-    /// The end of the run this event reports, if it is a terminal one.
+    /// The end of the run this event reports, if it is a terminal one (consumes the
+    /// event: a `completed` event's reply moves out; ask [`EventType::is_terminal`]
+    /// to only look).
     pub fn end(mut self) -> Option<End> {
         match self.kind {
             EventType::Completed => Some(End::Completed(match self.data.remove("reply") {
@@ -126,13 +136,8 @@ impl Event {
                     .get("message")
                     .and_then(Value::as_str)
                     .unwrap_or("the wrapper's run failed");
-                let message = crate::truncate(message);
-                // The wrapper's error code, tagged in front as for an error reply.
-                let message = match self.data.get("code").and_then(Value::as_str) {
-                    Some(code) => crate::tag(code, None, &message),
-                    None => message,
-                };
-                Some(End::Failed { status, message })
+                let code = self.data.get("code").and_then(Value::as_str);
+                Some(End::Failed(WrapperError::new(status, code, message)))
             }
             _ => None,
         }
@@ -185,18 +190,28 @@ mod tests {
             9,
             EventType::Canceled,
             "",
-            data(json!({"status": 499, "message": "stop"})),
+            data(json!({"status": 499, "code": "canceled", "message": "stop"})),
         );
+        assert!(failed.kind.is_terminal());
         assert_eq!(
             failed.end(),
-            Some(End::Failed {
-                status: 499,
-                message: "stop".into()
-            })
+            Some(End::Failed(WrapperError::new(
+                499,
+                Some("canceled"),
+                "stop"
+            )))
         );
         let odd = Event::new(9, EventType::Failed, "", data(json!({"status": 200})));
-        assert!(matches!(odd.end(), Some(End::Failed { status: 500, .. })));
+        assert!(matches!(
+            odd.end(),
+            Some(End::Failed(WrapperError {
+                status: 500,
+                code: None,
+                ..
+            }))
+        ));
         let step = Event::new(2, EventType::Step, "", Object::new());
+        assert!(!step.kind.is_terminal());
         assert_eq!(step.end(), None);
         assert_eq!(
             progress_message(

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Object;
+use crate::{Object, WrapperError};
 
 /// A run as its record shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,6 +80,12 @@ pub struct RunFailure {
     pub status: u16,
     pub code: String,
     pub message: String,
+}
+
+impl From<RunFailure> for WrapperError {
+    fn from(failure: RunFailure) -> WrapperError {
+        WrapperError::new(failure.status, Some(&failure.code), &failure.message)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 //! requires, and know exactly the model's status values and event types.
 
 use federation_wire::{
-    Agent, AgentList, ErrorBody, Event, EventType, ReplyStatus, RunRecord, RunReply, RunRequest,
-    RunStatus, routes,
+    Agent, AgentList, ERROR_CODES, ErrorBody, Event, EventType, GrpcCode, ReplyStatus, RunRecord,
+    RunReply, RunRequest, RunStatus, routes,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -142,6 +142,43 @@ fn events_are_the_wrappers_progress_stream() {
             .as_array()
             .unwrap()
             .contains(&Value::from(event.kind.as_str()));
-        assert_eq!(event.clone().end().is_some(), terminal, "{line}");
+        assert_eq!(event.kind.is_terminal(), terminal, "{line}");
+        assert_eq!(event.end().is_some(), terminal, "{line}");
     }
+}
+
+/// The wrapper's error codes (`contract.ErrorCode`, written to `golden/error_codes.json`
+/// sorted by code) are exactly [`ERROR_CODES`], each with the same HTTP status and the
+/// gRPC code the host answers for it.
+#[test]
+fn the_error_codes_are_the_wrappers() {
+    let golden = fixture("error_codes");
+    let golden: Vec<(String, u64, String)> = golden
+        .as_array()
+        .expect("a list of error codes")
+        .iter()
+        .map(|entry| {
+            (
+                entry["code"].as_str().unwrap().to_string(),
+                entry["http_status"].as_u64().unwrap(),
+                entry["grpc_code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let rust: Vec<(String, u64, String)> = ERROR_CODES
+        .iter()
+        .map(|entry| {
+            (
+                entry.code.to_string(),
+                u64::from(entry.http_status),
+                GrpcCode::of_http_status(entry.http_status)
+                    .name()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rust, golden,
+        "federation-wire's ERROR_CODES vs the wrapper's"
+    );
 }

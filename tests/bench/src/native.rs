@@ -167,7 +167,7 @@ impl Executor for Native {
                 call_time: started.elapsed(),
                 usage,
             }),
-            Err(error) => Err(RunError::Adapter(error)),
+            Err(error) => Err(RunError::Adapter(error.into())),
         };
         (result, usage)
     }

@@ -122,7 +122,7 @@ pub async fn serve_with<E: Executor>(
         .trace_fn(server_span)
         .layer(tower::util::MapRequestLayer::new(stamp_arrival))
         .layer(tower::util::MapResponseLayer::new(
-            crate::status::codec_error::<tonic::body::Body>,
+            crate::error::codec_error::<tonic::body::Body>,
         ))
         .add_service(health_service)
         .add_service(reflection)

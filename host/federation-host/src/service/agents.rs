@@ -10,7 +10,7 @@ use federation_wire::Agent;
 
 use super::{Executor, Federation};
 use crate::auth::Caller;
-use crate::status::TaskError;
+use crate::error::TaskError;
 
 impl<E: Executor> Federation<E> {
     pub(super) async fn list_agents(

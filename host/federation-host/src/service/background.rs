@@ -1,7 +1,7 @@
 //! Background tasks: `StartAgentTask` answers at once with the task's id
 //! (`<session>/<request_id>`) and runs it; `GetAgentTask` reports it and
 //! `CancelAgentTask` stops it, on any replica: the tasks started here are in
-//! [`AsyncTasks`](super::tasks::AsyncTasks), the others in the wrapper's run record
+//! [`StartedTasks`](super::started::StartedTasks), the others in the wrapper's run record
 //! (its shared store).
 
 use std::time::Instant;
@@ -15,16 +15,16 @@ use federation_proto::{
     AgentTaskStatus, CancelAgentTaskRequest, GetAgentTaskRequest, StartAgentTaskResponse,
     TaskRequest, TaskResponse, task_response,
 };
-use federation_wire::{RunRecord, RunStatus};
+use federation_wire::{RunRecord, RunStatus, WrapperError};
 
 use super::run::check_caller;
 use super::{Executor, Federation, task_id};
 use crate::auth::Caller;
-use crate::status::{
-    TaskContext, TaskError, answer, error_status, status_details, task_status, upstream_code,
+use crate::error::{
+    TaskContext, TaskError, answer, error_status, grpc_code, status_details, task_status,
 };
-use crate::task::{id_is_valid, validate};
 use crate::telemetry::current_trace_id;
+use crate::validate::{id_is_valid, validate};
 use crate::wrapper_runs::RunApiError;
 
 impl<E: Executor> Federation<E> {
@@ -181,13 +181,11 @@ fn status_from_record(
                 request_id: request_id.to_string(),
                 ..Default::default()
             };
-            let tagged = federation_wire::tag(&error.code, None, &error.message);
-            let status = wrapper_failure(error.status, &tagged, &record.trace_id, &context);
-            (
-                upstream_code(error.status) as i32,
-                error.message,
-                status_details(&status),
-            )
+            let message = error.message.clone();
+            let error = WrapperError::from(error);
+            let code = grpc_code(error.grpc_code());
+            let status = wrapper_failure(error, &record.trace_id, &context);
+            (code as i32, message, status_details(&status))
         }
         None => (0, String::new(), Vec::new()),
     };
@@ -245,18 +243,12 @@ pub(super) fn response_from_reply(
     }
 }
 
-/// The status of a run the wrapper reports failed (HTTP-like `status`, `message` with
-/// its code tagged in front): the one a caller of RunAgentTask gets for it, details and
-/// all.
+/// The status of a run the wrapper reports failed: the one a caller of RunAgentTask
+/// gets for it, details and all.
 pub(super) fn wrapper_failure(
-    status: u16,
-    tagged_message: &str,
+    error: WrapperError,
     trace_id: &str,
     context: &TaskContext,
 ) -> Status {
-    task_status(
-        &TaskError::upstream(status, tagged_message),
-        trace_id,
-        context,
-    )
+    task_status(&TaskError::Upstream(error), trace_id, context)
 }

@@ -1,7 +1,7 @@
 //! `FederationService`, one module per way to run a task: `run` (`RunAgentTask`, and
 //! the admission and execution every way shares), `stream` (`StreamAgentTask`: the
 //! task beside a stream of its progress), `background` (`StartAgentTask`,
-//! `GetAgentTask`, `CancelAgentTask`, with this replica's `tasks`), `watch`
+//! `GetAgentTask`, `CancelAgentTask`, with this replica's `started` tasks), `watch`
 //! (`WatchAgentTask`: rejoin a task's events on any replica) and `agents`
 //! (`ListAgents`).
 //!
@@ -13,8 +13,8 @@
 mod agents;
 mod background;
 mod run;
+mod started;
 mod stream;
-mod tasks;
 mod watch;
 
 use std::{future::Future, sync::Arc, time::Duration, time::Instant};
@@ -38,7 +38,7 @@ use federation_runtime::{
 use federation_runtime::outbound::{HostCredential, NetSettings};
 
 use crate::wrapper_runs::WrapperRuns;
-use tasks::AsyncTasks;
+use started::StartedTasks;
 
 /// What runs an admitted task on its adapter; it must end by `deadline`, send the
 /// adapter's progress to `progress` when someone watches, and report what the task
@@ -94,7 +94,7 @@ pub struct Federation<E = AdapterRuntime> {
     config: Arc<ServiceConfig>,
     in_flight: Arc<Semaphore>,
     runs: Arc<WrapperRuns>,
-    started: Arc<AsyncTasks>,
+    started: Arc<StartedTasks>,
 }
 
 impl<E> Clone for Federation<E> {
@@ -125,7 +125,7 @@ impl<E: Executor> Federation<E> {
                 &config.net,
                 config.wrapper_credential.clone(),
             )?),
-            started: Arc::new(AsyncTasks::new(config.background_results_bytes)),
+            started: Arc::new(StartedTasks::new(config.background_results_bytes)),
             config: Arc::new(config),
             in_flight,
         })

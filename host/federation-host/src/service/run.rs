@@ -24,9 +24,9 @@ use federation_runtime::{
 use super::{Executor, Federation, task_id};
 use crate::auth::Caller;
 use crate::deadline::arrival_and_budget;
-use crate::status::{TaskContext, TaskError, answer, code_name};
-use crate::task::validate;
+use crate::error::{TaskContext, TaskError, answer, code_name};
 use crate::telemetry::current_trace_id;
+use crate::validate::validate;
 use crate::wrapper_runs::CancelOnDrop;
 
 impl<E: Executor> Federation<E> {

@@ -22,7 +22,7 @@ use federation_runtime::{Progress, ProgressSink};
 use super::{Executor, Federation, task_id};
 use crate::auth::Caller;
 use crate::deadline::arrival_and_budget;
-use crate::status::{TaskContext, answer, error_status, status_details};
+use crate::error::{TaskContext, answer, error_status, status_details};
 use crate::telemetry::current_trace_id;
 
 impl<E: Executor> Federation<E> {

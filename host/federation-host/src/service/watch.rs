@@ -4,7 +4,9 @@
 //! original `StreamAgentTask` gave them: that stream's `started` is the wrapper's
 //! `started` (seq 1), the adapter passes on each progress event in order (seq 2, 3,
 //! ...), and the last event follows the last progress event, as the wrapper's
-//! terminal one does.
+//! terminal one does. Its `started` names the backend, version and digest of the
+//! loaded adapter that serves the run's framework (as `StreamAgentTask`'s does), when
+//! exactly one does or one is named after it.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,12 +19,13 @@ use federation_proto::{
     TaskEvent, TaskFailed, TaskProgress, TaskStarted, WatchAgentTaskRequest, task_event,
     task_progress,
 };
+use federation_runtime::{Adapter, AdapterRegistry};
 use federation_wire::{End, Event, EventType, RunStatus, progress_message};
 
 use super::background::{parse_task_id, response_from_reply, wrapper_failure};
 use super::{Executor, Federation};
 use crate::auth::Caller;
-use crate::status::{TaskContext, error_status, status_details};
+use crate::error::{TaskContext, TaskError, error_status, status_details};
 use crate::telemetry::current_trace_id;
 
 impl<E: Executor> Federation<E> {
@@ -43,21 +46,21 @@ impl<E: Executor> Federation<E> {
             .events(session, request_id, after_seq, &caller.principal)
             .await
             .map_err(Status::from)?;
-        let context = TaskContext {
-            federation_session_id: session.to_string(),
-            request_id: request_id.to_string(),
-            ..Default::default()
-        };
+        let context = TaskContext::of_run(session, request_id);
+        let trace_id = current_trace_id();
         // Ends after the last event; a wrapper stream that stops before it (the wrapper
         // went away) ends the call UNAVAILABLE, so the watcher knows to rejoin; one with
         // nothing after `after_seq` of a run that has ended ends OK (the watcher saw
         // its last event already).
         let runs = self.runs.clone();
+        let registry = self.registry.clone();
         let principal = caller.principal.clone();
         let state = (events.boxed(), task_id, context, after_seq, false);
         let stream = stream::unfold(state, move |(mut events, task_id, context, last, done)| {
             let runs = runs.clone();
+            let registry = registry.clone();
             let principal = principal.clone();
+            let trace_id = trace_id.clone();
             async move {
                 if done {
                     return None;
@@ -81,15 +84,18 @@ impl<E: Executor> Federation<E> {
                         {
                             return None;
                         }
-                        None => Err(Status::unavailable(format!(
-                            "the wrapper's event stream of task {task_id} ended before its \
-                             last event; watch again after seq {last}"
-                        ))),
+                        None => {
+                            let error = TaskError::StreamEnded {
+                                task_id: task_id.clone(),
+                                last_seq: last,
+                            };
+                            Err(error_status(error, &trace_id, &context))
+                        }
                         Some(Err(error)) => Err(Status::from(error)),
                         Some(Ok(event)) => {
-                            let seq = event.seq;
-                            let terminal = event.clone().end().is_some();
-                            let Some(event) = task_event(&task_id, &context, event) else {
+                            let (seq, terminal) = (event.seq, event.kind.is_terminal());
+                            let event = task_event(&task_id, &context, &registry, event);
+                            let Some(event) = event else {
                                 continue; // a type this host does not know
                             };
                             return Some((Ok(event), (events, task_id, context, seq, terminal)));
@@ -104,7 +110,12 @@ impl<E: Executor> Federation<E> {
 }
 
 /// The gRPC event of one of the wrapper's events (`None` for a type it does not know).
-fn task_event(task_id: &str, context: &TaskContext, event: Event) -> Option<TaskEvent> {
+fn task_event(
+    task_id: &str,
+    context: &TaskContext,
+    registry: &AdapterRegistry,
+    event: Event,
+) -> Option<TaskEvent> {
     let at = SystemTime::UNIX_EPOCH + Duration::from_millis(event.ts);
     let (seq, trace_id) = (event.seq, event.trace_id.clone());
     let text = |key: &str| {
@@ -116,12 +127,23 @@ fn task_event(task_id: &str, context: &TaskContext, event: Event) -> Option<Task
             .to_string()
     };
     let kind = match event.kind {
-        EventType::Started => task_event::Event::Started(TaskStarted {
-            federation_session_id: context.federation_session_id.clone(),
-            request_id: context.request_id.clone(),
-            progress_events: true,
-            ..Default::default()
-        }),
+        EventType::Started => {
+            let adapter = adapter_of_framework(registry, &text("framework"));
+            task_event::Event::Started(TaskStarted {
+                backend: adapter
+                    .as_ref()
+                    .map(|a| a.info.name.clone())
+                    .unwrap_or_default(),
+                adapter_version: adapter
+                    .as_ref()
+                    .map(|a| a.info.version.clone())
+                    .unwrap_or_default(),
+                adapter_digest: adapter.map(|a| a.digest.clone()).unwrap_or_default(),
+                federation_session_id: context.federation_session_id.clone(),
+                request_id: context.request_id.clone(),
+                progress_events: true,
+            })
+        }
         EventType::Step | EventType::LlmCall | EventType::ToolCall | EventType::CheckpointSaved => {
             let kind = match event.kind {
                 EventType::Step => task_progress::Kind::Step,
@@ -156,8 +178,8 @@ fn task_event(task_id: &str, context: &TaskContext, event: Event) -> Option<Task
                         task_event::Event::Completed(response)
                     }
                 }
-                End::Failed { status, message } => {
-                    let status = wrapper_failure(status, &message, &trace_id, context);
+                End::Failed(error) => {
+                    let status = wrapper_failure(error, &trace_id, context);
                     task_event::Event::Failed(TaskFailed {
                         code: status.code() as i32,
                         message: status.message().to_string(),
@@ -175,4 +197,30 @@ fn task_event(task_id: &str, context: &TaskContext, event: Event) -> Option<Task
         at: Some(at.into()),
         event: Some(kind),
     })
+}
+
+/// The loaded adapter that serves `framework`: the one named after it, else the only
+/// one whose `describe` names it.
+fn adapter_of_framework(
+    registry: &AdapterRegistry,
+    framework: &str,
+) -> Option<std::sync::Arc<Adapter>> {
+    if framework.is_empty() {
+        return None;
+    }
+    if let Some(adapter) = registry
+        .get(framework)
+        .filter(|a| a.info.framework == framework)
+    {
+        return Some(adapter);
+    }
+    let mut serving = registry
+        .snapshot()
+        .into_iter()
+        .map(|(_, slot)| slot.current)
+        .filter(|a| a.info.framework == framework);
+    match (serving.next(), serving.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
 }

@@ -19,18 +19,17 @@ use std::{
 use tokio::task::AbortHandle;
 use tonic::Status;
 
-use crate::status::TaskError;
-
 use federation_proto::agent_task_status::State;
 use federation_proto::{AgentTaskStatus, TaskResponse, task_response};
+use federation_wire::WrapperError;
 use prost::Message;
 
-use crate::status::{TaskContext, status_details, task_status};
+use crate::error::{TaskContext, TaskError, status_details, task_status};
 
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 pub const MAX_ENTRIES: usize = 100_000;
 
-pub struct AsyncTasks {
+pub struct StartedTasks {
     entries: Mutex<HashMap<String, Entry>>,
     /// Bytes of results the finished entries may hold together.
     budget: usize,
@@ -68,10 +67,10 @@ fn owned<'a>(
     }
 }
 
-impl AsyncTasks {
+impl StartedTasks {
     /// A table whose finished results hold at most `budget` bytes together.
-    pub fn new(budget: usize) -> AsyncTasks {
-        AsyncTasks {
+    pub fn new(budget: usize) -> StartedTasks {
+        StartedTasks {
             entries: Mutex::default(),
             budget,
         }
@@ -143,13 +142,17 @@ impl AsyncTasks {
         }
         let mut bytes = result_bytes(&result);
         let result = if bytes > self.budget {
+            let error = TaskError::ResultTooLarge {
+                size: bytes,
+                budget: self.budget,
+            };
             bytes = 0;
-            Err(Status::resource_exhausted(format!(
-                "the task's result ({} bytes) is larger than the host keeps for background \
-                 tasks ({} bytes, --background-results-mib)",
-                result_bytes(&result),
-                self.budget
-            )))
+            let trace_id = entries.get(task_id).map(|e| e.trace_id.clone());
+            Err(task_status(
+                &error,
+                &trace_id.unwrap_or_default(),
+                &task_context(task_id),
+            ))
         } else {
             result
         };
@@ -227,13 +230,8 @@ fn status(task_id: &str, entry: &Entry) -> AgentTaskStatus {
         Outcome::Canceled => {
             let message = "canceled by CancelAgentTask";
             // As the wrapper reports a canceled run: reason CANCELED.
-            let error = TaskError::upstream(499, &federation_wire::tag("canceled", None, message));
-            let (session, request_id) = task_id.split_once('/').unwrap_or_default();
-            let context = TaskContext {
-                federation_session_id: session.to_string(),
-                request_id: request_id.to_string(),
-                ..Default::default()
-            };
+            let error = TaskError::Upstream(WrapperError::new(499, Some("canceled"), message));
+            let context = task_context(task_id);
             status.error_code = tonic::Code::Cancelled as i32;
             status.error_message = message.into();
             status.error_details = status_details(&task_status(&error, &entry.trace_id, &context));
@@ -242,6 +240,12 @@ fn status(task_id: &str, entry: &Entry) -> AgentTaskStatus {
     };
     status.state = state as i32;
     status
+}
+
+/// The context of a task's errors: its session and request id.
+fn task_context(task_id: &str) -> TaskContext {
+    let (session, request_id) = task_id.split_once('/').unwrap_or_default();
+    TaskContext::of_run(session, request_id)
 }
 
 /// Bytes a finished task's result holds: the encoded response, or the error's message
@@ -306,7 +310,7 @@ mod tests {
     fn a_flood_of_results_stays_under_the_budget_keeping_the_newest() {
         // 100 tasks with 3 MiB results, as the issue's flood, under a 16 MiB budget.
         let budget = 16 << 20;
-        let tasks = AsyncTasks::new(budget);
+        let tasks = StartedTasks::new(budget);
         for i in 0..100 {
             let id = format!("s/{i}");
             assert!(tasks.reserve(&id, "trace", "local").unwrap());
@@ -348,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_result_over_the_whole_budget_is_refused_not_kept() {
-        let tasks = AsyncTasks::new(1024);
+        let tasks = StartedTasks::new(1024);
         assert!(tasks.reserve("s/big", "trace", "local").unwrap());
         tasks.finish("s/big", Ok(response(4096)));
         let status = tasks.status("s/big", "local").unwrap().unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::status::TaskError;
+use crate::error::TaskError;
 use federation_proto::TaskRequest;
 use federation_proto::json::{struct_to_json, value_to_json};
 use federation_runtime::TaskInteraction;
@@ -70,6 +70,8 @@ pub fn validate(
     if let Some((key, _)) = request.metadata.iter().find(|(k, v)| {
         k.is_empty() || k.len() > MAX_METADATA_FIELD_BYTES || v.len() > MAX_METADATA_FIELD_BYTES
     }) {
+        // Quoted as an excerpt: the key may be as long as the caller likes.
+        let key = federation_wire::truncate_to(key, 64);
         return invalid(format!(
             "metadata entry {key:?}: keys must be non-empty and keys and values at most {MAX_METADATA_FIELD_BYTES} bytes"
         ));
