@@ -2,7 +2,7 @@
 //! `data` as a list of `google.rpc` details in ProtoJSON `Any` form. The host's gRPC
 //! errors keep their details (the `ErrorInfo` reason above all) on the way out.
 
-use prost::Message as _;
+pub use federation_proto::status_json::{any_to_json, reason_of, status_details_json};
 use serde_json::{Value, json};
 use tonic::{Code, Status};
 
@@ -105,57 +105,4 @@ impl A2aError {
         }
         error
     }
-}
-
-/// The `google.rpc` details of a status (its `grpc-status-details-bin`), ProtoJSON.
-pub fn status_details_json(status: &Status) -> Vec<Value> {
-    if status.details().is_empty() {
-        return Vec::new();
-    }
-    match tonic_types::pb::Status::decode(status.details()) {
-        Ok(decoded) => decoded.details.iter().filter_map(any_to_json).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// A `google.rpc` detail (`ErrorInfo`, `RetryInfo`, `BadRequest`) as ProtoJSON `Any`;
-/// `None` for other types.
-pub fn any_to_json(any: &prost_types::Any) -> Option<Value> {
-    use tonic_types::pb::{BadRequest, ErrorInfo, RetryInfo};
-    let type_url = any.type_url.as_str();
-    let name = type_url.rsplit('/').next().unwrap_or(type_url);
-    let body = match name {
-        "google.rpc.ErrorInfo" => {
-            let info = ErrorInfo::decode(any.value.as_slice()).ok()?;
-            json!({"reason": info.reason, "domain": info.domain, "metadata": info.metadata})
-        }
-        "google.rpc.RetryInfo" => {
-            let info = RetryInfo::decode(any.value.as_slice()).ok()?;
-            let delay = info.retry_delay.unwrap_or_default();
-            let seconds = delay.seconds as f64 + f64::from(delay.nanos) / 1e9;
-            json!({"retryDelay": format!("{seconds}s")})
-        }
-        "google.rpc.BadRequest" => {
-            let request = BadRequest::decode(any.value.as_slice()).ok()?;
-            let violations: Vec<Value> = request
-                .field_violations
-                .iter()
-                .map(|v| json!({"field": v.field, "description": v.description}))
-                .collect();
-            json!({"fieldViolations": violations})
-        }
-        _ => return None,
-    };
-    let mut body = body;
-    body["@type"] = Value::String(format!("type.googleapis.com/{name}"));
-    Some(body)
-}
-
-/// The `ErrorInfo` reason among ProtoJSON details, if any.
-pub fn reason_of(details: &[Value]) -> Option<String> {
-    details
-        .iter()
-        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
-        .and_then(|d| d["reason"].as_str())
-        .map(str::to_string)
 }
