@@ -51,7 +51,8 @@ def test_two_workers_serve_one_port_and_share_sessions(wrapper_process, tmp_path
                 break
     workers = set(holders(db).values())
     assert len(workers) == 2, f"one worker served everything: {workers}"
-    pids = {int(holder.rpartition(":")[2]) for holder in workers}
+    # A holder is "<host>:<pid>-<start ticks>-<boot id>" (store/process_identity.py).
+    pids = {int(holder.rpartition(":")[2].partition("-")[0]) for holder in workers}
     assert wrapper.proc.pid not in pids, "the workers are processes of their own"
 
     # One session, continued by whichever worker takes each request: every run is in
