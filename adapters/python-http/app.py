@@ -7,11 +7,9 @@ its metadata (`http_agent.route`), and maps the reply or the failure to the worl
 The agent the caller named and its answer to an interrupt (the `interaction` import) go
 into the body; a reply asking for input is reported back through `interaction`.
 It behaves like the Rust adapters (adapters/sdk/src/lib.rs) error for error: a wrapper
-error reply becomes `upstream-status` with the wrapper's error code and `Retry-After` tagged
-in front of its message (`[overloaded retry-after=2] …`), which the host reads back for the
-error's `ErrorInfo.reason` and `RetryInfo` (federation-runtime's `AdapterFailure::of`,
-federation-wire's `WrapperError::from_tagged`), as it does for a Rust adapter built before
-contract 0.1.3 (the Rust SDK now reports them through the `upstream` import).
+error reply becomes `upstream-status` with the wrapper's message, and its error code and
+`Retry-After` go to the host as data through the `upstream` import (contract 0.1.3), from
+which the host builds the error's `ErrorInfo.reason` and `RetryInfo`.
 """
 
 import json
@@ -19,7 +17,7 @@ import re
 
 import wit_world
 from componentize_py_types import Err
-from wit_world.imports import interaction, log, outbound_http
+from wit_world.imports import interaction, log, outbound_http, upstream
 from wit_world.imports.types import (
     AdapterError,
     AdapterError_Internal,
@@ -147,7 +145,8 @@ def post_json(task: Task, route: str, body: dict) -> dict:
     except Err as e:
         raise AdapterFailure(adapter_error_from_http(e.value)) from None
     if not 200 <= response.status < 300:
-        message = upstream_detail(response.body, retry_after(response.headers))
+        report_wrapper_error(response)
+        message = upstream_message(response.body)
         raise AdapterFailure(
             AdapterError_UpstreamStatus(UpstreamStatus(status=response.status, message=message))
         )
@@ -201,24 +200,16 @@ def adapter_error_from_http(error: outbound_http.HttpError) -> AdapterError:
     return AdapterError_Internal(f"outbound call failed: {error!r}")
 
 
-def upstream_detail(body: bytes, retry_after_value: str | None) -> str:
-    """The message of an error reply with the wrapper's code and `Retry-After` tagged in
-    front (`[code] message`, `[code retry-after=S] message`): `upstream-status` has no
-    field for them, and the host reads this form (`WrapperError::from_tagged`)."""
-    message = upstream_message(body)
-    code = upstream_code(body)
-    if code is None:
-        return message
-    return tag(code, retry_after_seconds(retry_after_value), message)
-
-
-def tag(code: str, retry_after_secs: int | None, message: str) -> str:
-    """The tag federation-wire's `WrapperError::from_tagged` reads back (`untag`)."""
-    if not _CODE_RE.fullmatch(code):
-        return message
-    if retry_after_secs is None:
-        return f"[{code}] {message}"
-    return f"[{code} retry-after={retry_after_secs}] {message}"
+def report_wrapper_error(response: outbound_http.Response) -> None:
+    """Hands the host the wrapper's error code and `Retry-After` as data (the `upstream`
+    import, contract 0.1.3), right before `run_task` fails with `upstream-status`: the
+    host answers with the same ErrorInfo.reason and RetryInfo as for the Rust adapters."""
+    upstream.report(
+        upstream.WrapperError(
+            code=upstream_code(response.body) or "",
+            retry_after_secs=retry_after_seconds(retry_after(response.headers)),
+        )
+    )
 
 
 def upstream_code(body: bytes) -> str | None:

@@ -1,6 +1,7 @@
 //! The Python adapter (`adapters/python-http`, built with componentize-py by
 //! `scripts/build-python-adapter.sh`) through the real host: it passes `adapter check`,
-//! serves tasks against the stub wrapper, and honours its route override.
+//! serves tasks against the stub wrapper, honours its route override, and reports the
+//! wrapper's error code and `Retry-After` as data, as the Rust adapters do.
 
 mod support;
 
@@ -8,9 +9,10 @@ use std::collections::HashMap;
 
 use support::{
     HostProcess, adapter_check, assert_interaction_checks_pass, dist_dir, run, start_stub_and_sink,
-    task,
+    stub_wrapper, task,
 };
 use tonic::Code;
+use tonic_types::StatusExt;
 
 fn component() -> std::path::PathBuf {
     let path = dist_dir().join("adapters-extra/http-agent.wasm");
@@ -66,4 +68,27 @@ async fn the_python_adapter_serves_tasks_through_the_host() {
     let status = run(&mut client, request, None, None).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
     assert!(stub.requests_for(&request_id).is_empty());
+
+    // The wrapper's error: the same reason and retry advice as through a Rust adapter,
+    // from the code and seconds the adapter reported (`upstream`), not from its message.
+    let status = run(
+        &mut client,
+        task("http-agent", "wrapper-error:overloaded"),
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    assert!(!status.message().contains('['), "{}", status.message());
+    let details = status.get_error_details();
+    let info = details.error_info().unwrap();
+    assert_eq!(info.reason, "OVERLOADED");
+    assert_eq!(info.metadata["wrapper_code"], "overloaded");
+    assert_eq!(
+        details.retry_info().and_then(|r| r.retry_delay),
+        Some(std::time::Duration::from_secs(
+            stub_wrapper::OVERLOADED_RETRY_AFTER_SECS
+        ))
+    );
 }

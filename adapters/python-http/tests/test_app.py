@@ -9,7 +9,7 @@ import unittest
 from unittest import mock
 
 from componentize_py_types import Err
-from wit_world.imports import interaction, types
+from wit_world.imports import interaction, types, upstream
 from wit_world.imports import outbound_http as http
 
 import app
@@ -50,6 +50,7 @@ class RunTaskTest(unittest.TestCase):
         self.agent = mock.patch.object(interaction, "agent", return_value="").start()
         self.resume = mock.patch.object(interaction, "resume_json", return_value=None).start()
         self.input_required = mock.patch.object(interaction, "input_required").start()
+        self.report = mock.patch.object(upstream, "report").start()
         self.addCleanup(mock.patch.stopall)
 
     def _send(self, request):
@@ -119,52 +120,53 @@ class RunTaskTest(unittest.TestCase):
         self.answer = reply(422, b'{"error": {"code": "invalid_input", "message": "goal blank"}}')
         error = self.error_of()
         self.assertIsInstance(error, types.AdapterError_UpstreamStatus)
-        # The wrapper's code travels in front of its message (read by `from_tagged`).
-        self.assertEqual(
-            (error.value.status, error.value.message), (422, "[invalid_input] goal blank")
-        )
+        # The message is the wrapper's; its code travels as data (`upstream.report`).
+        self.assertEqual((error.value.status, error.value.message), (422, "goal blank"))
+        self.report.assert_called_once_with(upstream.WrapperError("invalid_input", None))
         self.answer = reply(500, b"x" * 2000)
         message = self.error_of().value.message
         self.assertTrue(message.endswith("…") and len(message.encode()) <= 512 + 3, message)
 
-    def test_the_wrappers_code_and_retry_after_are_tagged_like_the_rust_adapters(self):
-        """The cases federation-wire's `WrapperError::from_reply` reads (error.rs): the
-        host's `from_tagged` then finds the same code, so the same ErrorInfo.reason."""
+    def test_the_wrappers_code_and_retry_after_are_reported_like_the_rust_adapters(self):
+        """The cases federation-wire's `WrapperError::from_reply` reads (error.rs): the host
+        gets the same code and seconds, so the same ErrorInfo.reason and RetryInfo."""
         overloaded = b'{"error": {"code": "overloaded", "message": "queue full"}}'
         busy = b'{"error": {"code": "session_busy", "message": "busy"}}'
+        date = [("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]
         cases = [
-            (503, overloaded, [("retry-after", "7")], "[overloaded retry-after=7] queue full"),
-            (503, overloaded, [("retry-after", " 7 ")], "[overloaded retry-after=7] queue full"),
+            (503, overloaded, [("retry-after", "7")], "overloaded", 7, "queue full"),
+            (503, overloaded, [("retry-after", " 7 ")], "overloaded", 7, "queue full"),
             # An HTTP date, or no header: the code alone.
-            (
-                503,
-                overloaded,
-                [("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")],
-                "[overloaded] queue full",
-            ),
-            (409, busy, [], "[session_busy] busy"),
-            # No code, or not a code: the message as it is.
-            (500, b"Traceback: boom", [("retry-after", "3")], "Traceback: boom"),
-            (409, b'{"error": {"code": "Busy", "message": "x"}}', [], "x"),
-            (409, b'{"error": {"code": "not a code", "message": "x"}}', [], "x"),
-            (409, b'{"error": {"code": 7, "message": "x"}}', [], "x"),
-            (404, b'{"detail": "Not Found"}', [], "Not Found"),
-            (500, b'{"error": {"code": "x"}}', [], '[x] {"code":"x"}'),
+            (503, overloaded, date, "overloaded", None, "queue full"),
+            (409, busy, [], "session_busy", None, "busy"),
+            # No code, or not a code: an empty one.
+            (500, b"Traceback: boom", [("retry-after", "3")], "", 3, "Traceback: boom"),
+            (409, b'{"error": {"code": "Busy", "message": "x"}}', [], "", None, "x"),
+            (409, b'{"error": {"code": "not a code", "message": "x"}}', [], "", None, "x"),
+            (409, b'{"error": {"code": 7, "message": "x"}}', [], "", None, "x"),
+            (409, b'{"error": {"code": "' + b"x" * 65 + b'"}}', [], "", None, None),
+            (404, b'{"detail": "Not Found"}', [], "", None, "Not Found"),
+            (500, b'{"error": {"code": "x"}}', [], "x", None, '{"code":"x"}'),
         ]
-        for status, body, headers, message in cases:
+        for status, body, headers, code, seconds, message in cases:
+            self.report.reset_mock()
             self.answer = reply(status, body, headers)
             error = self.error_of()
             self.assertIsInstance(error, types.AdapterError_UpstreamStatus, body)
-            self.assertEqual((error.value.status, error.value.message), (status, message))
+            self.assertEqual(error.value.status, status)
+            if message is not None:
+                self.assertEqual(error.value.message, message)
+            self.report.assert_called_once_with(upstream.WrapperError(code, seconds))
 
-    def test_a_tag_is_only_written_for_a_code_of_the_wrappers_shape(self):
-        self.assertEqual(app.tag("overloaded", 2, "m"), "[overloaded retry-after=2] m")
-        self.assertEqual(app.tag("x" * 65, None, "m"), "m")
-        self.assertEqual(app.tag("", None, "m"), "m")
+    def test_retry_after_is_whole_seconds_only(self):
         self.assertIsNone(app.retry_after_seconds(str(2**64)))
         self.assertEqual(app.retry_after_seconds("+5"), 5)
         self.assertIsNone(app.retry_after_seconds("-1"))
         self.assertIsNone(app.retry_after_seconds("1.5"))
+
+    def test_a_successful_reply_reports_nothing(self):
+        self.run_task()
+        self.report.assert_not_called()
 
     def test_transport_and_timeout_keep_their_kind(self):
         cases = [
