@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use federation_proto::doors;
 use federation_proto::federation_service_server::FederationService;
 use federation_proto::{AgentInfo, ListAgentsRequest, task_event};
 use futures::StreamExt;
@@ -18,7 +19,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use tonic::{Code, metadata::MetadataMap};
+use tonic::Code;
 use tracing::Instrument;
 
 use crate::error;
@@ -27,19 +28,7 @@ use crate::mapping;
 /// One authenticated call: the principal and what the host's own requests carry
 /// (metadata and the authenticator's extensions). The HTTP layer puts it in the
 /// request's extensions; the SDK hands the request's parts to the handler.
-#[derive(Clone)]
-pub struct Call {
-    pub principal: String,
-    pub metadata: MetadataMap,
-    pub extensions: http::Extensions,
-}
-
-impl Call {
-    /// A host request carrying this call's credentials, trace and deadline.
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        tonic::Request::from_parts(self.metadata.clone(), self.extensions.clone(), message)
-    }
-}
+pub type Call = federation_proto::doors::Caller;
 
 /// The MCP door's state: the host's service.
 #[derive(Clone)]
@@ -91,12 +80,7 @@ impl Door {
             .list_agents(call.request(ListAgentsRequest::default()))
             .await
             .map_err(|status| error::internal(&status))?;
-        Ok(reply
-            .into_inner()
-            .agents
-            .into_iter()
-            .filter(|a| !a.backends.is_empty())
-            .collect())
+        Ok(doors::runnable(reply.into_inner().agents))
     }
 
     /// Runs one `tools/call` to the end of its turn.
