@@ -25,6 +25,7 @@ use crate::admin::require_token;
 use crate::auth::Authenticate;
 use crate::config::ServeArgs;
 use crate::deadline::stamp_arrival;
+use crate::doors::{Listeners, Stops};
 use crate::fleet::FleetMetrics;
 use crate::lifecycle::watcher;
 use crate::service::{Executor, Federation};
@@ -59,10 +60,8 @@ pub async fn serve_with<E: Executor>(
     let auth = authentication(&args)?;
     check_listen_address(addr, &auth, args.allow_unauthenticated)?;
     let tls = tls_config(&args)?;
-    // The A2A door (crate::a2a), bound up front so a bad address fails the start.
-    let a2a_listener = crate::a2a::bind(&args, &auth).await?;
-    // The MCP door (crate::mcp), likewise.
-    let mcp_listener = crate::mcp::bind(&args, &auth).await?;
+    // The HTTP doors (crate::doors), bound up front so a bad address fails the start.
+    let door_listeners = Listeners::bind(&args, &auth).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let host = Host::build(&args, &health, executor).await?;
     let _fleet_metrics = FleetMetrics::register(host.registry.clone(), host.sources.clone());
@@ -90,28 +89,8 @@ pub async fn serve_with<E: Executor>(
     tracing::info!(%addr, adapters = ?host.registry.names(), wrapper = %args.wrapper_url, tls = tls.is_some(), authentication = auth_name(&auth), "serving");
     // One machine-readable line, so scripts and tests learn the port.
     println!("agent-federation listening on {addr}");
-    if let Some(listener) = a2a_listener {
-        // The same service in-process; its line follows the first.
-        let (stop, stopped) = oneshot::channel::<()>();
-        let a2a_addr = crate::a2a::spawn(
-            listener,
-            host.federation.clone(),
-            auth.clone(),
-            &args,
-            stopped,
-        )?;
-        tracing::info!(%a2a_addr, "serving A2A");
-        println!("agent-federation a2a listening on {a2a_addr}");
-        background.a2a_stop = Some(stop);
-    }
-    if let Some(listener) = mcp_listener {
-        // The same service in-process; its line follows the A2A one (or the first).
-        let (stop, stopped) = oneshot::channel::<()>();
-        let mcp_addr = crate::mcp::spawn(listener, host.federation.clone(), auth.clone(), stopped)?;
-        tracing::info!(%mcp_addr, "serving MCP");
-        println!("agent-federation mcp listening on {mcp_addr}");
-        background.mcp_stop = Some(stop);
-    }
+    // The same service in-process; the doors' lines follow the first.
+    background.doors = door_listeners.spawn(&host.federation, &auth, &args)?;
 
     let federation = InterceptedService::new(
         FederationServiceServer::new(host.federation),
@@ -192,10 +171,8 @@ async fn serve_until(
 struct Background {
     watch_stop: oneshot::Sender<()>,
     sources_stop: oneshot::Sender<()>,
-    /// The A2A door, when `--a2a-listen` serves one.
-    a2a_stop: Option<oneshot::Sender<()>>,
-    /// The MCP door, when `--mcp-listen` serves one.
-    mcp_stop: Option<oneshot::Sender<()>>,
+    /// The HTTP doors that `--a2a-listen` and `--mcp-listen` serve.
+    doors: Stops,
 }
 
 impl Background {
@@ -218,20 +195,14 @@ impl Background {
         Background {
             watch_stop,
             sources_stop,
-            a2a_stop: None,
-            mcp_stop: None,
+            doors: Stops::default(),
         }
     }
 
     fn stop(self) {
         let _ = self.watch_stop.send(());
         let _ = self.sources_stop.send(());
-        if let Some(stop) = self.a2a_stop {
-            let _ = stop.send(());
-        }
-        if let Some(stop) = self.mcp_stop {
-            let _ = stop.send(());
-        }
+        self.doors.stop();
     }
 }
 
