@@ -8,92 +8,24 @@
 
 mod support;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::time::Duration;
 
-use support::{HostProcess, start_stub_and_sink, uuid_like};
+use support::{peer, start_stub_and_sink};
 
 const ALICE: &str = "alice-a2a-token-0123456789";
 const BOB: &str = "bob-a2a-token-0123456789";
 
-/// The a2a-sdk venv (`A2A_CLIENT_VENV`, else made by scripts/a2a-client-venv.sh).
-fn client_python() -> PathBuf {
-    let venv = std::env::var("A2A_CLIENT_VENV").unwrap_or_else(|_| {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/a2a-client-venv.sh");
-        let output = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("running a2a-client-venv.sh");
-        assert!(
-            output.status.success(),
-            "installing a2a-sdk failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string()
-    });
-    PathBuf::from(venv).join("bin/python")
-}
-
-fn auth_file() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("a2a-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("auth.toml");
-    let text = format!(
-        "[[principal]]\nname = \"alice\"\ntoken = [\"{ALICE}\"]\n\n\
-         [[principal]]\nname = \"bob\"\ntoken = [\"{BOB}\"]\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_a2a_client_runs_federated_agents() {
     let (stub, stub_url, sink) = start_stub_and_sink().await;
-    let auth = auth_file();
-    let mut host = HostProcess::start(
-        &stub_url,
-        &sink.grpc_endpoint(),
-        &[
-            "--auth-file",
-            auth.to_str().unwrap(),
-            "--a2a-listen",
-            "127.0.0.1:0",
-        ],
-    );
-    let line = host.stdout_line();
-    let a2a = line
-        .strip_prefix("agent-federation a2a listening on ")
-        .unwrap_or_else(|| panic!("no A2A address line, got {line:?}"))
-        .to_string();
+    let auth = peer::auth_file("a2a", ALICE, BOB);
+    let (host, a2a) = peer::start_host_with_door(&stub_url, &sink, &auth, "a2a");
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("host/a2a_client.py");
-    let python = client_python();
     let base = format!("http://{a2a}");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args([&base, ALICE, BOB, &traceparent])
-            .output()
-            .expect("running a2a_client.py")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "a2a_client.py failed:\n{stdout}\n{}\n---- host log ----\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        host.log()
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    let args = vec![base, ALICE.into(), BOB.into(), traceparent];
+    let summary = peer::run_client(&host, "a2a_client.py", args).await;
 
     // The message sent twice ran once.
     let request_id = summary["blocking_request_id"].as_str().unwrap();
