@@ -106,21 +106,12 @@ impl Listening {
         health: HealthServer<impl Health>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Listening {
-            addr,
-            args,
-            auth,
-            tls,
-            listener,
-            tcp_nodelay,
-            doors,
-        } = self;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(federation_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building gRPC reflection")?;
-        let mut background = Background::start(&args, &host);
+        let mut background = Background::start(&self.args, &host);
         let admin = host.admin.map(|(admin, token)| {
             let max_message = admin.max_message_bytes();
             let server = AdminServiceServer::new(admin).max_decoding_message_size(max_message);
@@ -130,18 +121,19 @@ impl Listening {
             tracing::info!("no admin token configured: AdminService is not served");
         }
 
-        tracing::info!(%addr, adapters = ?host.registry.names(), wrapper = %args.wrapper_url, tls = tls.is_some(), authentication = auth_name(&auth), "serving");
+        let addr = self.addr;
+        tracing::info!(%addr, adapters = ?host.registry.names(), wrapper = %self.args.wrapper_url, tls = self.tls.is_some(), authentication = auth_name(&self.auth), "serving");
         // One machine-readable line, so scripts and tests learn the port.
         println!("agent-federation listening on {addr}");
         // The same service in-process; the doors' lines follow the first.
-        background.doors = doors.spawn(&host.federation, &auth, &args)?;
+        background.doors = self.doors.spawn(&host.federation, &self.auth, &self.args)?;
 
         let federation = InterceptedService::new(
             FederationServiceServer::new(host.federation),
-            Authenticate(auth),
+            Authenticate(self.auth),
         );
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = http2_server(&args, tls)?
+        let server = http2_server(&self.args, self.tls)?
             .trace_fn(server_span)
             .layer(tower::util::MapRequestLayer::new(stamp_arrival))
             .layer(tower::util::MapResponseLayer::new(
@@ -153,15 +145,15 @@ impl Listening {
             .add_optional_service(admin)
             .serve_with_incoming_shutdown(
                 incoming(
-                    listener,
-                    tcp_nodelay,
-                    Duration::from_millis(args.handshake_timeout_ms),
+                    self.listener,
+                    self.tcp_nodelay,
+                    Duration::from_millis(self.args.handshake_timeout_ms),
                 ),
                 async {
                     let _ = stop_rx.await;
                 },
             );
-        let grace = Duration::from_millis(args.shutdown_grace_ms);
+        let grace = Duration::from_millis(self.args.shutdown_grace_ms);
         serve_until(server, shutdown, stop_tx, background, grace).await
     }
 }
