@@ -1,6 +1,7 @@
 //! What the HTTP doors (A2A, MCP) share: a call authenticated exactly as the host's
 //! gRPC API authenticates one (the [`Authenticator`] the host gives each door), and the
-//! agents a door offers (those the host can run).
+//! agents a door offers (those the host can run), and which ids a door passes on as
+//! they are.
 
 use tonic::metadata::MetadataMap;
 
@@ -69,4 +70,15 @@ pub fn runnable(agents: Vec<AgentInfo>) -> Vec<AgentInfo> {
         .into_iter()
         .filter(|a| !a.backends.is_empty())
         .collect()
+}
+
+/// The federation id charset as the doors check an id before passing it on: at most
+/// 128 of `[A-Za-z0-9._:-]`, not starting with '.'. (The host's own check, in
+/// `federation-host`'s `validate`, also refuses `..`.)
+pub fn id_is_valid(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
