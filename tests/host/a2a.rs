@@ -10,22 +10,21 @@ mod support;
 
 use std::time::Duration;
 
-use support::{peer, start_stub_and_sink};
+use support::peer;
 
 const ALICE: &str = "alice-a2a-token-0123456789";
 const BOB: &str = "bob-a2a-token-0123456789";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_a2a_client_runs_federated_agents() {
-    let (stub, stub_url, sink) = start_stub_and_sink().await;
-    let auth = peer::auth_file("a2a", ALICE, BOB);
-    let (host, a2a) = peer::start_host_with_door(&stub_url, &sink, &auth, "a2a");
-
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    let base = format!("http://{a2a}");
-    let args = vec![base, ALICE.into(), BOB.into(), traceparent];
-    let summary = peer::run_client(&host, "a2a_client.py", args).await;
+    let peer::ClientRun {
+        stub,
+        sink,
+        // Kept (not `_`) so the host runs until the checks are done.
+        host: _host,
+        summary,
+    } = peer::run_against_door("a2a", "", "a2a_client.py", ALICE, BOB, trace_id).await;
 
     // The message sent twice ran once.
     let request_id = summary["blocking_request_id"].as_str().unwrap();

@@ -12,22 +12,20 @@ mod support;
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use support::{peer, start_stub_and_sink, uuid_like};
+use support::{peer, uuid_like};
 
 const ALICE: &str = "alice-mcp-token-0123456789";
 const BOB: &str = "bob-mcp-token-0123456789";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_mcp_client_runs_federated_agents_as_tools() {
-    let (stub, stub_url, sink) = start_stub_and_sink().await;
-    let auth = peer::auth_file("mcp", ALICE, BOB);
-    let (host, mcp) = peer::start_host_with_door(&stub_url, &sink, &auth, "mcp");
-
     let trace_id = "5cf92f3577b34da6a3ce929d0e0e4737";
-    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    let url = format!("http://{mcp}/mcp");
-    let args = vec![url, ALICE.into(), BOB.into(), traceparent];
-    let summary = peer::run_client(&host, "mcp_client.py", args).await;
+    let peer::ClientRun {
+        stub,
+        sink,
+        host,
+        summary,
+    } = peer::run_against_door("mcp", "/mcp", "mcp_client.py", ALICE, BOB, trace_id).await;
 
     // The answer resumed the asking session in the wrapper, as alice.
     let answers = stub.requests_with_goal("go on");

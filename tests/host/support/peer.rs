@@ -4,9 +4,46 @@
 
 use std::{path::PathBuf, process::Command};
 
+use federation_testkit::stub::StubWrapper;
 use otlp_sink::OtlpSink;
 
-use super::{HostProcess, uuid_like};
+use super::{HostProcess, start_stub_and_sink, uuid_like};
+
+/// One run of a peer client against a door, and what the suite checks after it.
+pub struct ClientRun {
+    pub stub: StubWrapper,
+    pub sink: OtlpSink,
+    pub host: HostProcess,
+    /// The script's summary (the JSON of its last line).
+    pub summary: serde_json::Value,
+}
+
+/// Starts the stub wrapper, the OTLP receiver and the host serving `door` to two
+/// principals, alice and bob (tokens `alice`, `bob`), then runs the client script
+/// `script` with the door's URL (`http://ADDRESS{path}`), the two tokens and a
+/// `traceparent` in trace `trace_id`.
+pub async fn run_against_door(
+    door: &str,
+    path: &str,
+    script: &str,
+    alice: &str,
+    bob: &str,
+    trace_id: &str,
+) -> ClientRun {
+    let (stub, stub_url, sink) = start_stub_and_sink().await;
+    let auth = auth_file(door, alice, bob);
+    let (host, address) = start_host_with_door(&stub_url, &sink, &auth, door);
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let url = format!("http://{address}{path}");
+    let args = vec![url, alice.into(), bob.into(), traceparent];
+    let summary = run_client(&host, script, args).await;
+    ClientRun {
+        stub,
+        sink,
+        host,
+        summary,
+    }
+}
 
 /// The peer clients' venv (`A2A_CLIENT_VENV`: a2a-sdk and mcp, else made by
 /// scripts/a2a-client-venv.sh).
