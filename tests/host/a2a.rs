@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::peer;
 
 const ALICE: &str = "alice-a2a-token-0123456789";
@@ -41,26 +39,12 @@ async fn the_official_a2a_client_runs_federated_agents() {
 
     // One trace: the caller's traceparent, through the host, to the wrapper.
     assert_eq!(summary["trace_id"], trace_id);
-    let sent = runs[0]
-        .header("traceparent")
-        .expect("a traceparent to the wrapper");
-    assert_eq!(sent.split('-').nth(1), Some(trace_id), "{sent}");
-    let spans = sink
-        .wait_for(Duration::from_secs(30), |spans| {
-            spans
-                .iter()
-                .any(|s| s.trace_id == trace_id && s.name.starts_with("a2a "))
-                && spans
-                    .iter()
-                    .any(|s| s.trace_id == trace_id && s.name.starts_with("adapter "))
-        })
-        .await
-        .unwrap_or_else(|e| panic!("the host's spans did not join the caller's trace: {e}"));
-    assert!(
-        spans
-            .iter()
-            .any(|s| s.trace_id == trace_id && s.name == "a2a SendMessage" && s.kind == "server"),
-        "{}",
-        sink.render_tree(trace_id)
-    );
+    peer::assert_trace_joined(
+        &sink,
+        trace_id,
+        runs[0].header("traceparent"),
+        |name| name.starts_with("a2a "),
+        "a2a SendMessage",
+    )
+    .await;
 }

@@ -70,28 +70,14 @@ async fn the_official_mcp_client_runs_federated_agents_as_tools() {
         1,
         "a tool call ran more than once: {traced:?}"
     );
-    let sent = traced[0]
-        .header("traceparent")
-        .expect("a traceparent to the wrapper");
-    assert_eq!(sent.split('-').nth(1), Some(trace_id), "{sent}");
-    let spans = sink
-        .wait_for(Duration::from_secs(30), |spans| {
-            spans
-                .iter()
-                .any(|s| s.trace_id == trace_id && s.name == "mcp tools/call")
-                && spans
-                    .iter()
-                    .any(|s| s.trace_id == trace_id && s.name.starts_with("adapter "))
-        })
-        .await
-        .unwrap_or_else(|e| panic!("the host's spans did not join the caller's trace: {e}"));
-    assert!(
-        spans
-            .iter()
-            .any(|s| s.trace_id == trace_id && s.name == "mcp tools/call" && s.kind == "server"),
-        "{}",
-        sink.render_tree(trace_id)
-    );
+    peer::assert_trace_joined(
+        &sink,
+        trace_id,
+        traced[0].header("traceparent"),
+        |name| name == "mcp tools/call",
+        "mcp tools/call",
+    )
+    .await;
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! two principals (alice and bob) with one HTTP door, and the official client's script
 //! run against that door.
 
-use std::{path::PathBuf, process::Command};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use federation_testkit::stub::StubWrapper;
 use otlp_sink::OtlpSink;
@@ -131,4 +131,37 @@ pub async fn run_client(host: &HostProcess, script: &str, args: Vec<String>) -> 
         host.log()
     );
     serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+/// The caller's trace went on through the host to the wrapper: the `traceparent` the
+/// wrapper got (`sent`) is in `trace_id`, and so are the door's spans (`door_span`
+/// picks the one waited for, `server_span` names the door's server span) and the
+/// adapter's.
+pub async fn assert_trace_joined(
+    sink: &OtlpSink,
+    trace_id: &str,
+    sent: Option<&str>,
+    door_span: impl Fn(&str) -> bool,
+    server_span: &str,
+) {
+    let sent = sent.expect("a traceparent to the wrapper");
+    assert_eq!(sent.split('-').nth(1), Some(trace_id), "{sent}");
+    let spans = sink
+        .wait_for(Duration::from_secs(30), |spans| {
+            spans
+                .iter()
+                .any(|s| s.trace_id == trace_id && door_span(&s.name))
+                && spans
+                    .iter()
+                    .any(|s| s.trace_id == trace_id && s.name.starts_with("adapter "))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the host's spans did not join the caller's trace: {e}"));
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id == trace_id && s.name == server_span && s.kind == "server"),
+        "{}",
+        sink.render_tree(trace_id)
+    );
 }
