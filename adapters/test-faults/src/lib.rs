@@ -60,12 +60,7 @@ impl Guest for Faults {
             "trap" => panic!("test-faults adapter asked to trap"),
             "spin" => spin(),
             "forge" => send_forged(&task),
-            "echo" => Ok(TaskResponse {
-                output: format!("echo: {}", task.context),
-                result_json: "{}".into(),
-                federation_session_id: task.federation_session_id,
-                resumed: false,
-            }),
+            "echo" => Ok(answer(&task, format!("echo: {}", task.context))),
             "recurse" => Ok(answer(&task, format!("depth {}", recurse(0)))),
             "forge-secret" => {
                 send_with_headers(&task, vec![("x-api-key".into(), "guest-forged-key".into())])
@@ -80,93 +75,97 @@ impl Guest for Faults {
                 &task,
                 vec![("x-federation-host-credential".into(), "guest-forged".into())],
             ),
-            goal if goal.starts_with("log-flood:") => {
-                let n: usize = number(goal)?;
-                let line = "z".repeat(4096);
-                for _ in 0..n {
-                    log::log(Level::Info, &line);
-                }
-                Ok(answer(&task, format!("logged {n} lines")))
-            }
             "not-an-object" => Ok(TaskResponse {
                 result_json: r#"["a", "list"]"#.into(),
                 ..answer(&task, "a result that is not an object".into())
             }),
-            goal if goal.starts_with("alloc:") => {
-                let mib: usize = number(goal)?;
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                for _ in 0..mib {
-                    hoard.push(vec![1u8; 1 << 20]);
-                }
-                Ok(answer(
-                    &task,
-                    format!("held {} MiB", std::hint::black_box(hoard).len()),
-                ))
-            }
-            goal if goal.starts_with("huge-output:") => {
-                let mib: usize = number(goal)?;
-                Ok(answer(&task, "x".repeat(mib << 20)))
-            }
-            goal if goal.starts_with("print:") => {
-                let kib: usize = number(goal)?;
-                let line = "y".repeat(1023);
-                for _ in 0..kib {
-                    println!("{line}");
-                    eprintln!("{line}");
-                }
-                Ok(answer(&task, format!("printed {kib} KiB")))
-            }
-            goal if goal.starts_with("many-calls:") => {
-                let n: usize = number(goal)?;
-                for i in 0..n {
-                    let request = Request {
-                        method: Method::Get,
-                        url: format!("{}/ping/{}", task.wrapper_url, task.request_id),
-                        headers: vec![],
-                        body: vec![],
-                        timeout_ms: None,
-                    };
-                    outbound_http::send(&request)
-                        .map_err(|e| AdapterError::Internal(format!("call {i}: {e:?}")))?;
-                }
-                Ok(answer(&task, format!("sent {n} requests")))
-            }
-            goal if goal.starts_with("sleep:") => {
-                let ms: u64 = goal["sleep:".len()..]
-                    .parse()
-                    .map_err(|_| AdapterError::InvalidInput(format!("bad sleep {goal:?}")))?;
-                std::thread::sleep(std::time::Duration::from_millis(ms));
-                Ok(TaskResponse {
-                    output: format!("slept {ms} ms"),
-                    result_json: "{}".into(),
-                    federation_session_id: task.federation_session_id,
-                    resumed: false,
-                })
-            }
-            goal => match goal.strip_prefix("call:") {
-                Some(url) => {
-                    let request = Request {
-                        method: Method::Get,
-                        url: url.into(),
-                        headers: vec![],
-                        body: vec![],
-                        timeout_ms: None,
-                    };
-                    let response = outbound_http::send(&request)
-                        .map_err(|e| AdapterError::Internal(format!("{e:?}")))?;
-                    Ok(TaskResponse {
-                        output: format!("status {}", response.status),
-                        result_json: "{}".into(),
-                        federation_session_id: task.federation_session_id,
-                        resumed: false,
-                    })
-                }
-                None => Err(AdapterError::InvalidInput(format!(
-                    "unknown fault {goal:?}"
-                ))),
-            },
+            goal => run_with_argument(&task, goal),
         }
     }
+}
+
+/// The faults whose goal carries an argument, `name:argument`.
+fn run_with_argument(task: &Task, goal: &str) -> Result<TaskResponse, AdapterError> {
+    let name = goal.split_once(':').map_or("", |(name, _)| name);
+    match name {
+        "log-flood" => log_flood(task, number(goal)?),
+        "alloc" => alloc(task, number(goal)?),
+        "huge-output" => Ok(answer(task, "x".repeat(number(goal)? << 20))),
+        "print" => print(task, number(goal)?),
+        "many-calls" => many_calls(task, number(goal)?),
+        "sleep" => {
+            let ms: u64 = goal["sleep:".len()..]
+                .parse()
+                .map_err(|_| AdapterError::InvalidInput(format!("bad sleep {goal:?}")))?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(answer(task, format!("slept {ms} ms")))
+        }
+        "call" => call(task, &goal["call:".len()..]),
+        _ => Err(AdapterError::InvalidInput(format!(
+            "unknown fault {goal:?}"
+        ))),
+    }
+}
+
+/// Writes `n` lines of 4 KiB through the `log` import.
+fn log_flood(task: &Task, n: usize) -> Result<TaskResponse, AdapterError> {
+    let line = "z".repeat(4096);
+    for _ in 0..n {
+        log::log(Level::Info, &line);
+    }
+    Ok(answer(task, format!("logged {n} lines")))
+}
+
+/// Holds `mib` MiB of memory.
+fn alloc(task: &Task, mib: usize) -> Result<TaskResponse, AdapterError> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..mib {
+        hoard.push(vec![1u8; 1 << 20]);
+    }
+    Ok(answer(
+        task,
+        format!("held {} MiB", std::hint::black_box(hoard).len()),
+    ))
+}
+
+/// Writes `kib` KiB to stdout and as much to stderr.
+fn print(task: &Task, kib: usize) -> Result<TaskResponse, AdapterError> {
+    let line = "y".repeat(1023);
+    for _ in 0..kib {
+        println!("{line}");
+        eprintln!("{line}");
+    }
+    Ok(answer(task, format!("printed {kib} KiB")))
+}
+
+/// Sends `n` requests to the wrapper.
+fn many_calls(task: &Task, n: usize) -> Result<TaskResponse, AdapterError> {
+    for i in 0..n {
+        let request = Request {
+            method: Method::Get,
+            url: format!("{}/ping/{}", task.wrapper_url, task.request_id),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: None,
+        };
+        outbound_http::send(&request)
+            .map_err(|e| AdapterError::Internal(format!("call {i}: {e:?}")))?;
+    }
+    Ok(answer(task, format!("sent {n} requests")))
+}
+
+/// A GET to `url`, whatever it is; answers with its status.
+fn call(task: &Task, url: &str) -> Result<TaskResponse, AdapterError> {
+    let request = Request {
+        method: Method::Get,
+        url: url.into(),
+        headers: vec![],
+        body: vec![],
+        timeout_ms: None,
+    };
+    let response =
+        outbound_http::send(&request).map_err(|e| AdapterError::Internal(format!("{e:?}")))?;
+    Ok(answer(task, format!("status {}", response.status)))
 }
 
 /// Loops until the host stops it.

@@ -14,10 +14,10 @@ use axum::{
     response::{IntoResponse, Response, Sse, sse::Event},
     routing::{get, post},
 };
+use federation_proto::doors;
 use futures::StreamExt;
 use opentelemetry_http::HeaderExtractor;
 use serde_json::{Value, json};
-use tonic::metadata::MetadataMap;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::card::card;
@@ -197,20 +197,11 @@ fn authenticate(
     extensions: http::Extensions,
     span: tracing::Span,
 ) -> Result<Call, tonic::Status> {
-    let mut metadata = MetadataMap::from_headers(headers.clone());
-    // A deadline in milliseconds, as the host's gRPC deadline (`grpc-timeout`).
-    if let Some(ms) = headers
-        .get("x-federation-deadline-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0 && *ms < 100_000_000)
-        && let Ok(value) = format!("{ms}m").parse()
-    {
-        metadata.insert("grpc-timeout", value);
-    }
-    let probe = tonic::Request::from_parts(metadata, extensions, ());
-    let (request, principal) = shared.auth.authenticate(probe)?;
-    let (metadata, extensions, ()) = request.into_parts();
+    let doors::Caller {
+        principal,
+        metadata,
+        extensions,
+    } = doors::authenticate(shared.auth.as_ref(), headers, extensions)?;
     Ok(Call {
         principal,
         metadata,

@@ -17,6 +17,7 @@
 
 use std::time::SystemTime;
 
+use federation_proto::doors::id_is_valid;
 use federation_proto::json::{struct_to_json, value_to_json};
 use federation_proto::{AgentTaskStatus, TaskEvent, TaskRequest, TaskResponse, task_event};
 use federation_wire::GrpcCode;
@@ -35,15 +36,6 @@ pub fn code_name(code: Code) -> &'static str {
 /// Now, as a ProtoJSON timestamp (RFC 3339, UTC).
 pub fn now() -> String {
     prost_types::Timestamp::from(SystemTime::now()).to_string()
-}
-
-/// The federation id charset: at most 128 of `[A-Za-z0-9._:-]`, not starting with '.'.
-fn id_is_valid(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 /// The request id of a message: its `messageId` when it is a valid federation id, else

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use federation_proto::doors;
 use federation_proto::federation_service_server::FederationService;
 use federation_proto::{
     AgentInfo, CancelAgentTaskRequest, GetAgentTaskRequest, ListAgentsRequest, TaskEvent,
@@ -60,12 +61,7 @@ impl Door {
             .service
             .list_agents(tonic::Request::new(ListAgentsRequest::default()))
             .await?;
-        Ok(reply
-            .into_inner()
-            .agents
-            .into_iter()
-            .filter(|a| !a.backends.is_empty())
-            .collect())
+        Ok(doors::runnable(reply.into_inner().agents))
     }
 
     /// `SendMessage` / `SendStreamingMessage` up to the start of the turn: the id of the

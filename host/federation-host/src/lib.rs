@@ -14,15 +14,14 @@
 //! calls: tokens, client certificates, principals and their limits), `telemetry` and
 //! the serve `config`.
 
-mod a2a;
 mod admin;
 mod auth;
 mod config;
 mod deadline;
+mod doors;
 mod error;
 mod fleet;
 mod lifecycle;
-mod mcp;
 pub mod oci_registry;
 mod server;
 mod service;

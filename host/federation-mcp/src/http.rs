@@ -13,10 +13,10 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use federation_proto::doors;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-use tonic::metadata::MetadataMap;
 
 use crate::service::{Call, Door};
 use crate::{Authenticator, McpConfig};
@@ -45,27 +45,10 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let headers = request.headers();
-    let mut metadata = MetadataMap::from_headers(headers.clone());
-    // A deadline in milliseconds, as the host's gRPC deadline (`grpc-timeout`).
-    if let Some(ms) = headers
-        .get("x-federation-deadline-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0 && *ms < 100_000_000)
-        && let Ok(value) = format!("{ms}m").parse()
-    {
-        metadata.insert("grpc-timeout", value);
-    }
-    let probe = tonic::Request::from_parts(metadata, request.extensions().clone(), ());
-    match auth.authenticate(probe) {
-        Ok((authenticated, principal)) => {
-            let (metadata, extensions, ()) = authenticated.into_parts();
-            request.extensions_mut().insert(Call {
-                principal,
-                metadata,
-                extensions,
-            });
+    let extensions = request.extensions().clone();
+    match doors::authenticate(auth.as_ref(), request.headers(), extensions) {
+        Ok(call) => {
+            request.extensions_mut().insert::<Call>(call);
             next.run(request).await
         }
         Err(status) => {

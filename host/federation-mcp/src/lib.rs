@@ -18,17 +18,8 @@ use std::{future::Future, sync::Arc};
 
 use federation_proto::federation_service_server::FederationService;
 
-/// Authenticates a call as the host's gRPC API does: the request's metadata (the
-/// HTTP headers) in, the request with what the host's handlers need in its extensions
-/// (the caller) and the principal's name out, or the status the gRPC API would answer.
-/// (The same contract as `federation_a2a::Authenticator`.)
-pub trait Authenticator: Send + Sync + 'static {
-    #[allow(clippy::result_large_err)] // tonic's own interceptor signature
-    fn authenticate(
-        &self,
-        request: tonic::Request<()>,
-    ) -> Result<(tonic::Request<()>, String), tonic::Status>;
-}
+/// Authenticates a call as the host's gRPC API does (one contract for both doors).
+pub use federation_proto::doors::Authenticator;
 
 /// The door's settings.
 #[derive(Clone, Debug)]

@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use federation_proto::doors::id_is_valid;
 use federation_proto::json::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 use federation_proto::{AgentInfo, TaskFailed, TaskProgress, TaskRequest, TaskResponse};
 use rmcp::ErrorData;
@@ -46,15 +47,6 @@ pub fn tool_name(agent: &str) -> String {
         })
         .take(128)
         .collect()
-}
-
-/// The federation id charset: at most 128 of `[A-Za-z0-9._:-]`, not starting with '.'.
-fn id_is_valid(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 /// The agent's input schema as an object schema (an absent or odd one: `{}` of an

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
+use federation_proto::doors;
 use federation_proto::federation_service_server::FederationService;
-use federation_proto::{AgentInfo, ListAgentsRequest, task_event};
+use federation_proto::{AgentInfo, ListAgentsRequest, TaskEvent, TaskRequest, task_event};
 use futures::StreamExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
@@ -18,7 +19,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use tonic::{Code, metadata::MetadataMap};
+use tonic::Code;
 use tracing::Instrument;
 
 use crate::error;
@@ -27,19 +28,7 @@ use crate::mapping;
 /// One authenticated call: the principal and what the host's own requests carry
 /// (metadata and the authenticator's extensions). The HTTP layer puts it in the
 /// request's extensions; the SDK hands the request's parts to the handler.
-#[derive(Clone)]
-pub struct Call {
-    pub principal: String,
-    pub metadata: MetadataMap,
-    pub extensions: http::Extensions,
-}
-
-impl Call {
-    /// A host request carrying this call's credentials, trace and deadline.
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        tonic::Request::from_parts(self.metadata.clone(), self.extensions.clone(), message)
-    }
-}
+pub type Call = federation_proto::doors::Caller;
 
 /// The MCP door's state: the host's service.
 #[derive(Clone)]
@@ -91,12 +80,7 @@ impl Door {
             .list_agents(call.request(ListAgentsRequest::default()))
             .await
             .map_err(|status| error::internal(&status))?;
-        Ok(reply
-            .into_inner()
-            .agents
-            .into_iter()
-            .filter(|a| !a.backends.is_empty())
-            .collect())
+        Ok(doors::runnable(reply.into_inner().agents))
     }
 
     /// Runs one `tools/call` to the end of its turn.
@@ -108,6 +92,33 @@ impl Door {
         cancelled: tokio_util::sync::CancellationToken,
     ) -> Result<CallToolResult, ErrorData> {
         let tool = request.name.to_string();
+        let task = self.task_request(call, &tool, request.arguments).await?;
+        let session = task.federation_session_id.clone();
+        let events = match self.service.stream_agent_task(call.request(task)).await {
+            Ok(stream) => stream.into_inner(),
+            Err(status) if error::is_bad_argument(&status) => {
+                return Err(error::bad_argument(&status));
+            }
+            // Refused before it started (busy session, limits, not allowed): the
+            // tool's error, so that the model reads why.
+            Err(status) => return Ok(status_result(&status, &session)),
+        };
+        let turn = Turn {
+            session: &session,
+            tool: &tool,
+            progress,
+        };
+        Ok(turn.follow(events, cancelled).await)
+    }
+
+    /// The host's task for a call of `tool` with `arguments`: the agent the tool is, on
+    /// its first backend.
+    async fn task_request(
+        &self,
+        call: &Call,
+        tool: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+    ) -> Result<TaskRequest, ErrorData> {
         let agents = self.agents(call).await?;
         let Some(agent) = agents.iter().find(|a| mapping::tool_name(&a.name) == tool) else {
             return Err(error::invalid_params(format!(
@@ -115,86 +126,113 @@ impl Door {
             )));
         };
         let backend = agent.backends.first().cloned().unwrap_or_default();
-        let task = mapping::task_request(agent, &backend, request.arguments)?;
-        let session = task.federation_session_id.clone();
-        let mut events = match self.service.stream_agent_task(call.request(task)).await {
-            Ok(stream) => stream.into_inner(),
-            Err(status) if error::is_bad_argument(&status) => {
-                return Err(error::bad_argument(&status));
-            }
-            // Refused before it started (busy session, limits, not allowed): the
-            // tool's error, so that the model reads why.
-            Err(status) => {
-                let details = error::status_details_json(&status);
-                return Ok(mapping::failure_result(
-                    status.code(),
-                    status.message(),
-                    details,
-                    &session,
-                ));
-            }
-        };
+        mapping::task_request(agent, &backend, arguments)
+    }
+}
+
+/// A status the host answered as the tool's error, so that the model reads why.
+fn status_result(status: &tonic::Status, session: &str) -> CallToolResult {
+    let details = error::status_details_json(status);
+    mapping::failure_result(status.code(), status.message(), details, session)
+}
+
+/// One call's turn, once the run started: its session, its tool, and where its
+/// progress goes (when the caller sent a `progressToken`).
+struct Turn<'a> {
+    session: &'a str,
+    tool: &'a str,
+    progress: Option<(ProgressToken, Peer<RoleServer>)>,
+}
+
+impl Turn<'_> {
+    /// Follows the run's `events` to the end of its turn (or until the client cancels
+    /// the call), each event before the end a progress notification.
+    async fn follow(
+        &self,
+        mut events: impl futures::Stream<Item = Result<TaskEvent, tonic::Status>> + Unpin,
+        cancelled: tokio_util::sync::CancellationToken,
+    ) -> CallToolResult {
+        let session = self.session;
         let mut step = 0u32;
         loop {
             let event = tokio::select! {
                 event = events.next() => event,
                 // The client cancelled the call: dropping the stream stops the run.
                 () = cancelled.cancelled() => {
-                    return Ok(mapping::failure_result(
+                    return mapping::failure_result(
                         Code::Cancelled,
                         "the client cancelled the call",
                         Vec::new(),
-                        &session,
-                    ));
+                        session,
+                    );
                 }
             };
             let event = match event {
                 Some(Ok(event)) => event,
-                Some(Err(status)) => {
-                    let details = error::status_details_json(&status);
-                    return Ok(mapping::failure_result(
-                        status.code(),
-                        status.message(),
-                        details,
-                        &session,
-                    ));
-                }
+                Some(Err(status)) => return status_result(&status, session),
                 None => {
-                    return Ok(mapping::failure_result(
+                    return mapping::failure_result(
                         Code::Unavailable,
                         "the task's event stream ended before its last event",
                         Vec::new(),
-                        &session,
-                    ));
+                        session,
+                    );
                 }
             };
-            let message = match &event.event {
-                Some(task_event::Event::Started(started)) => {
-                    format!("started on backend {}", started.backend)
+            match self.read(&event) {
+                Read::Progress(message) => {
+                    step += 1;
+                    self.notify(step, message).await;
                 }
-                Some(task_event::Event::Progress(progress)) => mapping::progress_message(progress),
-                Some(task_event::Event::Completed(response)) => {
-                    return Ok(mapping::completed_result(response, &session));
-                }
-                Some(task_event::Event::InputRequired(response)) => {
-                    return Ok(mapping::input_required_result(response, &session, &tool));
-                }
-                Some(task_event::Event::Failed(failed)) => {
-                    return Ok(mapping::failed_result(failed, &session));
-                }
-                None => continue,
-            };
-            if let Some((token, peer)) = &progress {
-                step += 1;
-                let notification = ProgressNotificationParam::new(token.clone(), f64::from(step))
-                    .with_message(message);
-                // A client that stopped listening does not stop the run.
-                if let Err(error) = peer.notify_progress(notification).await {
-                    tracing::debug!(%error, "an MCP progress notification was not delivered");
-                }
+                Read::End(result) => return result,
+                Read::Nothing => {}
             }
         }
     }
+
+    /// What one of the run's events is to the call.
+    fn read(&self, event: &TaskEvent) -> Read {
+        let session = self.session;
+        match &event.event {
+            Some(task_event::Event::Started(started)) => {
+                Read::Progress(format!("started on backend {}", started.backend))
+            }
+            Some(task_event::Event::Progress(progress)) => {
+                Read::Progress(mapping::progress_message(progress))
+            }
+            Some(task_event::Event::Completed(response)) => {
+                Read::End(mapping::completed_result(response, session))
+            }
+            Some(task_event::Event::InputRequired(response)) => {
+                Read::End(mapping::input_required_result(response, session, self.tool))
+            }
+            Some(task_event::Event::Failed(failed)) => {
+                Read::End(mapping::failed_result(failed, session))
+            }
+            None => Read::Nothing,
+        }
+    }
+
+    /// Progress notification `step` with `message`, when the caller asked for them.
+    async fn notify(&self, step: u32, message: String) {
+        let Some((token, peer)) = &self.progress else {
+            return;
+        };
+        let notification =
+            ProgressNotificationParam::new(token.clone(), f64::from(step)).with_message(message);
+        // A client that stopped listening does not stop the run.
+        if let Err(error) = peer.notify_progress(notification).await {
+            tracing::debug!(%error, "an MCP progress notification was not delivered");
+        }
+    }
+}
+
+/// One of a run's events, to the call: a progress message, the call's result, or
+/// nothing to tell.
+enum Read {
+    Progress(String),
+    End(CallToolResult),
+    Nothing,
 }
 
 impl ServerHandler for Door {

@@ -308,109 +308,37 @@ impl SandboxPolicy {
         path: &str,
         defaults: &PolicyDefaults,
     ) -> Result<SandboxPolicy, PolicyError> {
-        let invalid = |message: String| PolicyError::Invalid {
-            path: path.to_string(),
-            message,
-        };
+        let reader = ManifestReader { path, defaults };
         let manifest: Manifest =
-            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
-        let origin = |entry: &str| -> Result<Origin, PolicyError> {
-            if entry == "wrapper" {
-                return Ok(defaults.wrapper.clone());
-            }
-            let url = Url::parse(entry).map_err(|e| invalid(format!("origin {entry:?}: {e}")))?;
-            if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-                return Err(invalid(format!(
-                    "origin {entry:?} must be scheme://host[:port] only"
-                )));
-            }
-            Origin::of(&url).ok_or_else(|| invalid(format!("origin {entry:?} is not http(s)")))
-        };
-
+            toml::from_str(text).map_err(|e| reader.invalid(e.message().to_string()))?;
         let out = &manifest.outbound;
-        let allowed = match &out.allow {
-            Some(entries) => entries
-                .iter()
-                .map(|e| origin(e))
-                .collect::<Result<_, _>>()?,
-            None => vec![defaults.wrapper.clone()],
-        };
-        let mut headers = Vec::new();
-        for header in &out.headers {
-            let to = origin(&header.origin)?;
-            if !allowed.contains(&to) {
-                return Err(invalid(format!(
-                    "header {:?} is for {to}, which `allow` does not list",
-                    header.name
-                )));
-            }
-            let name = HeaderName::from_bytes(header.name.as_bytes())
-                .map_err(|_| invalid(format!("bad header name {:?}", header.name)))?;
-            if is_host_identity_header(name.as_str()) {
-                return Err(invalid(format!("header {name} is set by the host only")));
-            }
-            let secrets = &defaults.secrets;
-            let raw = match (&header.value, &header.value_env, &header.value_file) {
-                (Some(value), None, None) => value.clone(),
-                (None, Some(var), None) => secrets
-                    .env(var)
-                    .map_err(|e| invalid(format!("header {name}: {e}")))?,
-                (None, None, Some(file)) => secrets
-                    .file(file)
-                    .map_err(|e| invalid(format!("header {name}: {e}")))?,
-                _ => {
-                    return Err(invalid(format!(
-                        "header {name}: give exactly one of value, value_env, value_file"
-                    )));
-                }
-            };
-            if secrets.is_forbidden(&raw) {
-                return Err(invalid(format!(
-                    "header {name}: its value is the host's admin token or wrapper \
-                     credential, which no adapter may send"
-                )));
-            }
-            let mut value = HeaderValue::from_str(&raw)
-                .map_err(|_| invalid(format!("header {name}: value is not a valid header")))?;
-            value.set_sensitive(true);
-            headers.push((to, name, value));
-        }
-
+        let allowed = reader.allowed(out)?;
+        let headers = out
+            .headers
+            .iter()
+            .map(|header| reader.header(header, &allowed))
+            .collect::<Result<Vec<_>, _>>()?;
         let limits = &manifest.limits;
-        let max_memory_bytes = match limits.max_memory_mib {
-            Some(mib) if mib << 20 > defaults.max_memory_bytes => {
-                return Err(invalid(format!(
-                    "max_memory_mib {mib} is above the host's ceiling of {} MiB",
-                    defaults.max_memory_bytes >> 20
-                )));
-            }
-            Some(0) => return Err(invalid("max_memory_mib must be at least 1".into())),
-            Some(mib) => mib << 20,
-            None => defaults.max_memory_bytes,
-        };
-        let positive = |value: Option<u64>, what: &str| match value {
-            Some(0) => Err(invalid(format!("{what} must be positive"))),
-            other => Ok(other),
-        };
-        let timeout = positive(out.timeout_ms, "outbound.timeout_ms")?
+        let max_memory_bytes = reader.max_memory_bytes(limits)?;
+        let timeout = reader
+            .positive(out.timeout_ms, "outbound.timeout_ms")?
             .map_or(defaults.outbound_timeout, Duration::from_millis);
-        let cpu_budget = positive(limits.cpu_budget_ms, "limits.cpu_budget_ms")?
+        let cpu_budget = reader
+            .positive(limits.cpu_budget_ms, "limits.cpu_budget_ms")?
             .map_or(defaults.cpu_budget, Duration::from_millis);
-        let max_concurrent_tasks = positive(
-            limits.max_concurrent_tasks.map(|n| n as u64),
-            "limits.max_concurrent_tasks",
-        )?
-        .map_or(defaults.max_concurrent_tasks, |n| n as usize);
-        let max_concurrent_requests = positive(
-            out.max_concurrent_requests.map(|n| n as u64),
-            "outbound.max_concurrent_requests",
-        )?
-        .map_or(defaults.max_concurrent_requests, |n| n as usize);
-        for name in manifest.wasi.env.keys() {
-            if name.is_empty() || name.contains('=') {
-                return Err(invalid(format!("bad environment variable name {name:?}")));
-            }
-        }
+        let max_concurrent_tasks = reader
+            .positive(
+                limits.max_concurrent_tasks.map(|n| n as u64),
+                "limits.max_concurrent_tasks",
+            )?
+            .map_or(defaults.max_concurrent_tasks, |n| n as usize);
+        let max_concurrent_requests = reader
+            .positive(
+                out.max_concurrent_requests.map(|n| n as u64),
+                "outbound.max_concurrent_requests",
+            )?
+            .map_or(defaults.max_concurrent_requests, |n| n as usize);
+        reader.check_env_names(&manifest.wasi)?;
 
         Ok(SandboxPolicy {
             outbound: Arc::new(OutboundPolicy::new(
@@ -430,6 +358,131 @@ impl SandboxPolicy {
             source: path.to_string(),
             digest: hex::encode(Sha256::digest(text.as_bytes())),
         })
+    }
+}
+
+/// Reads a manifest's sections against the host's defaults; every mistake is a
+/// [`PolicyError::Invalid`] naming the manifest (`path`).
+struct ManifestReader<'a> {
+    path: &'a str,
+    defaults: &'a PolicyDefaults,
+}
+
+impl ManifestReader<'_> {
+    fn invalid(&self, message: String) -> PolicyError {
+        PolicyError::Invalid {
+            path: self.path.to_string(),
+            message,
+        }
+    }
+
+    /// An origin entry: `wrapper` (the wrapper's origin) or `scheme://host[:port]`.
+    fn origin(&self, entry: &str) -> Result<Origin, PolicyError> {
+        if entry == "wrapper" {
+            return Ok(self.defaults.wrapper.clone());
+        }
+        let url = Url::parse(entry).map_err(|e| self.invalid(format!("origin {entry:?}: {e}")))?;
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+            return Err(self.invalid(format!(
+                "origin {entry:?} must be scheme://host[:port] only"
+            )));
+        }
+        Origin::of(&url).ok_or_else(|| self.invalid(format!("origin {entry:?} is not http(s)")))
+    }
+
+    /// The origins the adapter may reach: `allow`, else the wrapper only.
+    fn allowed(&self, out: &OutboundSection) -> Result<Vec<Origin>, PolicyError> {
+        match &out.allow {
+            Some(entries) => entries.iter().map(|e| self.origin(e)).collect(),
+            None => Ok(vec![self.defaults.wrapper.clone()]),
+        }
+    }
+
+    /// A header the host adds to the adapter's requests to one of the `allowed`
+    /// origins: never one of the host's identity headers, never a host secret.
+    fn header(
+        &self,
+        header: &InjectedHeader,
+        allowed: &[Origin],
+    ) -> Result<(Origin, HeaderName, HeaderValue), PolicyError> {
+        let to = self.origin(&header.origin)?;
+        if !allowed.contains(&to) {
+            return Err(self.invalid(format!(
+                "header {:?} is for {to}, which `allow` does not list",
+                header.name
+            )));
+        }
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| self.invalid(format!("bad header name {:?}", header.name)))?;
+        if is_host_identity_header(name.as_str()) {
+            return Err(self.invalid(format!("header {name} is set by the host only")));
+        }
+        let raw = self.header_value(&name, header)?;
+        let mut value = HeaderValue::from_str(&raw)
+            .map_err(|_| self.invalid(format!("header {name}: value is not a valid header")))?;
+        value.set_sensitive(true);
+        Ok((to, name, value))
+    }
+
+    /// The value of header `name`: given, or read from the environment or a file.
+    fn header_value(
+        &self,
+        name: &HeaderName,
+        header: &InjectedHeader,
+    ) -> Result<String, PolicyError> {
+        let secrets = &self.defaults.secrets;
+        let raw = match (&header.value, &header.value_env, &header.value_file) {
+            (Some(value), None, None) => value.clone(),
+            (None, Some(var), None) => secrets
+                .env(var)
+                .map_err(|e| self.invalid(format!("header {name}: {e}")))?,
+            (None, None, Some(file)) => secrets
+                .file(file)
+                .map_err(|e| self.invalid(format!("header {name}: {e}")))?,
+            _ => {
+                return Err(self.invalid(format!(
+                    "header {name}: give exactly one of value, value_env, value_file"
+                )));
+            }
+        };
+        if secrets.is_forbidden(&raw) {
+            return Err(self.invalid(format!(
+                "header {name}: its value is the host's admin token or wrapper \
+                 credential, which no adapter may send"
+            )));
+        }
+        Ok(raw)
+    }
+
+    /// The memory limit: at least 1 MiB, at most the host's ceiling.
+    fn max_memory_bytes(&self, limits: &LimitsSection) -> Result<usize, PolicyError> {
+        match limits.max_memory_mib {
+            Some(mib) if mib << 20 > self.defaults.max_memory_bytes => Err(self.invalid(format!(
+                "max_memory_mib {mib} is above the host's ceiling of {} MiB",
+                self.defaults.max_memory_bytes >> 20
+            ))),
+            Some(0) => Err(self.invalid("max_memory_mib must be at least 1".into())),
+            Some(mib) => Ok(mib << 20),
+            None => Ok(self.defaults.max_memory_bytes),
+        }
+    }
+
+    /// `value` (the setting `what`), which must not be 0 when given.
+    fn positive(&self, value: Option<u64>, what: &str) -> Result<Option<u64>, PolicyError> {
+        match value {
+            Some(0) => Err(self.invalid(format!("{what} must be positive"))),
+            other => Ok(other),
+        }
+    }
+
+    /// The adapter's environment variables have names a process can be given.
+    fn check_env_names(&self, wasi: &WasiSection) -> Result<(), PolicyError> {
+        for name in wasi.env.keys() {
+            if name.is_empty() || name.contains('=') {
+                return Err(self.invalid(format!("bad environment variable name {name:?}")));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,8 @@ use federation_testkit::stub::StubWrapper;
 use otlp_sink::OtlpSink;
 use tonic::transport::Channel;
 
+pub mod peer;
+
 /// Directory holding the built adapters (see `scripts/build-adapters.sh`).
 pub fn dist_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")

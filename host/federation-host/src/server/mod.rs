@@ -6,7 +6,7 @@
 //! configured, within the HTTP/2 limits of the serve flags. Without caller
 //! authentication it serves on loopback only, unless told otherwise ([`listen`]).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use opentelemetry_http::HeaderExtractor;
@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Server, ServerTlsConfig};
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -22,9 +23,10 @@ use federation_proto::federation_service_server::FederationServiceServer;
 use federation_runtime::AdapterRuntime;
 
 use crate::admin::require_token;
-use crate::auth::Authenticate;
+use crate::auth::{Authenticate, Authentication};
 use crate::config::ServeArgs;
 use crate::deadline::stamp_arrival;
+use crate::doors::{Listeners, Stops};
 use crate::fleet::FleetMetrics;
 use crate::lifecycle::watcher;
 use crate::service::{Executor, Federation};
@@ -59,10 +61,8 @@ pub async fn serve_with<E: Executor>(
     let auth = authentication(&args)?;
     check_listen_address(addr, &auth, args.allow_unauthenticated)?;
     let tls = tls_config(&args)?;
-    // The A2A door (crate::a2a), bound up front so a bad address fails the start.
-    let a2a_listener = crate::a2a::bind(&args, &auth).await?;
-    // The MCP door (crate::mcp), likewise.
-    let mcp_listener = crate::mcp::bind(&args, &auth).await?;
+    // The HTTP doors (crate::doors), bound up front so a bad address fails the start.
+    let doors = Listeners::bind(&args, &auth).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let host = Host::build(&args, &health, executor).await?;
     let _fleet_metrics = FleetMetrics::register(host.registry.clone(), host.sources.clone());
@@ -72,74 +72,90 @@ pub async fn serve_with<E: Executor>(
     health
         .set_serving::<FederationServiceServer<Federation<E>>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(federation_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building gRPC reflection")?;
-    let mut background = Background::start(&args, &host);
-    let admin = host.admin.map(|(admin, token)| {
-        let max_message = admin.max_message_bytes();
-        let server = AdminServiceServer::new(admin).max_decoding_message_size(max_message);
-        InterceptedService::new(server, require_token(token))
-    });
-    if admin.is_none() {
-        tracing::info!("no admin token configured: AdminService is not served");
-    }
+    let listening = Listening {
+        addr,
+        args,
+        auth,
+        tls,
+        listener,
+        tcp_nodelay,
+        doors,
+    };
+    listening.serve(host, health_service, shutdown).await
+}
 
-    tracing::info!(%addr, adapters = ?host.registry.names(), wrapper = %args.wrapper_url, tls = tls.is_some(), authentication = auth_name(&auth), "serving");
-    // One machine-readable line, so scripts and tests learn the port.
-    println!("agent-federation listening on {addr}");
-    if let Some(listener) = a2a_listener {
-        // The same service in-process; its line follows the first.
-        let (stop, stopped) = oneshot::channel::<()>();
-        let a2a_addr = crate::a2a::spawn(
-            listener,
-            host.federation.clone(),
-            auth.clone(),
-            &args,
-            stopped,
-        )?;
-        tracing::info!(%a2a_addr, "serving A2A");
-        println!("agent-federation a2a listening on {a2a_addr}");
-        background.a2a_stop = Some(stop);
-    }
-    if let Some(listener) = mcp_listener {
-        // The same service in-process; its line follows the A2A one (or the first).
-        let (stop, stopped) = oneshot::channel::<()>();
-        let mcp_addr = crate::mcp::spawn(listener, host.federation.clone(), auth.clone(), stopped)?;
-        tracing::info!(%mcp_addr, "serving MCP");
-        println!("agent-federation mcp listening on {mcp_addr}");
-        background.mcp_stop = Some(stop);
-    }
+/// The listeners of a host being started and how it serves on them.
+struct Listening {
+    /// The gRPC listener's address.
+    addr: SocketAddr,
+    args: ServeArgs,
+    auth: Authentication,
+    tls: Option<ServerTlsConfig>,
+    listener: TcpListener,
+    tcp_nodelay: bool,
+    /// The HTTP doors' listeners.
+    doors: Listeners,
+}
 
-    let federation = InterceptedService::new(
-        FederationServiceServer::new(host.federation),
-        Authenticate(auth),
-    );
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = http2_server(&args, tls)?
-        .trace_fn(server_span)
-        .layer(tower::util::MapRequestLayer::new(stamp_arrival))
-        .layer(tower::util::MapResponseLayer::new(
-            crate::error::codec_error::<tonic::body::Body>,
-        ))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(federation)
-        .add_optional_service(admin)
-        .serve_with_incoming_shutdown(
-            incoming(
-                listener,
-                tcp_nodelay,
-                Duration::from_millis(args.handshake_timeout_ms),
-            ),
-            async {
-                let _ = stop_rx.await;
-            },
+impl Listening {
+    /// The tonic wiring: serves `host` (with gRPC `health` and reflection) and its
+    /// background work until `shutdown` resolves.
+    async fn serve<E: Executor>(
+        self,
+        host: Host<E>,
+        health: HealthServer<impl Health>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(federation_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building gRPC reflection")?;
+        let mut background = Background::start(&self.args, &host);
+        let admin = host.admin.map(|(admin, token)| {
+            let max_message = admin.max_message_bytes();
+            let server = AdminServiceServer::new(admin).max_decoding_message_size(max_message);
+            InterceptedService::new(server, require_token(token))
+        });
+        if admin.is_none() {
+            tracing::info!("no admin token configured: AdminService is not served");
+        }
+
+        let addr = self.addr;
+        tracing::info!(%addr, adapters = ?host.registry.names(), wrapper = %self.args.wrapper_url, tls = self.tls.is_some(), authentication = auth_name(&self.auth), "serving");
+        // One machine-readable line, so scripts and tests learn the port.
+        println!("agent-federation listening on {addr}");
+        // The same service in-process; the doors' lines follow the first.
+        background.doors = self.doors.spawn(&host.federation, &self.auth, &self.args)?;
+
+        let federation = InterceptedService::new(
+            FederationServiceServer::new(host.federation),
+            Authenticate(self.auth),
         );
-    let grace = Duration::from_millis(args.shutdown_grace_ms);
-    serve_until(server, shutdown, stop_tx, background, grace).await
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = http2_server(&self.args, self.tls)?
+            .trace_fn(server_span)
+            .layer(tower::util::MapRequestLayer::new(stamp_arrival))
+            .layer(tower::util::MapResponseLayer::new(
+                crate::error::codec_error::<tonic::body::Body>,
+            ))
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(federation)
+            .add_optional_service(admin)
+            .serve_with_incoming_shutdown(
+                incoming(
+                    self.listener,
+                    self.tcp_nodelay,
+                    Duration::from_millis(self.args.handshake_timeout_ms),
+                ),
+                async {
+                    let _ = stop_rx.await;
+                },
+            );
+        let grace = Duration::from_millis(self.args.shutdown_grace_ms);
+        serve_until(server, shutdown, stop_tx, background, grace).await
+    }
 }
 
 /// The gRPC server with TLS (when configured) and the HTTP/2 limits of the flags.
@@ -192,10 +208,8 @@ async fn serve_until(
 struct Background {
     watch_stop: oneshot::Sender<()>,
     sources_stop: oneshot::Sender<()>,
-    /// The A2A door, when `--a2a-listen` serves one.
-    a2a_stop: Option<oneshot::Sender<()>>,
-    /// The MCP door, when `--mcp-listen` serves one.
-    mcp_stop: Option<oneshot::Sender<()>>,
+    /// The HTTP doors that `--a2a-listen` and `--mcp-listen` serve.
+    doors: Stops,
 }
 
 impl Background {
@@ -218,20 +232,14 @@ impl Background {
         Background {
             watch_stop,
             sources_stop,
-            a2a_stop: None,
-            mcp_stop: None,
+            doors: Stops::default(),
         }
     }
 
     fn stop(self) {
         let _ = self.watch_stop.send(());
         let _ = self.sources_stop.send(());
-        if let Some(stop) = self.a2a_stop {
-            let _ = stop.send(());
-        }
-        if let Some(stop) = self.mcp_stop {
-            let _ = stop.send(());
-        }
+        self.doors.stop();
     }
 }
 

@@ -150,28 +150,9 @@ impl<E: Executor> Federation<E> {
         let run = self
             .executor
             .run(&adapter, task, interaction, deadline, progress);
-        // The epoch callback stops a running guest at the deadline; this outer timer
-        // also covers time spent in host code (instantiation, outbound waits).
-        let (result, usage) = match tokio::time::timeout_at(deadline.into(), run)
-            .instrument(span.clone())
-            .await
-        {
-            Ok((result, usage)) => (
-                result.map_err(|e| (matches!(e, RunError::Trap { .. }), e)),
-                usage,
-            ),
-            Err(_) => (Err((false, RunError::DeadlineExceeded)), Usage::default()),
-        };
+        let (result, usage) = within_deadline(run, deadline, &span).await;
         record_usage(&span, &usage);
-        if usage.progress_dropped > 0 {
-            tracing::warn!(
-                parent: &span,
-                adapter = %adapter.info.name,
-                dropped = usage.progress_dropped,
-                limit = federation_runtime::progress::MAX_EVENTS_PER_TASK,
-                "the adapter reported more progress events than a task may; the rest were dropped"
-            );
-        }
+        warn_if_progress_dropped(&span, &adapter, &usage);
         if !matches!(result, Err((_, RunError::DeadlineExceeded))) {
             cancel.disarm();
         }
@@ -192,19 +173,7 @@ impl<E: Executor> Federation<E> {
                 trapped,
             ),
         };
-        match &result {
-            Ok(_) => AdapterMetrics::get().record(&adapter.metric_attributes, &usage, None, false),
-            Err(error) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", format!("{:?}", error.code()));
-                AdapterMetrics::get().record(
-                    &adapter.metric_attributes,
-                    &usage,
-                    Some(code_name(error.code())),
-                    trapped,
-                );
-            }
-        }
+        record_outcome(&span, &adapter, &usage, &result, trapped);
         result
     }
 
@@ -325,6 +294,63 @@ fn adapter_span(adapter: &Adapter, session: &str, request_id: &str) -> tracing::
         adapter.outbound_requests = Empty,
         adapter.outbound_denied = Empty,
     )
+}
+
+/// The adapter's `run`, given up at `deadline`; a failure says whether the guest
+/// trapped.
+async fn within_deadline(
+    run: impl Future<Output = (Result<RunOutcome, RunError>, Usage)>,
+    deadline: Instant,
+    span: &tracing::Span,
+) -> (Result<RunOutcome, (bool, RunError)>, Usage) {
+    // The epoch callback stops a running guest at the deadline; this outer timer
+    // also covers time spent in host code (instantiation, outbound waits).
+    match tokio::time::timeout_at(deadline.into(), run)
+        .instrument(span.clone())
+        .await
+    {
+        Ok((result, usage)) => (
+            result.map_err(|e| (matches!(e, RunError::Trap { .. }), e)),
+            usage,
+        ),
+        Err(_) => (Err((false, RunError::DeadlineExceeded)), Usage::default()),
+    }
+}
+
+/// A warning when the adapter reported more progress events than a task may.
+fn warn_if_progress_dropped(span: &tracing::Span, adapter: &Adapter, usage: &Usage) {
+    if usage.progress_dropped > 0 {
+        tracing::warn!(
+            parent: span,
+            adapter = %adapter.info.name,
+            dropped = usage.progress_dropped,
+            limit = federation_runtime::progress::MAX_EVENTS_PER_TASK,
+            "the adapter reported more progress events than a task may; the rest were dropped"
+        );
+    }
+}
+
+/// The outcome the caller gets, on the adapter span and in the adapter's metrics.
+fn record_outcome(
+    span: &tracing::Span,
+    adapter: &Adapter,
+    usage: &Usage,
+    result: &Result<TaskResponse, TaskError>,
+    trapped: bool,
+) {
+    match result {
+        Ok(_) => AdapterMetrics::get().record(&adapter.metric_attributes, usage, None, false),
+        Err(error) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", format!("{:?}", error.code()));
+            AdapterMetrics::get().record(
+                &adapter.metric_attributes,
+                usage,
+                Some(code_name(error.code())),
+                trapped,
+            );
+        }
+    }
 }
 
 fn record_usage(span: &tracing::Span, usage: &Usage) {

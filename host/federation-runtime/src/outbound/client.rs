@@ -264,9 +264,46 @@ impl OutboundHttp {
         let url = Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", request.url)))?;
         policy.check(&url)?;
-        let mut headers = guest_headers(&request.headers)?;
-        let origin = Origin::of(&url);
-        if let Some(origin) = &origin {
+        let mut headers = self.headers_for(policy, &request.headers, &url, principal)?;
+        let timeout = self
+            .timeout_for(request.timeout_ms, deadline)?
+            .min(policy.timeout);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        headers.insert(DEADLINE_HEADER, HeaderValue::from(left as u64));
+        let cap = self
+            .limits
+            .max_response_bytes
+            .min(policy.max_response_bytes);
+        let method = http_method(request.method);
+        let slot = outbound_slot(policy, deadline).await?;
+        let span = client_span(&method, &url, &mut headers);
+        Ok(Prepared {
+            request: TransportRequest {
+                method,
+                url,
+                headers,
+                body: request.body,
+                timeout,
+            },
+            span,
+            cap,
+            slot,
+        })
+    }
+
+    /// The headers of a request to `url`: the guest's, then the policy's for its
+    /// origin, then the host's own.
+    fn headers_for(
+        &self,
+        policy: &OutboundPolicy,
+        guest: &[(String, String)],
+        url: &Url,
+        principal: Option<&HeaderValue>,
+    ) -> Result<HeaderMap, HttpError> {
+        let mut headers = guest_headers(guest)?;
+        if let Some(origin) = &Origin::of(url) {
             for (to, name, value) in &policy.headers {
                 if to == origin {
                     headers.insert(name.clone(), value.clone());
@@ -281,62 +318,7 @@ impl OutboundHttp {
                 principal,
             );
         }
-        let timeout = self
-            .timeout_for(request.timeout_ms, deadline)?
-            .min(policy.timeout);
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis();
-        headers.insert(DEADLINE_HEADER, HeaderValue::from(left as u64));
-        let cap = self
-            .limits
-            .max_response_bytes
-            .min(policy.max_response_bytes);
-        let method = http_method(request.method);
-        // Waiting for a slot counts against the task's deadline like the request does.
-        let slot = tokio::time::timeout_at(
-            deadline.into(),
-            policy.concurrency.clone().acquire_owned(),
-        )
-        .await
-        .map_err(|_| {
-            HttpError::Timeout(format!(
-                "the adapter's {} concurrent outbound requests stayed busy until the deadline",
-                policy.max_concurrent_requests
-            ))
-        })?
-        .expect("the semaphore is never closed");
-
-        let span = tracing::info_span!(
-            "outbound_http",
-            otel.name = %method,
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = %method,
-            url.full = %url,
-            server.address = url.host_str().unwrap_or_default(),
-            server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
-            http.response.status_code = Empty,
-            http.response.body.size = Empty,
-            error.type = Empty,
-        );
-        // The wrapper's server span becomes a child of this client span.
-        let context = span.context();
-        opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
-        });
-        Ok(Prepared {
-            request: TransportRequest {
-                method,
-                url,
-                headers,
-                body: request.body,
-                timeout,
-            },
-            span,
-            cap,
-            slot,
-        })
+        Ok(headers)
     }
 
     /// The smaller of the guest's timeout, the host's default and the time left.
@@ -389,6 +371,47 @@ struct Prepared {
     span: tracing::Span,
     cap: u64,
     slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// One of the adapter's concurrent outbound requests (its policy's limit).
+async fn outbound_slot(
+    policy: &OutboundPolicy,
+    deadline: Instant,
+) -> Result<tokio::sync::OwnedSemaphorePermit, HttpError> {
+    // Waiting for a slot counts against the task's deadline like the request does.
+    let slot = tokio::time::timeout_at(deadline.into(), policy.concurrency.clone().acquire_owned())
+        .await
+        .map_err(|_| {
+            HttpError::Timeout(format!(
+                "the adapter's {} concurrent outbound requests stayed busy until the deadline",
+                policy.max_concurrent_requests
+            ))
+        })?
+        .expect("the semaphore is never closed");
+    Ok(slot)
+}
+
+/// The client span of a request, its context put in `headers`.
+fn client_span(method: &http::Method, url: &Url, headers: &mut HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "outbound_http",
+        otel.name = %method,
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        url.full = %url,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = i64::from(url.port_or_known_default().unwrap_or_default()),
+        http.response.status_code = Empty,
+        http.response.body.size = Empty,
+        error.type = Empty,
+    );
+    // The wrapper's server span becomes a child of this client span.
+    let context = span.context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers))
+    });
+    span
 }
 
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
