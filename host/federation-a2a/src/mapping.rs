@@ -58,7 +58,7 @@ pub fn session_of(context_id: &str) -> Result<String, A2aError> {
     if !id_is_valid(context_id) {
         return Err(A2aError::invalid_params(format!(
             "message.contextId {context_id:?} must be at most 128 of [A-Za-z0-9._:-], not \
-             starting with '.'"
+             starting with '.' and without '..'"
         )));
     }
     Ok(context_id.to_string())
@@ -438,5 +438,9 @@ mod tests {
         let odd = request_id_of("a b/c");
         assert!(odd.starts_with("m-") && id_is_valid(&odd));
         assert_eq!(odd, request_id_of("a b/c"));
+        // What the host would refuse is digested too: the message still runs.
+        let dotted = request_id_of("a..b");
+        assert!(dotted.starts_with("m-") && id_is_valid(&dotted));
+        assert!(session_of("a..b").is_err());
     }
 }

@@ -13,7 +13,7 @@ use federation_runtime::bindings::Task;
 pub const MAX_GOAL_BYTES: usize = 64 * 1024;
 pub const MAX_CONTEXT_BYTES: usize = 256 * 1024;
 pub const MAX_INPUT_DATA_BYTES: usize = 1024 * 1024;
-pub const MAX_ID_CHARS: usize = 128;
+pub use federation_proto::doors::MAX_ID_CHARS;
 pub const MAX_METADATA_ENTRIES: usize = 64;
 pub const MAX_METADATA_FIELD_BYTES: usize = 4096;
 pub const MAX_AGENT_CHARS: usize = 128;
@@ -171,16 +171,7 @@ fn id_or_new(field: &str, id: String) -> Result<String, TaskError> {
     }
 }
 
-/// Whether `id` is a valid session or request id (the wrapper applies the same rule).
-pub fn id_is_valid(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_CHARS
-        && !id.starts_with('.')
-        && !id.contains("..")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
+pub use federation_proto::doors::id_is_valid;
 
 #[cfg(test)]
 mod tests {

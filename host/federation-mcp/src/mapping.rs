@@ -189,7 +189,7 @@ pub fn task_request(
         Some(other) => {
             return Err(invalid_params(format!(
                 "argument \"session_id\" must be a string of at most 128 of [A-Za-z0-9._:-], \
-                 not starting with '.' (got {other})"
+                 not starting with '.' and without '..' (got {other})"
             )));
         }
     };
@@ -411,6 +411,7 @@ mod tests {
             json!({"goal": "g"}),
             json!({"goal": "g", "city": 7}),
             json!({"goal": "g", "city": "x", "session_id": "a b"}),
+            json!({"goal": "g", "city": "x", "session_id": "a..b"}),
             json!({"goal": "g", "resume": "Porto"}),
         ] {
             let error = task_request(&info, "b", args(bad.clone())).unwrap_err();

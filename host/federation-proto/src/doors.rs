@@ -72,12 +72,17 @@ pub fn runnable(agents: Vec<AgentInfo>) -> Vec<AgentInfo> {
         .collect()
 }
 
-/// The federation id charset as the doors check an id before passing it on: at most
-/// 128 of `[A-Za-z0-9._:-]`, not starting with '.'. (The host's own check, in
-/// `federation-host`'s `validate`, also refuses `..`.)
+/// The longest session or request id (the wrapper applies the same bound).
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Whether `id` is a valid session or request id: 1 to [`MAX_ID_CHARS`] of
+/// `[A-Za-z0-9._:-]`, not starting with '.', without '..' (ids are storage keys
+/// downstream). The one rule of the host's own check (`validate`) and of the doors,
+/// so an id a door passes on is never refused behind it.
 pub fn id_is_valid(id: &str) -> bool {
-    (1..=128).contains(&id.len())
+    (1..=MAX_ID_CHARS).contains(&id.len())
         && !id.starts_with('.')
+        && !id.contains("..")
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
