@@ -36,13 +36,18 @@ host="http://127.0.0.1:$FEDERATION_PORT"
 fed() { "$cli" "$@" --addr "$host"; }
 # As a caller does: the same request again while the host says UNAVAILABLE (exit 6:
 # e.g. no worker in the balancer for a moment), at most 30 times.
+# Only the last attempt's output is kept: with --json a refused attempt prints its error
+# as JSON too, and two documents in one answer fooled the checks below.
 fed_retrying() {
-    local attempt code
+    local attempt code out
     for attempt in $(seq 30); do
         code=0
-        fed "$@" || code=$?
-        [ "$code" -eq 6 ] || return "$code"
-        echo "    (UNAVAILABLE, attempt $attempt: retrying)" >&2
+        out=$(fed "$@") || code=$?
+        if [ "$code" -ne 6 ]; then
+            printf '%s\n' "$out"
+            return "$code"
+        fi
+        echo "    (UNAVAILABLE, attempt $attempt: retrying): $out" >&2
         sleep 1
     done
     return 6
@@ -159,7 +164,7 @@ jq -e --arg out "$(jq -r .output <<<"$first")" '.state == "COMPLETED" and .respo
     <<<"$got" >/dev/null || fail "r-first after the restart: $got"
 replay=$(fed_retrying call --json --backend crewai --goal "$goal" --session ci-kill --request-id r-kill)
 [ "$(jq -r .output <<<"$replay")" == "$(jq -r .output <<<"$retry")" ] \
-    || fail "r-kill after the restart: $replay"
+    || fail "r-kill after the restart answered $(jq -c '{output, steps: [.result.steps[]? | {name, resumed_from_checkpoint}]}' <<<"$replay"), before it $(jq -c '{output, steps: [.result.steps[]? | {name, resumed_from_checkpoint}]}' <<<"$retry")"
 after=$(fed_retrying call --json --backend crewai --goal "After the restart" --session ci-first --request-id r-after)
 jq -e '.result.state.run_count == 2' <<<"$after" >/dev/null \
     || fail "a new run in an old session after the restart: $(jq -c .result.state <<<"$after")"
