@@ -3,6 +3,7 @@
 //! errors keep their details (the `ErrorInfo` reason above all) on the way out.
 
 pub use federation_proto::status_json::{any_to_json, reason_of, status_details_json};
+use federation_wire::GrpcCode;
 use serde_json::{Value, json};
 use tonic::{Code, Status};
 
@@ -90,7 +91,7 @@ impl A2aError {
             }
             (code, _) => A2aError::new(
                 code::INTERNAL,
-                format!("{}: {}", crate::mapping::code_name(code), status.message()),
+                format!("{}: {}", code_name(code), status.message()),
             ),
         };
         error.data = status_details_json(status);
@@ -105,4 +106,10 @@ impl A2aError {
         }
         error
     }
+}
+
+/// The SCREAMING_CASE name of a gRPC code: federation-wire's [`GrpcCode`] names, as
+/// the host's error module and command line give them.
+pub fn code_name(code: Code) -> &'static str {
+    GrpcCode::from_number(code as i32).name()
 }

@@ -20,18 +20,11 @@ use std::time::SystemTime;
 use federation_proto::doors::id_is_valid;
 use federation_proto::json::{struct_to_json, value_to_json};
 use federation_proto::{AgentTaskStatus, TaskEvent, TaskRequest, TaskResponse, task_event};
-use federation_wire::GrpcCode;
 use serde_json::{Map, Value, json};
 use tonic::{Code, Status};
 
-use crate::error::{A2aError, any_to_json, code, reason_of, status_details_json};
+use crate::error::{A2aError, any_to_json, code, code_name, reason_of, status_details_json};
 use crate::types::{Artifact, Message, Part, Role, Task, TaskState, TaskStatus};
-
-/// The SCREAMING_CASE name of a gRPC code: federation-wire's [`GrpcCode`] names, as
-/// the host's error module and command line give them.
-pub fn code_name(code: Code) -> &'static str {
-    GrpcCode::from_number(code as i32).name()
-}
 
 /// Now, as a ProtoJSON timestamp (RFC 3339, UTC).
 pub fn now() -> String {
